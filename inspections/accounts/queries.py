@@ -1,0 +1,115 @@
+"""SQL of the accounts slice, with the object checks beside the queries that load objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from uuid import UUID
+
+import asyncpg
+from litestar.connection import ASGIConnection
+
+from inspections.accounts.clearance import clearance_reasons
+from inspections.accounts.schemas import TrainingRecord, User, UserDetail
+from service.auth import Principal
+from service.errors import forbidden, not_found
+
+USER_COLS = "id, organisation_id, email, display_name, roles, active, created_at"
+
+
+def new_secret() -> tuple[str, bytes]:
+    """A random bearer secret and the hash we store (never the secret itself)."""
+    token = secrets.token_urlsafe(32)
+    return token, digest(token)
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def load_principal(
+    connection: ASGIConnection, user_id: UUID, device_id: UUID
+) -> Principal | None:
+    row = await connection.app.state.pool.fetchrow(
+        """select u.organisation_id, u.roles
+             from users u join devices d on d.user_id = u.id
+            where u.id = $1 and d.id = $2 and u.active and d.revoked_at is null""",
+        user_id,
+        device_id,
+    )
+    if row is None:
+        return None
+    return Principal(user_id, row["organisation_id"], frozenset(row["roles"]), device_id)
+
+
+async def user_in_org(db: asyncpg.Connection, caller: Principal, user_id: UUID) -> asyncpg.Record:
+    """The user, if they are in the caller's organisation (else 404: never confirm others exist)."""
+    row = await db.fetchrow(
+        f"select {USER_COLS} from users where id = $1 and organisation_id = $2",
+        user_id,
+        caller.organisation_id,
+    )
+    if row is None:
+        raise not_found("user")
+    return row
+
+
+def self_or_coordinator(caller: Principal, user_id: UUID) -> None:
+    if caller.user_id != user_id and not caller.has("coordinator"):
+        raise forbidden("Only coordinators may see other people's accounts.")
+
+
+async def training_of(db: asyncpg.Connection, user_id: UUID) -> list[TrainingRecord]:
+    rows = await db.fetch(
+        """select id, kind, course, completed_on, expires_on, created_at
+             from training_records where user_id = $1 order by completed_on desc, created_at""",
+        user_id,
+    )
+    return [TrainingRecord(**dict(r)) for r in rows]
+
+
+async def user_detail(db: asyncpg.Connection, row: asyncpg.Record) -> UserDetail:
+    training = await training_of(db, row["id"])
+    reasons = clearance_reasons(row["roles"], training, dt.date.today())
+    return UserDetail(
+        **dict(row), cleared_to_inspect=not reasons, clearance_reasons=reasons, training=training
+    )
+
+
+def to_user(row: asyncpg.Record) -> User:
+    return User(**{k: row[k] for k in User.__struct_fields__})
+
+
+async def create_device(
+    db: asyncpg.Connection, user: asyncpg.Record, name: str, ttl_days: int
+) -> tuple[UUID, str]:
+    device_id = await db.fetchval(
+        "insert into devices (organisation_id, user_id, name) values ($1, $2, $3) returning id",
+        user["organisation_id"],
+        user["id"],
+        name,
+    )
+    return device_id, await issue_refresh_token(db, device_id, ttl_days)
+
+
+async def issue_refresh_token(db: asyncpg.Connection, device_id: UUID, ttl_days: int) -> str:
+    token, token_hash = new_secret()
+    await db.execute(
+        """insert into refresh_tokens (token_hash, device_id, expires_at)
+           values ($1, $2, now() + make_interval(days => $3))""",
+        token_hash,
+        device_id,
+        ttl_days,
+    )
+    return token
+
+
+async def revoke_device(db: asyncpg.Connection, device_id: UUID, reason: str) -> bool:
+    status = await db.execute(
+        """update devices set revoked_at = now(), revoked_reason = $2
+            where id = $1 and revoked_at is null""",
+        device_id,
+        reason,
+    )
+    return status != "UPDATE 0"

@@ -1,0 +1,510 @@
+"""Sign-in, tokens, invites, the caller's profile, and coordinators' user management."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated, Any
+from uuid import UUID
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from msgspec import UNSET
+
+from inspections.accounts import queries as q
+from inspections.accounts.clearance import clearance_reasons
+from inspections.accounts.schemas import (
+    Device,
+    Invite,
+    InviteAccept,
+    InviteCreate,
+    Me,
+    RefreshRequest,
+    SignIn,
+    TokenPair,
+    TrainingCreate,
+    TrainingRecord,
+    User,
+    UserDetail,
+    UserPatch,
+)
+from inspections.audit.log import audit
+from service.auth import Principal, issue_access_token, require_roles
+from service.db import DB
+from service.errors import Problem, conflict, problem_response, problem_responses
+from service.schema import Limit, Page, decode_cursor, encode_cursor
+from service.settings import Settings
+
+AuthedRequest = Request[Principal, Any, Any]
+coordinator_only = [require_roles("coordinator")]
+BAD_SIGN_IN = "Wrong email or password."
+_dummy_hash: dict[int, str] = {}
+
+
+async def _verify(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+    # An unknown email still costs one argon2 verification, so timing does not reveal accounts.
+    if stored is None:
+        stored = _dummy_hash.get(id(hasher))
+        if stored is None:
+            stored = _dummy_hash[id(hasher)] = await asyncio.to_thread(hasher.hash, "x" * 16)
+        await asyncio.to_thread(_safe_verify, hasher, stored, password)
+        return False
+    return await asyncio.to_thread(_safe_verify, hasher, stored, password)
+
+
+def _safe_verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
+    try:
+        return hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _tokens(
+    state: State, user_id: FromPath[UUID], device_id: FromPath[UUID], refresh: str
+) -> TokenPair:
+    settings: Settings = state.settings
+    return TokenPair(
+        access_token=issue_access_token(state.jwt_auth, user_id, device_id),
+        token_type="bearer",
+        expires_in=settings.access_token_ttl_s,
+        refresh_token=refresh,
+        device_id=device_id,
+    )
+
+
+@post(
+    "/token",
+    opt={"public": True},
+    status_code=HTTP_200_OK,
+    summary="Sign in with email and password on a named device",
+    responses=problem_responses(400, 401, 403, 422, 429),
+)
+async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State) -> TokenPair:
+    user = await db.fetchrow(
+        f"select {q.USER_COLS}, password_hash from users where lower(email) = lower($1)",
+        data.email,
+    )
+    ok = await _verify(state.hasher, user["password_hash"] if user else None, data.password)
+    if not ok:
+        raise NotAuthorizedException(BAD_SIGN_IN)
+    if not user["active"]:
+        raise Problem(
+            403,
+            "account-deactivated",
+            "Account deactivated",
+            "This account has been deactivated; ask your coordinator.",
+        )
+    device_id, refresh = await q.create_device(
+        db, user, data.device, state.settings.refresh_token_ttl_days
+    )
+    await audit(
+        db,
+        request,
+        "auth.sign_in",
+        "device",
+        device_id,
+        {"device": data.device},
+        organisation_id=user["organisation_id"],
+        actor_id=user["id"],
+    )
+    return _tokens(state, user["id"], device_id, refresh)
+
+
+@post(
+    "/refresh",
+    opt={"public": True},
+    status_code=HTTP_200_OK,
+    summary="Rotate a refresh token (reusing an old one signs that device out)",
+    responses=problem_responses(400, 401, 422),
+)
+async def refresh(
+    data: JSONBody[RefreshRequest], request: Request, db: DB, state: State
+) -> Response[TokenPair]:
+    row = await db.fetchrow(
+        """select rt.device_id, rt.used_at, rt.expires_at < now() as expired,
+                  d.revoked_at, d.user_id, d.organisation_id, u.active
+             from refresh_tokens rt
+             join devices d on d.id = rt.device_id
+             join users u on u.id = d.user_id
+            where rt.token_hash = $1
+            for update of rt, d""",
+        q.digest(data.refresh_token),
+    )
+    if row is None or row["expired"] or row["revoked_at"] or not row["active"]:
+        raise NotAuthorizedException("This refresh token is not valid; sign in again.")
+    if row["used_at"] is not None:
+        # A used token coming back means it was copied: end that device's whole chain.
+        # Answer without raising so the revocation commits.
+        await q.revoke_device(db, row["device_id"], "refresh token reused")
+        await audit(
+            db,
+            request,
+            "auth.refresh_reuse",
+            "device",
+            row["device_id"],
+            {},
+            organisation_id=row["organisation_id"],
+            actor_id=row["user_id"],
+        )
+        return problem_response(  # type: ignore[return-value]
+            request,
+            Problem(
+                401,
+                "refresh-token-reused",
+                "Refresh token reused",
+                "This refresh token was already used; the device has been signed out.",
+                headers={"WWW-Authenticate": "Bearer"},
+            ),
+        )
+    await db.execute(
+        "update refresh_tokens set used_at = now() where token_hash = $1",
+        q.digest(data.refresh_token),
+    )
+    await db.execute("update devices set last_seen_at = now() where id = $1", row["device_id"])
+    token = await q.issue_refresh_token(db, row["device_id"], state.settings.refresh_token_ttl_days)
+    return Response(_tokens(state, row["user_id"], row["device_id"], token))
+
+
+@post(
+    "/logout",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Sign this device out (its refresh and access tokens stop working)",
+    responses=problem_responses(401, 404, 422),
+)
+async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB) -> None:
+    device_id = await db.fetchval(
+        """select d.id from refresh_tokens rt join devices d on d.id = rt.device_id
+            where rt.token_hash = $1 and d.user_id = $2""",
+        q.digest(data.refresh_token),
+        request.user.user_id,
+    )
+    if device_id is None:
+        raise Problem(404, "not-found", "Not found", "No such refresh token for this account.")
+    await q.revoke_device(db, device_id, "signed out")
+    await audit(db, request, "auth.logout", "device", device_id)
+
+
+@post(
+    "/v1/invites",
+    guards=coordinator_only,
+    tags=["invites"],
+    summary="Invite a person (single-use code, expires)",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_invite(
+    data: JSONBody[InviteCreate], request: AuthedRequest, db: DB, state: State
+) -> Invite:
+    if await db.fetchval("select 1 from users where lower(email) = lower($1)", data.email):
+        raise conflict("A person with this email already has an account.", "email-taken")
+    code, code_hash = q.new_secret()
+    row = await db.fetchrow(
+        """insert into invites (organisation_id, email, roles, code_hash, created_by, expires_at)
+           values ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
+           returning id, email, roles, expires_at""",
+        request.user.organisation_id,
+        data.email,
+        list(dict.fromkeys(data.roles)),
+        code_hash,
+        request.user.user_id,
+        state.settings.invite_ttl_days,
+    )
+    await audit(
+        db,
+        request,
+        "invite.create",
+        "invite",
+        row["id"],
+        {"email": data.email, "roles": row["roles"]},
+    )
+    return Invite(code=code, **dict(row))
+
+
+@post(
+    "/v1/invites/{code:str}/accept",
+    opt={"public": True},
+    tags=["invites"],
+    summary="Accept an invite: set a display name and password, creating the account",
+    responses=problem_responses(404, 409, 410, 422),
+)
+async def accept_invite(
+    code: FromPath[str], data: JSONBody[InviteAccept], request: Request, db: DB, state: State
+) -> User:
+    # Claim atomically, so two taps on the same link cannot make two accounts.
+    invite = await db.fetchrow(
+        """update invites set accepted_at = now()
+            where code_hash = $1 and accepted_at is null and expires_at > now()
+        returning id, organisation_id, email, roles""",
+        q.digest(code),
+    )
+    if invite is None:
+        state_row = await db.fetchrow(
+            "select accepted_at, expires_at <= now() as expired from invites where code_hash = $1",
+            q.digest(code),
+        )
+        if state_row is None:
+            raise Problem(404, "invite-not-found", "Invite not found", "No such invite code.")
+        if state_row["accepted_at"] is not None:
+            raise Problem(
+                410,
+                "invite-used",
+                "Invite already used",
+                "This invite has already been used; sign in, or ask for a new invite.",
+            )
+        raise Problem(
+            410,
+            "invite-expired",
+            "Invite expired",
+            "This invite has expired; ask your coordinator for a new one.",
+        )
+    if await db.fetchval("select 1 from users where lower(email) = lower($1)", invite["email"]):
+        raise conflict("A person with this email already has an account.", "email-taken")
+    password_hash = await asyncio.to_thread(state.hasher.hash, data.password)
+    user = await db.fetchrow(
+        f"""insert into users (organisation_id, email, display_name, password_hash, roles)
+            values ($1, $2, $3, $4, $5) returning {q.USER_COLS}""",
+        invite["organisation_id"],
+        invite["email"],
+        data.display_name,
+        password_hash,
+        invite["roles"],
+    )
+    await db.execute(
+        "update invites set accepted_user_id = $2 where id = $1", invite["id"], user["id"]
+    )
+    await audit(
+        db,
+        request,
+        "invite.accept",
+        "user",
+        user["id"],
+        {"invite_id": str(invite["id"])},
+        organisation_id=user["organisation_id"],
+        actor_id=user["id"],
+    )
+    return q.to_user(user)
+
+
+@get(
+    "/v1/me",
+    tags=["me"],
+    summary="My profile, roles and whether I am cleared to inspect",
+    responses=problem_responses(401),
+)
+async def me(request: AuthedRequest, db: DB) -> Me:
+    row = await db.fetchrow(f"select {q.USER_COLS} from users where id = $1", request.user.user_id)
+    training = await q.training_of(db, row["id"])
+    reasons = clearance_reasons(row["roles"], training, dt.date.today())
+    return Me(
+        id=row["id"],
+        email=row["email"],
+        display_name=row["display_name"],
+        organisation_id=row["organisation_id"],
+        roles=row["roles"],
+        cleared_to_inspect=not reasons,
+        clearance_reasons=reasons,
+        training=training,
+    )
+
+
+@get(
+    "/v1/users",
+    guards=coordinator_only,
+    tags=["users"],
+    summary="People in my organisation",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_users(
+    request: AuthedRequest,
+    db: DB,
+    role: FromQuery[str | None] = None,
+    active: FromQuery[bool | None] = None,
+    q_: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> Page[User]:
+    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    rows = await db.fetch(
+        f"""select {q.USER_COLS} from users
+             where organisation_id = $1
+               and ($2::text is null or $2 = any(roles))
+               and ($3::bool is null or active = $3)
+               and ($4::text is null or email ilike '%' || $4 || '%'
+                    or display_name ilike '%' || $4 || '%')
+               and ($5::timestamptz is null or (created_at, id) > ($5, $6))
+             order by created_at, id
+             limit $7""",
+        request.user.organisation_id,
+        role,
+        active,
+        q_,
+        after[0],
+        after[1],
+        limit + 1,
+    )
+    items = [q.to_user(r) for r in rows[:limit]]
+    nxt = (
+        encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
+        if len(rows) > limit
+        else None
+    )
+    return Page[User](items=items, next_cursor=nxt)
+
+
+@get(
+    "/v1/users/{user_id:uuid}",
+    tags=["users"],
+    summary="One person, with training and clearance (coordinators, or yourself)",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> UserDetail:
+    q.self_or_coordinator(request.user, user_id)
+    return await q.user_detail(db, await q.user_in_org(db, request.user, user_id))
+
+
+@patch(
+    "/v1/users/{user_id:uuid}",
+    guards=coordinator_only,
+    tags=["users"],
+    summary="Change a person's name or roles, or deactivate them",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def patch_user(
+    user_id: FromPath[UUID], data: JSONBody[UserPatch], request: AuthedRequest, db: DB
+) -> UserDetail:
+    row = await q.user_in_org(db, request.user, user_id)
+    if user_id == request.user.user_id and (
+        data.active is False or (data.roles is not UNSET and "coordinator" not in data.roles)
+    ):
+        raise conflict(
+            "You cannot deactivate yourself or remove your own coordinator role; "
+            "ask another coordinator.",
+            "self-lockout",
+        )
+    changes = {
+        k: getattr(data, k)
+        for k in ("display_name", "roles", "active")
+        if getattr(data, k) is not UNSET
+    }
+    if "roles" in changes:
+        changes["roles"] = list(dict.fromkeys(changes["roles"]))
+    row = await db.fetchrow(
+        f"""update users set display_name = coalesce($2, display_name),
+                             roles = coalesce($3, roles),
+                             active = coalesce($4, active),
+                             updated_at = now()
+             where id = $1 returning {q.USER_COLS}""",
+        user_id,
+        changes.get("display_name"),
+        changes.get("roles"),
+        changes.get("active"),
+    )
+    if changes:
+        await audit(db, request, "user.update", "user", user_id, changes)
+    return await q.user_detail(db, row)
+
+
+@post(
+    "/v1/users/{user_id:uuid}/training",
+    guards=coordinator_only,
+    tags=["users"],
+    summary="Record a completed training course or safeguarding check",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_training(
+    user_id: FromPath[UUID], data: JSONBody[TrainingCreate], request: AuthedRequest, db: DB
+) -> TrainingRecord:
+    await q.user_in_org(db, request.user, user_id)
+    if data.expires_on is not None and data.expires_on < data.completed_on:
+        raise Problem(422, "validation", "Invalid request", "expires_on is before completed_on.")
+    row = await db.fetchrow(
+        """insert into training_records
+               (organisation_id, user_id, kind, course, completed_on, expires_on, recorded_by)
+           values ($1, $2, $3, $4, $5, $6, $7)
+           returning id, kind, course, completed_on, expires_on, created_at""",
+        request.user.organisation_id,
+        user_id,
+        data.kind,
+        data.course,
+        data.completed_on,
+        data.expires_on,
+        request.user.user_id,
+    )
+    await audit(
+        db,
+        request,
+        "training.record",
+        "user",
+        user_id,
+        {
+            "kind": data.kind,
+            "course": data.course,
+            "expires_on": data.expires_on.isoformat() if data.expires_on else None,
+        },
+    )
+    return TrainingRecord(**dict(row))
+
+
+@get(
+    "/v1/users/{user_id:uuid}/devices",
+    tags=["users"],
+    summary="Signed-in devices of a person (coordinators, or yourself)",
+    responses=problem_responses(401, 403, 404),
+)
+async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> list[Device]:
+    q.self_or_coordinator(request.user, user_id)
+    await q.user_in_org(db, request.user, user_id)
+    rows = await db.fetch(
+        """select id, name, created_at, last_seen_at, revoked_at, revoked_reason
+             from devices where user_id = $1 order by created_at desc""",
+        user_id,
+    )
+    return [Device(**dict(r)) for r in rows]
+
+
+@delete(
+    "/v1/users/{user_id:uuid}/devices/{device_id:uuid}",
+    tags=["users"],
+    summary="Sign a device out, e.g. a lost phone (coordinators, or yourself)",
+    responses=problem_responses(401, 403, 404),
+)
+async def revoke_device(
+    user_id: FromPath[UUID], device_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> None:
+    q.self_or_coordinator(request.user, user_id)
+    await q.user_in_org(db, request.user, user_id)
+    if not await db.fetchval(
+        "select 1 from devices where id = $1 and user_id = $2", device_id, user_id
+    ):
+        raise Problem(404, "not-found", "Not found", "No such device.")
+    await q.revoke_device(
+        db,
+        device_id,
+        "revoked by coordinator" if request.user.user_id != user_id else "revoked by owner",
+    )
+    await audit(db, request, "device.revoke", "device", device_id, {"user_id": str(user_id)})
+
+
+def routers(settings: Settings) -> list[Any]:
+    # Sign-in alone is rate limited (per client address), in its own router.
+    limiter = RateLimitConfig(rate_limit=("minute", settings.signin_rate_per_minute))
+    return [
+        Router(
+            "/v1/auth", route_handlers=[sign_in], middleware=[limiter.middleware], tags=["auth"]
+        ),
+        Router("/v1/auth", route_handlers=[refresh, logout], tags=["auth"]),
+        create_invite,
+        accept_invite,
+        me,
+        list_users,
+        get_user,
+        patch_user,
+        add_training,
+        list_devices,
+        revoke_device,
+    ]

@@ -1,0 +1,57 @@
+"""Writing to the append-only audit log, from any slice, in the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+async def record(
+    conn: asyncpg.Connection,
+    organisation_id: UUID,
+    actor_id: UUID | None,
+    action: str,
+    object_type: str,
+    object_id: UUID | str,
+    summary: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> None:
+    await conn.execute(
+        """insert into audit_log
+               (organisation_id, actor_id, action, object_type, object_id, summary, request_id)
+           values ($1, $2, $3, $4, $5, $6, $7)""",
+        organisation_id,
+        actor_id,
+        action,
+        object_type,
+        str(object_id),
+        summary or {},
+        request_id,
+    )
+
+
+async def audit(
+    db: asyncpg.Connection,
+    request: Any,
+    action: str,
+    object_type: str,
+    object_id: UUID | str,
+    summary: dict[str, Any] | None = None,
+    *,
+    organisation_id: UUID | None = None,
+    actor_id: UUID | None = None,
+) -> None:
+    """Record a write by the signed-in caller (or by the given actor on public routes)."""
+    user = request.scope.get("user")
+    await record(
+        db,
+        organisation_id or user.organisation_id,
+        actor_id if actor_id is not None or user is None else user.user_id,
+        action,
+        object_type,
+        object_id,
+        summary,
+        request.scope.get("state", {}).get("request_id"),
+    )

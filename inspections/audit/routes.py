@@ -1,0 +1,74 @@
+"""GET /v1/audit: the organisation's audit trail, for coordinators."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, get
+from litestar.params import FromQuery
+
+from service.auth import Principal, require_roles
+from service.db import DB
+from service.errors import problem_responses
+from service.schema import Body, Limit, Page, decode_cursor, encode_cursor
+
+
+class AuditEntry(Body):
+    id: int
+    at: dt.datetime
+    actor_id: UUID | None
+    action: str
+    object_type: str
+    object_id: str
+    summary: dict[str, Any]
+    request_id: str | None
+
+
+@get(
+    "/v1/audit",
+    guards=[require_roles("coordinator")],
+    tags=["audit"],
+    summary="Every write in the organisation, newest first",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_audit(
+    request: Request[Principal, Any, Any],
+    db: DB,
+    actor_id: FromQuery[UUID | None] = None,
+    action: FromQuery[str | None] = None,
+    object_type: FromQuery[str | None] = None,
+    object_id: FromQuery[str | None] = None,
+    since: FromQuery[dt.datetime | None] = None,
+    until: FromQuery[dt.datetime | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> Page[AuditEntry]:
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    rows = await db.fetch(
+        """select id, at, actor_id, action, object_type, object_id, summary, request_id
+             from audit_log
+            where organisation_id = $1
+              and ($2::uuid is null or actor_id = $2)
+              and ($3::text is null or action = $3)
+              and ($4::text is null or object_type = $4)
+              and ($5::text is null or object_id = $5)
+              and ($6::timestamptz is null or at >= $6)
+              and ($7::timestamptz is null or at < $7)
+              and ($8::bigint is null or id < $8)
+            order by id desc
+            limit $9""",
+        request.user.organisation_id,
+        actor_id,
+        action,
+        object_type,
+        object_id,
+        since,
+        until,
+        before,
+        limit + 1,
+    )
+    items = [AuditEntry(**dict(r)) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return Page[AuditEntry](items=items, next_cursor=nxt)

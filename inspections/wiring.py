@@ -1,0 +1,28 @@
+"""What the app shell needs from the domain: routes, migrations, and how to load a caller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar.security.jwt import JWTAuth
+
+from inspections.accounts import routes as accounts
+from inspections.accounts.queries import load_principal
+from inspections.audit import routes as audit
+from service.auth import make_jwt_auth
+from service.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$"]
+
+
+def make_auth(settings: Settings) -> JWTAuth:
+    assert settings.jwt_secret
+    return make_jwt_auth(
+        settings.jwt_secret, settings.access_token_ttl_s, load_principal, PUBLIC_PATHS
+    )
+
+
+def route_handlers(settings: Settings) -> list[Any]:
+    return [*accounts.routers(settings), audit.list_audit]

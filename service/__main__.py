@@ -1,0 +1,236 @@
+"""Command line: serve, migrate, and bootstrap an organisation and its first people.
+
+Run from the project's venv with no settings and it uses the same embedded PostgreSQL
+(in DATA_DIR) that ``scripts/serve`` uses; with DATABASE_URL it uses that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from argon2 import PasswordHasher
+
+from service import db
+from service.auth import ROLES
+from service.settings import Settings
+
+DB_NAME = "coassess"
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The DSN to use; starts the embedded cluster if DATABASE_URL is unset."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from service.devstack import Postgres
+
+    pg = Postgres(Path(settings.data_dir) / "pg")
+    pg.start()
+    try:
+        yield pg.ensure_database(DB_NAME)
+    finally:
+        pg.stop()
+
+
+def _migrations() -> Path:
+    from inspections.wiring import MIGRATIONS
+
+    return MIGRATIONS
+
+
+def _out(obj: object) -> None:
+    sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
+
+
+async def _create_org(dsn: str, name: str) -> dict:
+    await db.migrate(dsn, _migrations())
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            org_id = await conn.fetchval(
+                "insert into organisations (name) values ($1) returning id", name
+            )
+            await conn.execute(
+                """insert into audit_log (organisation_id, action, object_type, object_id, summary)
+                   values ($1, 'organisation.create', 'organisation', $2, $3)""",
+                org_id,
+                str(org_id),
+                msgspec.json.encode({"name": name, "via": "cli"}).decode(),
+            )
+        return {"id": str(org_id), "name": name}
+    finally:
+        await conn.close()
+
+
+async def _create_user(dsn: str, args: argparse.Namespace, settings: Settings) -> dict:
+    await db.migrate(dsn, _migrations())
+    try:
+        org_id = UUID(args.org)
+    except ValueError:
+        raise SystemExit(
+            f"error: --org must be an organisation id (a UUID), not {args.org!r}"
+        ) from None
+    hasher = PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            if not await conn.fetchval("select 1 from organisations where id = $1", org_id):
+                raise SystemExit(f"error: no organisation with id {args.org}")
+            if await conn.fetchval(
+                "select 1 from users where lower(email) = lower($1)", args.email
+            ):
+                raise SystemExit(f"error: a user with email {args.email} already exists")
+            roles = list(dict.fromkeys(args.role))
+            user_id = await conn.fetchval(
+                """insert into users (organisation_id, email, display_name, password_hash, roles)
+                   values ($1, $2, $3, $4, $5) returning id""",
+                org_id,
+                args.email,
+                args.name or args.email.split("@")[0],
+                hasher.hash(args.password),
+                roles,
+            )
+            await conn.execute(
+                """insert into audit_log (organisation_id, action, object_type, object_id, summary)
+                   values ($1, 'user.create', 'user', $2, $3)""",
+                org_id,
+                str(user_id),
+                msgspec.json.encode({"email": args.email, "roles": roles, "via": "cli"}).decode(),
+            )
+        return {
+            "id": str(user_id),
+            "email": args.email,
+            "roles": roles,
+            "organisation_id": args.org,
+        }
+    finally:
+        await conn.close()
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = Path(settings.data_dir) / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def serve(settings: Settings) -> int:
+    """Embedded PostgreSQL and SeaweedFS when not configured, migrate, then run granian."""
+    from service.devstack import Postgres, SeaweedFS
+
+    data = Path(settings.data_dir)
+    env = dict(os.environ)
+    started: list[Postgres | SeaweedFS] = []
+    server: subprocess.Popen | None = None
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not settings.database_url:
+            pg = Postgres(data / "pg")
+            pg.start()
+            started.append(pg)
+            env["DATABASE_URL"] = pg.ensure_database(DB_NAME)
+            print(f"PostgreSQL (embedded): {env['DATABASE_URL']}  log: {data / 'pg'}", flush=True)
+        if not settings.s3_endpoint_url:
+            s3 = SeaweedFS(data / "seaweedfs")
+            env["S3_ENDPOINT_URL"] = s3.start()
+            started.append(s3)
+            env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"] = s3.access_key, s3.secret_key
+            s3.ensure_bucket(settings.s3_bucket)
+            print(f"SeaweedFS S3 (embedded): {env['S3_ENDPOINT_URL']}  data: {s3.data_dir}")
+        env["JWT_SECRET"] = _jwt_secret(settings)
+        applied = asyncio.run(db.migrate(env["DATABASE_URL"], _migrations()))
+        print(f"Migrations applied: {applied or 'none pending'}", flush=True)
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            f"API:      {base}/v1\nOpenAPI:  {base}/schema/openapi.json\nDocs:     {base}/schema\n"
+            "Logs:     JSON lines on stderr; Ctrl-C stops everything.",
+            flush=True,
+        )
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.port),
+                "--workers",
+                str(settings.workers),
+                "--no-access-log",
+                "service.asgi:app",
+            ],
+            env=env,
+        )
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server and server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        for svc in reversed(started):
+            svc.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", help="run the API (embedded PostgreSQL/SeaweedFS when not configured)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    p = sub.add_parser("create-org", help="create an organisation; prints its JSON")
+    p.add_argument("--name", required=True)
+    p = sub.add_parser("create-user", help="create a user with a password; prints its JSON")
+    p.add_argument("--org", required=True, help="organisation id")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--name", help="display name (default: the email's local part)")
+    p.add_argument("--role", action="append", required=True, choices=ROLES)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+
+    if args.cmd == "serve":
+        return serve(settings)
+    with database(settings) as dsn:
+        if args.cmd == "migrate":
+            _out({"applied": asyncio.run(db.migrate(dsn, _migrations()))})
+        elif args.cmd == "create-org":
+            _out(asyncio.run(_create_org(dsn, args.name)))
+        elif args.cmd == "create-user":
+            if len(args.password) < 8:
+                raise SystemExit("error: the password needs at least 8 characters")
+            _out(asyncio.run(_create_user(dsn, args, settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The app factory: wires settings, the pool, the store, auth and the domain slices."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from argon2 import PasswordHasher
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from service import db, health
+from service.errors import handle_exception
+from service.logs import configure_logging, request_id_middleware
+from service.settings import Settings
+from service.storage import ObjectStore
+
+log = logging.getLogger("service.app")
+
+
+def create_app(settings: Settings) -> Litestar:
+    # Import the domain here so `service` itself knows no domain rules.
+    from inspections import wiring
+
+    if not settings.database_url or not settings.jwt_secret:
+        raise RuntimeError("create_app needs database_url and jwt_secret (see README: Settings)")
+
+    jwt_auth = wiring.make_auth(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        await db.migrate(settings.database_url, wiring.MIGRATIONS)
+        app.state.pool = await db.create_pool(
+            settings.database_url, settings.db_pool_min, settings.db_pool_max
+        )
+        app.state.store = ObjectStore(
+            settings.s3_endpoint_url,
+            settings.s3_bucket,
+            settings.s3_region,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+            app.state.store.close()
+
+    configure_logging(settings.log_level)
+    return Litestar(
+        route_handlers=[health.health, health.ready, *wiring.route_handlers(settings)],
+        lifespan=[lifespan],
+        dependencies={"db": Provide(db.provide_db)},
+        exception_handlers={Exception: handle_exception},
+        middleware=[request_id_middleware],
+        on_app_init=[jwt_auth.on_app_init],
+        request_max_body_size=settings.max_body_bytes,
+        state=_state(settings, jwt_auth),
+        openapi_config=OpenAPIConfig(
+            title="Co-assessment API",
+            version="1.0.0",
+            description=(
+                "Citizen and professional inspectors assess public services side by side. "
+                "Errors are application/problem+json (RFC 9457)."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )
+
+
+def _state(settings: Settings, jwt_auth: object) -> dict[str, object]:
+    from litestar.datastructures import State
+
+    return State(
+        {
+            "settings": settings,
+            "jwt_auth": jwt_auth,
+            "hasher": PasswordHasher(
+                time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+            ),
+        }
+    )

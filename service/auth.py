@@ -1,0 +1,82 @@
+"""Bearer-token authentication (Litestar's JWTAuth) and role guards.
+
+The access token only names the user and the device; who they are *now* (active, roles,
+device not revoked) is loaded on every request, so deactivation and a revoked device
+take effect at once rather than when the token expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.security.jwt import JWTAuth, Token
+
+ROLES = (
+    "citizen_inspector",
+    "professional_inspector",
+    "coordinator",
+    "scrutiny_member",
+    "service_manager",
+)
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The signed-in caller, as the database says they are at this request."""
+
+    user_id: UUID
+    organisation_id: UUID
+    roles: frozenset[str]
+    device_id: UUID
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+PrincipalLoader = Callable[[ASGIConnection, UUID, UUID], Awaitable[Principal | None]]
+
+
+def make_jwt_auth(
+    secret: str, ttl_s: int, load: PrincipalLoader, exclude: list[str]
+) -> JWTAuth[Principal, Token]:
+    async def retrieve(token: Token, connection: ASGIConnection) -> Principal | None:
+        try:
+            user_id, device_id = UUID(token.sub), UUID(str(token.extras.get("dev")))
+        except ValueError:
+            return None
+        principal = await load(connection, user_id, device_id)
+        if principal is None:
+            raise NotAuthorizedException(
+                "This sign-in is no longer valid (account deactivated or device signed out)."
+            )
+        return principal
+
+    return JWTAuth[Principal, Token](
+        retrieve_user_handler=retrieve,
+        token_secret=secret,
+        default_token_expiration=dt.timedelta(seconds=ttl_s),
+        exclude=exclude,
+        exclude_opt_key="public",
+        description="Access token from POST /v1/auth/token.",
+    )
+
+
+def issue_access_token(auth: JWTAuth, user_id: UUID, device_id: UUID) -> str:
+    return auth.create_token(identifier=str(user_id), token_extras={"dev": str(device_id)})
+
+
+def require_roles(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
+    """Guard: the caller holds at least one of ``roles``."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        user: Any = connection.scope.get("user")
+        if not isinstance(user, Principal) or not user.has(*roles):
+            raise PermissionDeniedException(f"This needs one of the roles: {', '.join(roles)}.")
+
+    return guard

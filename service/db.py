@@ -1,0 +1,99 @@
+"""asyncpg pool, the per-request transaction, and numbered SQL migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+log = logging.getLogger("service.db")
+MIGRATION_LOCK = 7_341_202_611  # any constant; shared by every process migrating this database
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_json_enc = msgspec.json.Encoder()
+
+# How a route asks for its transaction-scoped connection: ``db: DB``.
+DB = NamedDependency[asyncpg.Connection]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ,
+            schema="pg_catalog",
+            encoder=lambda v: _json_enc.encode(v).decode(),
+            decoder=msgspec.json.decode,
+        )
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+
+
+async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """One connection per request inside a transaction: an exception rolls everything back."""
+    async with state.pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+def migration_files(directory: Path) -> list[tuple[int, str, str]]:
+    out = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if not m:
+            raise RuntimeError(f"migration file name must look like 0001_name.sql: {path.name}")
+        out.append((int(m.group(1)), path.name, path.read_text()))
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a number")
+    return out
+
+
+async def migrate(dsn: str, directory: Path) -> list[str]:
+    """Apply pending migrations in order, under an advisory lock so concurrent starts are safe."""
+    conn = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """create table if not exists schema_migrations (
+                       version int primary key,
+                       name text not null,
+                       checksum text not null,
+                       applied_at timestamptz not null default now())"""
+            )
+            done = {
+                r["version"]: r["checksum"]
+                for r in await conn.fetch("select version, checksum from schema_migrations")
+            }
+            for version, name, sql in migration_files(directory):
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if version in done:
+                    if done[version] != checksum:
+                        log.warning("applied migration %s changed since it was applied", name)
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "insert into schema_migrations (version, name, checksum) values ($1,$2,$3)",
+                        version,
+                        name,
+                        checksum,
+                    )
+                applied_now.append(name)
+                log.info("applied migration %s", name)
+        finally:
+            await conn.execute("select pg_advisory_unlock($1)", MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied_now

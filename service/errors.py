@@ -1,0 +1,187 @@
+"""RFC 9457 problem+json for every error, with a stable ``type`` per kind of problem."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://coassess.dev/problems/"
+log = logging.getLogger("service.errors")
+
+
+class FieldError(msgspec.Struct):
+    field: str
+    reason: str
+
+
+class ProblemBody(msgspec.Struct, omit_defaults=True):
+    """What every error response carries (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+    request_id: str | None = None
+
+
+class Problem(Exception):
+    """Raise to answer with problem+json. ``kind`` becomes the stable ``type`` URI."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.title, self.detail = status, kind, title, detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", "Not found", f"No such {what}.")
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", "Forbidden", detail)
+
+
+def conflict(detail: str, kind: str = "conflict") -> Problem:
+    return Problem(409, kind, "Conflict", detail)
+
+
+def unprocessable(detail: str, errors: list[FieldError] | None = None) -> Problem:
+    return Problem(422, "validation", "Invalid request", detail, errors)
+
+
+def request_id_of(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def problem_response(request: Request, p: Problem) -> Response[ProblemBody]:
+    body = ProblemBody(
+        type=TYPE_BASE + p.kind,
+        title=p.title,
+        status=p.status,
+        detail=p.detail,
+        errors=p.errors,
+        request_id=request_id_of(request),
+    )
+    return Response(body, status_code=p.status, media_type=PROBLEM_JSON, headers=p.headers)
+
+
+_TITLES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Not signed in"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def _validation_problem(exc: ValidationException) -> Problem:
+    """Litestar reports msgspec decode errors as a list of {message, key, source}."""
+    errors: list[FieldError] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            message = str(item.get("message", "invalid"))
+            errors.append(FieldError(field=_field_path(item, message), reason=message))
+    if not errors and "malformed" in str(exc.detail).lower():
+        return Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+    if any("malformed" in e.reason.lower() for e in errors):
+        return Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors) or str(exc.detail)
+    return Problem(422, "validation", "Invalid request", detail, errors)
+
+
+def _field_path(item: dict[str, Any], message: str) -> str:
+    """A JSON path ($.roles[0]) for body fields, the parameter name otherwise."""
+    key = str(item.get("key", ""))
+    if item.get("source") == "body" or key == "data":
+        if key in ("", "data") and "`" in message:
+            # "Object missing required field `password`", "... unknown field `x`"
+            return "$." + message.split("`")[1]
+        return "$." + key if key not in ("", "data") else "$"
+    return key or "request"
+
+
+def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
+    if isinstance(exc, Problem):
+        return problem_response(request, exc)
+    if isinstance(exc, ValidationException):
+        return problem_response(request, _validation_problem(exc))
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        kind, title = _TITLES.get(status, ("http-error", "Error"))
+        headers = dict(exc.headers or {})
+        if isinstance(exc, NotAuthorizedException):
+            headers.setdefault("WWW-Authenticate", "Bearer")
+            detail = (
+                exc.detail
+                if exc.detail and exc.detail != "Unauthorized"
+                else ("Sign in first: send a valid bearer access token.")
+            )
+        elif isinstance(exc, PermissionDeniedException):
+            detail = exc.detail
+        elif status == 400 and str(exc.detail).startswith("JSON is malformed"):
+            kind, title, detail = "malformed-json", "Malformed JSON", str(exc.detail)
+        elif status == 413:
+            detail = "The request body is larger than this endpoint accepts."
+        else:
+            detail = exc.detail or title
+        return problem_response(request, Problem(status, kind, title, detail, headers=headers))
+    log.exception(
+        "unhandled error", extra={"request_id": request_id_of(request), "path": request.url.path}
+    )
+    return problem_response(
+        request,
+        Problem(
+            500,
+            "internal",
+            "Internal error",
+            "Something went wrong on our side; quote the request id when reporting it.",
+        ),
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI descriptions of the problem+json responses a route can give."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    return {
+        s: ResponseSpec(data_container=ProblemBody, media_type=PROBLEM_JSON, description=d)
+        for s in statuses
+        for d in [
+            _TITLES.get(
+                s,
+                (
+                    "",
+                    {
+                        422: "Invalid request",
+                        412: "Precondition failed",
+                        410: "Gone",
+                        503: "Unavailable",
+                    }.get(s, "Error"),
+                ),
+            )[1]
+        ]
+    }

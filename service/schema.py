@@ -1,0 +1,72 @@
+"""The one base for every request and response body, and reusable constraints.
+
+Every body is a ``Body``: unknown fields are a 422 (a typo in a phone app must not be
+silently dropped). Cursor encoders/decoders are built once here.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+from litestar.params import QueryParameter
+from msgspec import Meta
+
+from service.errors import Problem
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every JSON body this API reads or writes."""
+
+
+# Reusable constraints.
+NonEmpty = Annotated[str, Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, Meta(max_length=10_000)]
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Meta(min_length=8, max_length=256)]
+DeviceName = Annotated[str, Meta(min_length=1, max_length=100)]
+# Page size of a list, as a query parameter.
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
+
+T = TypeVar("T")
+
+
+class Page(Body, Generic[T]):
+    """A page of a cursor-paginated list."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+_cursor_enc = msgspec.json.Encoder()
+_cursor_dec = msgspec.json.Decoder(list)
+
+
+def encode_cursor(*values: Any) -> str:
+    """Opaque cursor from the sort key of the last item of a page."""
+    return base64.urlsafe_b64encode(_cursor_enc.encode(list(values))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
+    """Inverse of encode_cursor; a tampered cursor is a clear 400, never a 500."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = _cursor_dec.decode(raw)
+        if len(values) != len(types):
+            raise ValueError
+        return tuple(_convert(v, t) for v, t in zip(values, types, strict=True))
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise Problem(
+            400, "bad-cursor", "Invalid cursor", "The cursor is not one this API issued."
+        ) from None
+
+
+def _convert(value: Any, typ: type) -> Any:
+    if typ is dt.datetime:
+        return dt.datetime.fromisoformat(value)
+    if typ is UUID:
+        return UUID(value)
+    return msgspec.convert(value, typ)

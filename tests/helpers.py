@@ -1,0 +1,85 @@
+"""Test helpers: bootstrap organisations and people, sign in as a phone would."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+from argon2 import PasswordHasher
+from litestar.testing import AsyncTestClient
+
+PASSWORD = "correct horse battery"
+_hasher = PasswordHasher(time_cost=1, memory_cost=1024)
+_hash = _hasher.hash(PASSWORD)
+
+
+class Api:
+    """A thin client that knows how to make people and sign them in."""
+
+    def __init__(self, client: AsyncTestClient, conn: asyncpg.Connection) -> None:
+        self.client = client
+        self.conn = conn
+        self._n = 0
+
+    async def org(self, name: str = "Northshire Council") -> str:
+        return str(
+            await self.conn.fetchval(
+                "insert into organisations (name) values ($1) returning id", name
+            )
+        )
+
+    async def user(
+        self, org: str, *roles: str, email: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        self._n += 1
+        email = email or f"{roles[0]}{self._n}@example.org"
+        user_id = await self.conn.fetchval(
+            """insert into users (organisation_id, email, display_name, password_hash, roles)
+               values ($1, $2, $3, $4, $5) returning id""",
+            org,
+            email,
+            name or email.split("@")[0],
+            _hash,
+            list(roles),
+        )
+        return {"id": str(user_id), "email": email, "org": org}
+
+    async def cleared_citizen(self, org: str, **kw: Any) -> dict[str, Any]:
+        user = await self.user(org, "citizen_inspector", **kw)
+        today = dt.date.today()
+        for kind in ("course", "safeguarding_check"):
+            await self.conn.execute(
+                """insert into training_records
+                       (organisation_id, user_id, kind, course, completed_on, expires_on)
+                   values ($1, $2, $3, 'Lay assessor training', $4, $5)""",
+                org,
+                user["id"],
+                kind,
+                today - dt.timedelta(days=30),
+                today + dt.timedelta(days=365),
+            )
+        return user
+
+    async def sign_in(self, user: dict[str, Any], device: str = "phone") -> dict[str, Any]:
+        r = await self.client.post(
+            "/v1/auth/token",
+            json={"email": user["email"], "password": PASSWORD, "device": device},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def login(self, user: dict[str, Any], device: str = "phone") -> dict[str, str]:
+        """Sign in and return the Authorization header."""
+        tokens = await self.sign_in(user, device)
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def assert_problem(r: Any, status: int, type_suffix: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    if type_suffix:
+        assert body["type"].endswith("/" + type_suffix), body
+    return body
