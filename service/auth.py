@@ -39,6 +39,9 @@ class Principal(msgspec.Struct, frozen=True):
         return bool(self.roles.intersection(roles))
 
 
+# Spread into a route decorator to make it public (and say so truthfully in OpenAPI).
+PUBLIC: dict[str, Any] = {"opt": {"public": True}, "security": [{}]}
+
 PrincipalLoader = Callable[[ASGIConnection, UUID, UUID], Awaitable[Principal | None]]
 
 

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
 
+from service.auth import PUBLIC
 from service.errors import PROBLEM_JSON, ProblemBody, problem_responses
 
 
@@ -15,14 +16,14 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/health", opt={"public": True}, tags=["health"], summary="The process is alive")
+@get("/health", **PUBLIC, tags=["health"], summary="The process is alive")
 async def health() -> Health:
     return Health(status="ok")
 
 
 @get(
     "/ready",
-    opt={"public": True},
+    **PUBLIC,
     tags=["health"],
     summary="PostgreSQL and the bucket are reachable",
     responses=problem_responses(503),

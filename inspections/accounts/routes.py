@@ -32,13 +32,14 @@ from inspections.accounts.schemas import (
     TrainingRecord,
     User,
     UserDetail,
+    UserPage,
     UserPatch,
 )
 from inspections.audit.log import audit
-from service.auth import Principal, issue_access_token, require_roles
+from service.auth import PUBLIC, Principal, issue_access_token, require_roles
 from service.db import DB
 from service.errors import Problem, conflict, problem_response, problem_responses
-from service.schema import Limit, Page, decode_cursor, encode_cursor
+from service.schema import Limit, decode_cursor, encode_cursor
 from service.settings import Settings
 
 AuthedRequest = Request[Principal, Any, Any]
@@ -80,7 +81,7 @@ def _tokens(
 
 @post(
     "/token",
-    opt={"public": True},
+    **PUBLIC,
     status_code=HTTP_200_OK,
     summary="Sign in with email and password on a named device",
     responses=problem_responses(400, 401, 403, 422, 429),
@@ -118,7 +119,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State
 
 @post(
     "/refresh",
-    opt={"public": True},
+    **PUBLIC,
     status_code=HTTP_200_OK,
     summary="Rotate a refresh token (reusing an old one signs that device out)",
     responses=problem_responses(400, 401, 422),
@@ -227,7 +228,7 @@ async def create_invite(
 
 @post(
     "/v1/invites/{code:str}/accept",
-    opt={"public": True},
+    **PUBLIC,
     tags=["invites"],
     summary="Accept an invite: set a display name and password, creating the account",
     responses=problem_responses(404, 409, 410, 422),
@@ -327,7 +328,7 @@ async def list_users(
     q_: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
-) -> Page[User]:
+) -> UserPage:
     after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
     rows = await db.fetch(
         f"""select {q.USER_COLS} from users
@@ -353,7 +354,7 @@ async def list_users(
         if len(rows) > limit
         else None
     )
-    return Page[User](items=items, next_cursor=nxt)
+    return UserPage(items=items, next_cursor=nxt)
 
 
 @get(

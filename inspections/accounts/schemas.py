@@ -8,7 +8,7 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType
 
-from service.schema import Body, DeviceName, Email, NonEmpty, Password
+from service.schema import Body, DeviceName, Email, NonEmpty, Page, Password
 
 Role = Literal[
     "citizen_inspector",
@@ -65,6 +65,10 @@ class User(Body):
     roles: list[str]
     active: bool
     created_at: dt.datetime
+
+
+class UserPage(Page[User]):
+    """A page of people."""
 
 
 class UserPatch(Body):

@@ -26,6 +26,10 @@ class AuditEntry(Body):
     request_id: str | None
 
 
+class AuditPage(Page[AuditEntry]):
+    """A page of the audit log."""
+
+
 @get(
     "/v1/audit",
     guards=[require_roles("coordinator")],
@@ -44,7 +48,7 @@ async def list_audit(
     until: FromQuery[dt.datetime | None] = None,
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
-) -> Page[AuditEntry]:
+) -> AuditPage:
     before = decode_cursor(cursor, int)[0] if cursor else None
     rows = await db.fetch(
         """select id, at, actor_id, action, object_type, object_id, summary, request_id
@@ -71,4 +75,4 @@ async def list_audit(
     )
     items = [AuditEntry(**dict(r)) for r in rows[:limit]]
     nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
-    return Page[AuditEntry](items=items, next_cursor=nxt)
+    return AuditPage(items=items, next_cursor=nxt)
