@@ -10,6 +10,10 @@ from litestar.security.jwt import JWTAuth
 from inspections.accounts import routes as accounts
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
+from inspections.checklists import routes as checklists
+from inspections.services import routes as services
+from inspections.submissions import routes as submissions
+from inspections.visits import routes as visits
 from service.auth import make_jwt_auth
 from service.settings import Settings
 
@@ -25,4 +29,11 @@ def make_auth(settings: Settings) -> JWTAuth:
 
 
 def route_handlers(settings: Settings) -> list[Any]:
-    return [*accounts.routers(settings), audit.list_audit]
+    return [
+        *accounts.routers(settings),
+        audit.list_audit,
+        *services.route_handlers,
+        *checklists.route_handlers,
+        *visits.route_handlers,
+        *submissions.route_handlers,
+    ]

@@ -56,6 +56,8 @@ def _out(obj: object) -> None:
 
 
 async def _create_org(dsn: str, name: str) -> dict:
+    from inspections.checklists.starter import install_starters
+
     await db.migrate(dsn, _migrations())
     conn = await asyncpg.connect(dsn)
     try:
@@ -70,7 +72,12 @@ async def _create_org(dsn: str, name: str) -> dict:
                 str(org_id),
                 msgspec.json.encode({"name": name, "via": "cli"}).decode(),
             )
-        return {"id": str(org_id), "name": name}
+            starters = await install_starters(conn, org_id)
+        return {
+            "id": str(org_id),
+            "name": name,
+            "starter_checklists": [str(c) for c in starters],
+        }
     finally:
         await conn.close()
 

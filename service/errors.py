@@ -117,10 +117,11 @@ def _field_path(item: dict[str, Any], message: str) -> str:
     """A JSON path ($.roles[0]) for body fields, the parameter name otherwise."""
     key = str(item.get("key", ""))
     if item.get("source") == "body" or key == "data":
-        if key in ("", "data") and "`" in message:
-            # "Object missing required field `password`", "... unknown field `x`"
-            return "$." + message.split("`")[1]
-        return "$." + key if key not in ("", "data") else "$"
+        path = "$" if key in ("", "data") else "$." + key
+        # "Object missing required field `password`", "... contains unknown field `x`"
+        if ("required field `" in message or "unknown field `" in message) and "`" in message:
+            path += "." + message.split("`")[1]
+        return path
     return key or "request"
 
 

@@ -1,0 +1,144 @@
+"""SQL of the visits slice, with the access checks beside the queries that load a visit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from inspections.visits.rules import MemberFacts, TeamRules, team_problems
+from inspections.visits.schemas import TeamMemberIn, Visit
+from service.auth import Principal
+from service.errors import forbidden, not_found, unprocessable
+
+VISIT_COLS = """v.id, v.service_id, s.name service_name, v.checklist_id, v.checklist_version,
+    v.starts_at, v.ends_at, v.announced, v.status, v.cancelled_reason, v.created_at,
+    v.updated_at,
+    coalesce((select json_agg(json_build_object(
+                'user_id', m.user_id, 'display_name', u.display_name,
+                'perspective', m.perspective, 'lead', m.is_lead)
+                order by m.is_lead desc, u.display_name, m.user_id)
+              from visit_members m join users u on u.id = m.user_id
+             where m.visit_id = v.id), '[]') team"""
+
+
+def bundle_etag(visit_id: UUID, *stamps: dt.datetime | None) -> str:
+    """Strong ETag from what a bundle is made of: the visit, its service, the team's names.
+
+    The pinned checklist version is immutable, so it needs no stamp of its own.
+    """
+    h = hashlib.sha256(str(visit_id).encode())
+    for s in stamps:
+        h.update(b"|" + (s.isoformat().encode() if s else b"-"))
+    return '"' + h.hexdigest()[:32] + '"'
+
+
+ETAG_SQL = """
+    select v.updated_at vu, s.updated_at su,
+           (select max(u.updated_at) from visit_members m join users u on u.id = m.user_id
+             where m.visit_id = v.id) tu,
+           exists (select 1 from visit_members m where m.visit_id = v.id and m.user_id = $3) member
+      from visits v join services s on s.id = v.service_id
+     where v.id = $1 and v.organisation_id = $2"""
+
+
+async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:
+    row = await db.fetchrow(
+        f"""select {VISIT_COLS} from visits v join services s on s.id = v.service_id
+             where v.id = $1 and v.organisation_id = $2""",
+        visit_id,
+        caller.organisation_id,
+    )
+    if row is None:
+        raise not_found("visit")
+    return Visit(**dict(row))
+
+
+def may_see_visit(caller: Principal, visit: Visit) -> None:
+    """Team members and coordinators only."""
+    if caller.has("coordinator") or any(m.user_id == caller.user_id for m in visit.team):
+        return
+    raise forbidden("Only this visit's team and coordinators can see it.")
+
+
+async def member_facts(
+    db: asyncpg.Connection, caller: Principal, service_id: UUID, team: list[TeamMemberIn]
+) -> list[MemberFacts]:
+    ids = [m.user_id for m in team]
+    users = {
+        r["id"]: r
+        for r in await db.fetch(
+            """select u.id, u.display_name, u.roles, u.active,
+                      exists (select 1 from service_managers sm
+                               where sm.service_id = $3 and sm.user_id = u.id) manages
+                 from users u where u.id = any($1::uuid[]) and u.organisation_id = $2""",
+            ids,
+            caller.organisation_id,
+            service_id,
+        )
+    }
+    training: dict[UUID, list[Any]] = defaultdict(list)
+    for r in await db.fetch(
+        """select user_id, kind, course, completed_on, expires_on from training_records
+            where user_id = any($1::uuid[])""",
+        list(users),
+    ):
+        training[r["user_id"]].append(r)
+    out = []
+    for m in team:
+        u = users.get(m.user_id)
+        if u is None:
+            out.append(MemberFacts(m.user_id, m.perspective, m.lead, exists=False))
+            continue
+        out.append(
+            MemberFacts(
+                m.user_id,
+                m.perspective,
+                m.lead,
+                active=u["active"],
+                display_name=u["display_name"],
+                roles=frozenset(u["roles"]),
+                manages_service=u["manages"],
+                training=training[m.user_id],
+            )
+        )
+    return out
+
+
+async def check_team(
+    db: asyncpg.Connection,
+    caller: Principal,
+    service_id: UUID,
+    team: list[TeamMemberIn],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+) -> None:
+    settings = await db.fetchval(
+        "select settings from organisations where id = $1", caller.organisation_id
+    )
+    facts = await member_facts(db, caller, service_id, team)
+    problems = team_problems(
+        facts, TeamRules.from_settings(settings), starts_at.date(), ends_at.date()
+    )
+    if problems:
+        raise unprocessable("; ".join(p.reason for p in problems), problems)
+
+
+async def write_team(
+    db: asyncpg.Connection, caller: Principal, visit_id: UUID, team: list[TeamMemberIn]
+) -> None:
+    await db.execute("delete from visit_members where visit_id = $1", visit_id)
+    await db.execute(
+        """insert into visit_members (visit_id, user_id, organisation_id, perspective, is_lead)
+           select $1, u, $2, p, l
+             from unnest($3::uuid[], $4::text[], $5::bool[]) as t(u, p, l)""",
+        visit_id,
+        caller.organisation_id,
+        [m.user_id for m in team],
+        [m.perspective for m in team],
+        [m.lead for m in team],
+    )

@@ -1,0 +1,376 @@
+"""Coordinators schedule visits with teams; phones download a visit's offline bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, patch, post
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from msgspec import UNSET
+
+from inspections.audit.log import audit
+from inspections.checklists.queries import version_in_org
+from inspections.services.queries import service_in_org
+from inspections.visits import queries as q
+from inspections.visits.schemas import (
+    Bundle,
+    BundleMember,
+    BundleService,
+    BundleVisit,
+    CancelRequest,
+    MyVisit,
+    Status,
+    Visit,
+    VisitCreate,
+    VisitPage,
+    VisitPatch,
+)
+from service.auth import Principal, require_roles
+from service.db import DB
+from service.errors import (
+    FieldError,
+    conflict,
+    forbidden,
+    not_found,
+    problem_responses,
+    unprocessable,
+)
+from service.schema import Limit, decode_cursor, encode_cursor
+
+AuthedRequest = Request[Principal, Any, Any]
+coordinator = [require_roles("coordinator")]
+
+
+def _window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
+    errors = []
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if value.tzinfo is None:
+            errors.append(FieldError(f"$.{name}", "needs a time zone offset (RFC 3339)"))
+    if not errors and ends_at <= starts_at:
+        errors.append(FieldError("$.ends_at", "must be after starts_at"))
+    if errors:
+        raise unprocessable("The visit window is not valid.", errors)
+
+
+@post(
+    "/v1/visits",
+    guards=coordinator,
+    tags=["visits"],
+    summary="Schedule a visit: service, pinned checklist version, window and team",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: DB) -> Visit:
+    _window(data.starts_at, data.ends_at)
+    service = await service_in_org(db, request.user, data.service_id)
+    checklist = await db.fetchrow(
+        """select latest_version, retired_at, service_kinds from checklists
+            where id = $1 and organisation_id = $2""",
+        data.checklist_id,
+        request.user.organisation_id,
+    )
+    if checklist is None:
+        raise not_found("checklist")
+    if checklist["retired_at"] is not None:
+        raise unprocessable("This checklist is retired and cannot be used for new visits.")
+    version = data.checklist_version or checklist["latest_version"]
+    if version < 1 or version > checklist["latest_version"]:
+        raise unprocessable(
+            "That checklist version is not published.",
+            [FieldError("$.checklist_version", "no such published version")],
+        )
+    if checklist["service_kinds"] and service.kind not in checklist["service_kinds"]:
+        raise unprocessable(
+            f"This checklist is for {', '.join(checklist['service_kinds'])}, not {service.kind}.",
+            [FieldError("$.checklist_id", "does not apply to this kind of service")],
+        )
+    await q.check_team(db, request.user, service.id, data.team, data.starts_at, data.ends_at)
+    visit_id = await db.fetchval(
+        """insert into visits (organisation_id, service_id, checklist_id, checklist_version,
+                               starts_at, ends_at, announced, created_by)
+           values ($1, $2, $3, $4, $5, $6, $7, $8) returning id""",
+        request.user.organisation_id,
+        service.id,
+        data.checklist_id,
+        version,
+        data.starts_at,
+        data.ends_at,
+        data.announced,
+        request.user.user_id,
+    )
+    await q.write_team(db, request.user, visit_id, data.team)
+    await audit(
+        db,
+        request,
+        "visit.create",
+        "visit",
+        visit_id,
+        {
+            "service_id": str(service.id),
+            "checklist_version": version,
+            "team": [str(m.user_id) for m in data.team],
+        },
+    )
+    return await q.visit_in_org(db, request.user, visit_id)
+
+
+@get(
+    "/v1/visits",
+    guards=coordinator,
+    tags=["visits"],
+    summary="Visits of my organisation",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_visits(
+    request: AuthedRequest,
+    db: DB,
+    service_id: FromQuery[UUID | None] = None,
+    status: FromQuery[Status | None] = None,
+    starts_from: FromQuery[dt.datetime | None] = None,
+    starts_before: FromQuery[dt.datetime | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> VisitPage:
+    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    rows = await db.fetch(
+        f"""select {q.VISIT_COLS} from visits v join services s on s.id = v.service_id
+             where v.organisation_id = $1
+               and ($2::uuid is null or v.service_id = $2)
+               and ($3::text is null or v.status = $3)
+               and ($4::timestamptz is null or v.starts_at >= $4)
+               and ($5::timestamptz is null or v.starts_at < $5)
+               and ($6::timestamptz is null or (v.starts_at, v.id) > ($6, $7))
+             order by v.starts_at, v.id limit $8""",
+        request.user.organisation_id,
+        service_id,
+        status,
+        starts_from,
+        starts_before,
+        *after,
+        limit + 1,
+    )
+    items = [Visit(**dict(r)) for r in rows[:limit]]
+    nxt = (
+        encode_cursor(items[-1].starts_at.isoformat(), str(items[-1].id))
+        if len(rows) > limit
+        else None
+    )
+    return VisitPage(items=items, next_cursor=nxt)
+
+
+@get(
+    "/v1/visits/{visit_id:uuid}",
+    tags=["visits"],
+    summary="One visit (its team and coordinators)",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
+    visit = await q.visit_in_org(db, request.user, visit_id)
+    q.may_see_visit(request.user, visit)
+    return visit
+
+
+@patch(
+    "/v1/visits/{visit_id:uuid}",
+    guards=coordinator,
+    tags=["visits"],
+    summary="Change a planned visit's window, announcement or team",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def patch_visit(
+    visit_id: FromPath[UUID], data: JSONBody[VisitPatch], request: AuthedRequest, db: DB
+) -> Visit:
+    await db.execute("select 1 from visits where id = $1 for update", visit_id)
+    visit = await q.visit_in_org(db, request.user, visit_id)
+    if visit.status != "planned":
+        raise conflict(f"Only a planned visit can be changed; this one is {visit.status}.")
+    starts = visit.starts_at if data.starts_at is UNSET else data.starts_at
+    ends = visit.ends_at if data.ends_at is UNSET else data.ends_at
+    _window(starts, ends)
+    if data.team is UNSET:
+        from inspections.visits.schemas import TeamMemberIn
+
+        team = [
+            TeamMemberIn(user_id=m.user_id, perspective=m.perspective, lead=m.lead)
+            for m in visit.team
+        ]
+    else:
+        team = data.team
+    await q.check_team(db, request.user, visit.service_id, team, starts, ends)
+    announced = visit.announced if data.announced is UNSET else data.announced
+    await db.execute(
+        """update visits set starts_at = $2, ends_at = $3, announced = $4, updated_at = now()
+            where id = $1""",
+        visit_id,
+        starts,
+        ends,
+        announced,
+    )
+    if data.team is not UNSET:
+        await q.write_team(db, request.user, visit_id, team)
+    changes = msgspec.to_builtins(data)
+    await audit(db, request, "visit.update", "visit", visit_id, changes)
+    return await q.visit_in_org(db, request.user, visit_id)
+
+
+async def _set_status(
+    request: AuthedRequest,
+    db: DB,
+    visit_id: UUID,
+    to: str,
+    allowed: tuple[str, ...],
+    reason: str | None = None,
+) -> Visit:
+    await db.execute("select 1 from visits where id = $1 for update", visit_id)
+    visit = await q.visit_in_org(db, request.user, visit_id)
+    if visit.status not in allowed:
+        raise conflict(f"A {visit.status} visit cannot become {to}.", "visit-state")
+    await db.execute(
+        """update visits set status = $2, cancelled_reason = $3, updated_at = now()
+            where id = $1""",
+        visit_id,
+        to,
+        reason,
+    )
+    await audit(db, request, f"visit.{to}", "visit", visit_id, {"reason": reason} if reason else {})
+    return await q.visit_in_org(db, request.user, visit_id)
+
+
+@post(
+    "/v1/visits/{visit_id:uuid}/cancel",
+    guards=coordinator,
+    status_code=HTTP_200_OK,
+    tags=["visits"],
+    summary="Cancel a visit (it then refuses submissions)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel_visit(
+    visit_id: FromPath[UUID], data: JSONBody[CancelRequest], request: AuthedRequest, db: DB
+) -> Visit:
+    return await _set_status(
+        request, db, visit_id, "cancelled", ("planned", "in_progress"), data.reason
+    )
+
+
+@post(
+    "/v1/visits/{visit_id:uuid}/close",
+    guards=coordinator,
+    status_code=HTTP_200_OK,
+    tags=["visits"],
+    summary="Close a visit as submitted (even if some inspectors did not finalise)",
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
+    return await _set_status(request, db, visit_id, "submitted", ("planned", "in_progress"))
+
+
+@get(
+    "/v1/visits/{visit_id:uuid}/bundle",
+    tags=["phone"],
+    summary="Everything a phone needs offline; strong ETag, 304 on If-None-Match",
+    response_headers=[
+        ResponseHeader(
+            name="ETag", documentation_only=True, description="strong validator of the bundle"
+        )
+    ],
+    responses={
+        **problem_responses(401, 403, 404),
+        304: ResponseSpec(data_container=None, description="Not modified: the copy is current"),
+    },
+)
+async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Response[Bundle]:
+    user = request.user
+    stamps = await db.fetchrow(q.ETAG_SQL, visit_id, user.organisation_id, user.user_id)
+    if stamps is None:
+        raise not_found("visit")
+    if not stamps["member"] and not user.has("coordinator"):
+        raise forbidden("Only this visit's team and coordinators can download it.")
+    etag = q.bundle_etag(visit_id, stamps["vu"], stamps["su"], stamps["tu"])
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    inm = request.headers.get("if-none-match")
+    if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    visit = await q.visit_in_org(db, user, visit_id)
+    service = await service_in_org(db, user, visit.service_id)
+    version = await version_in_org(
+        db, user.organisation_id, visit.checklist_id, visit.checklist_version
+    )
+    bundle = Bundle(
+        visit=BundleVisit(
+            id=visit.id,
+            starts_at=visit.starts_at,
+            ends_at=visit.ends_at,
+            announced=visit.announced,
+            status=visit.status,
+        ),
+        service=BundleService(
+            id=service.id,
+            name=service.name,
+            kind=service.kind,
+            address=service.address,
+            lat=service.lat,
+            lon=service.lon,
+            geofence_m=service.geofence_m,
+        ),
+        checklist=version,
+        team=[
+            BundleMember(display_name=m.display_name, perspective=m.perspective, lead=m.lead)
+            for m in visit.team
+        ],
+    )
+    return Response(bundle, headers=headers)
+
+
+@get(
+    "/v1/me/visits",
+    tags=["phone"],
+    summary="My visits, upcoming and of the last 30 days, with each bundle's ETag",
+    responses=problem_responses(401),
+)
+async def my_visits(request: AuthedRequest, db: DB) -> list[MyVisit]:
+    rows = await db.fetch(
+        """select v.id, v.service_id, s.name service_name, v.starts_at, v.ends_at, v.status,
+                  m.perspective, m.is_lead lead, v.updated_at vu, s.updated_at su,
+                  (select max(u.updated_at) from visit_members m2 join users u
+                     on u.id = m2.user_id where m2.visit_id = v.id) tu,
+                  sub.id sub_id, sub.state sub_state
+             from visit_members m
+             join visits v on v.id = m.visit_id
+             join services s on s.id = v.service_id
+             left join submissions sub on sub.visit_id = v.id and sub.user_id = m.user_id
+            where m.user_id = $1 and v.ends_at > now() - interval '30 days'
+            order by v.starts_at, v.id""",
+        request.user.user_id,
+    )
+    return [
+        MyVisit(
+            id=r["id"],
+            service_id=r["service_id"],
+            service_name=r["service_name"],
+            starts_at=r["starts_at"],
+            ends_at=r["ends_at"],
+            status=r["status"],
+            perspective=r["perspective"],
+            lead=r["lead"],
+            bundle_etag=q.bundle_etag(r["id"], r["vu"], r["su"], r["tu"]),
+            submission={"id": r["sub_id"], "state": r["sub_state"]} if r["sub_id"] else None,
+        )
+        for r in rows
+    ]
+
+
+route_handlers = [
+    create_visit,
+    list_visits,
+    get_visit,
+    patch_visit,
+    cancel_visit,
+    close_visit,
+    get_bundle,
+    my_visits,
+]
