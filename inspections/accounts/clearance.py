@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import msgspec
 
 
 class TrainingFact(Protocol):
@@ -12,6 +14,18 @@ class TrainingFact(Protocol):
     course: str
     completed_on: dt.date
     expires_on: dt.date | None
+
+
+class Training(msgspec.Struct, frozen=True):
+    kind: str
+    course: str
+    completed_on: dt.date
+    expires_on: dt.date | None
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Training]:
+    """Training facts from database rows (kind, course, completed_on, expires_on)."""
+    return [Training(r["kind"], r["course"], r["completed_on"], r["expires_on"]) for r in rows]
 
 
 def _check(records: list[TrainingFact], what: str, on: dt.date, through: dt.date) -> str | None:

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response, get, put
 from litestar.params import FromPath, JSONBody
 
-from inspections.accounts.clearance import clearance_reasons
+from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
 from inspections.checklists.questions import questions
@@ -141,10 +141,12 @@ async def put_submission(
     if member.perspective == "citizen":
         reasons = clearance_reasons(
             user.roles,
-            await db.fetch(
-                "select kind, course, completed_on, expires_on from training_records "
-                "where user_id = $1",
-                user.user_id,
+            from_rows(
+                await db.fetch(
+                    "select kind, course, completed_on, expires_on from training_records "
+                    "where user_id = $1",
+                    user.user_id,
+                )
             ),
             dt.date.today(),
         )

@@ -61,7 +61,8 @@ def check_answers(
         earned = points(q, a.value)
         scored.append(ScoredAnswer(i, a, q, earned, max_points(q) if earned is not None else None))
     if final:
-        answered = {s.question.key for s in scored if s.answer.na or s.answer.value is not None}
+        # Answers already reported as wrong are not reported again as missing.
+        answered = {a.question_key for a in answers if a.na or a.value is not None}
         for q in questions(content):
             if q.required and q.key not in answered:
                 errors.append(FieldError("$.answers", f"question '{q.key}' is required"))

@@ -9,7 +9,9 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
+from inspections.accounts.clearance import from_rows
 from inspections.visits.rules import MemberFacts, TeamRules, team_problems
 from inspections.visits.schemas import TeamMemberIn, Visit
 from service.auth import Principal
@@ -55,7 +57,7 @@ async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID
     )
     if row is None:
         raise not_found("visit")
-    return Visit(**dict(row))
+    return msgspec.convert(dict(row), Visit)
 
 
 def may_see_visit(caller: Principal, visit: Visit) -> None:
@@ -103,7 +105,7 @@ async def member_facts(
                 display_name=u["display_name"],
                 roles=frozenset(u["roles"]),
                 manages_service=u["manages"],
-                training=training[m.user_id],
+                training=from_rows(training[m.user_id]),
             )
         )
     return out

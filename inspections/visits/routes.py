@@ -154,7 +154,7 @@ async def list_visits(
         *after,
         limit + 1,
     )
-    items = [Visit(**dict(r)) for r in rows[:limit]]
+    items = [msgspec.convert(dict(r), Visit) for r in rows[:limit]]
     nxt = (
         encode_cursor(items[-1].starts_at.isoformat(), str(items[-1].id))
         if len(rows) > limit
