@@ -51,12 +51,11 @@ def create_app(settings: Settings) -> Litestar:
             app.state.store.close()
 
     configure_logging(settings.log_level)
-    return Litestar(
+    app = Litestar(
         route_handlers=[health.health, health.ready, *wiring.route_handlers(settings)],
         lifespan=[lifespan],
         dependencies={"db": Provide(db.provide_db)},
         exception_handlers={Exception: handle_exception},
-        middleware=[request_id_middleware],
         on_app_init=[jwt_auth.on_app_init],
         request_max_body_size=settings.max_body_bytes,
         state=_state(settings, jwt_auth),
@@ -77,6 +76,10 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=False,
     )
+    # Outermost, around Litestar's own exception handling, so that 404s from the router and
+    # 401s from the auth middleware are logged and carry a request id like everything else.
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    return app
 
 
 def _state(settings: Settings, jwt_auth: object) -> dict[str, object]:

@@ -80,6 +80,7 @@ def assert_problem(r: Any, status: int, type_suffix: str | None = None) -> dict[
     assert r.headers["content-type"].startswith("application/problem+json"), r.headers
     body = r.json()
     assert body["status"] == status and body["title"] and body["detail"]
+    assert body.get("request_id") == r.headers["x-request-id"], body
     if type_suffix:
         assert body["type"].endswith("/" + type_suffix), body
     return body
