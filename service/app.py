@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
             ),
         ),
         debug=False,
+        logging_config=None,  # ours: JSON lines (service.logs), not Litestar's text format
     )
     # Outermost, around Litestar's own exception handling, so that 404s from the router and
     # 401s from the auth middleware are logged and carry a request id like everything else.
