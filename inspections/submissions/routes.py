@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
 from litestar import Request, Response, get, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.audit.log import audit
@@ -112,6 +112,10 @@ async def put_submission(
     data: JSONBody[SubmissionPut],
     request: AuthedRequest,
     db: DB,
+    if_match: Annotated[
+        str | None,
+        HeaderParameter(name="If-Match", description="ETag of the draft being overwritten"),
+    ] = None,
 ) -> Response[Submission]:
     user = request.user
     visit = await visit_in_org(db, user, visit_id)
@@ -204,7 +208,6 @@ async def put_submission(
             )
         status = 201
     else:
-        if_match = request.headers.get("if-match")
         current = etag_of(existing["body_hash"])
         if if_match is None:
             raise Problem(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from msgspec import UNSET
 
@@ -283,7 +283,15 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
         304: ResponseSpec(data_container=None, description="Not modified: the copy is current"),
     },
 )
-async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Response[Bundle]:
+async def get_bundle(
+    visit_id: FromPath[UUID],
+    request: AuthedRequest,
+    db: DB,
+    if_none_match: Annotated[
+        str | None,
+        HeaderParameter(name="If-None-Match", description="ETag of the bundle the phone has"),
+    ] = None,
+) -> Response[Bundle]:
     user = request.user
     stamps = await db.fetchrow(q.ETAG_SQL, visit_id, user.organisation_id, user.user_id)
     if stamps is None:
@@ -292,7 +300,7 @@ async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -
         raise forbidden("Only this visit's team and coordinators can download it.")
     etag = q.bundle_etag(visit_id, stamps["vu"], stamps["su"], stamps["tu"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    inm = request.headers.get("if-none-match")
+    inm = if_none_match
     if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
         return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
     visit = await q.visit_in_org(db, user, visit_id)
