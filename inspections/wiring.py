@@ -10,14 +10,19 @@ from litestar.security.jwt import JWTAuth
 from inspections.accounts import routes as accounts
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
+from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import routes as visits
+from media import routes as evidence
+from media.lifespan import media_lifespan
 from service.auth import make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Started after the core (pool, store) and stopped before it.
+LIFESPANS = [caches_lifespan, media_lifespan]
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$"]
 
 
@@ -36,4 +41,5 @@ def route_handlers(settings: Settings) -> list[Any]:
         *checklists.route_handlers,
         *visits.route_handlers,
         *submissions.route_handlers,
+        *evidence.route_handlers,
     ]

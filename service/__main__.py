@@ -129,6 +129,37 @@ async def _create_user(dsn: str, args: argparse.Namespace, settings: Settings) -
         await conn.close()
 
 
+async def _sweep(dsn: str, settings: Settings) -> dict:
+    """Needs the store too: S3_* settings, or the embedded SeaweedFS of scripts/serve."""
+    import datetime as dt
+
+    from media.sweep import sweep
+    from service.storage import ObjectStore
+
+    endpoint, access, secret = (
+        settings.s3_endpoint_url,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+    )
+    s3 = None
+    if not endpoint:
+        from service.devstack import SeaweedFS
+
+        s3 = SeaweedFS(Path(settings.data_dir) / "seaweedfs")
+        endpoint = await asyncio.to_thread(s3.start)
+        access, secret = s3.access_key, s3.secret_key
+    store = ObjectStore(endpoint, settings.s3_bucket, settings.s3_region, access, secret)
+    pool = await db.create_pool(dsn, 1, 2)
+    try:
+        report = await sweep(pool, store, dt.timedelta(seconds=settings.sweep_grace_s))
+        return msgspec.to_builtins(report)
+    finally:
+        await pool.close()
+        store.close()
+        if s3 is not None:
+            await asyncio.to_thread(s3.stop)
+
+
 def _jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
@@ -214,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("serve", help="run the API (embedded PostgreSQL/SeaweedFS when not configured)")
     sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser(
+        "sweep-orphans", help="delete stored objects no evidence refers to, and stuck uploads"
+    )
     p = sub.add_parser("create-org", help="create an organisation; prints its JSON")
     p.add_argument("--name", required=True)
     p = sub.add_parser("create-user", help="create a user with a password; prints its JSON")
@@ -230,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     with database(settings) as dsn:
         if args.cmd == "migrate":
             _out({"applied": asyncio.run(db.migrate(dsn, _migrations()))})
+        elif args.cmd == "sweep-orphans":
+            _out(asyncio.run(_sweep(dsn, settings)))
         elif args.cmd == "create-org":
             _out(asyncio.run(_create_org(dsn, args.name)))
         elif args.cmd == "create-user":

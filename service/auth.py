@@ -18,6 +18,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
+from service.invalidation import LruCache
+
 ROLES = (
     "citizen_inspector",
     "professional_inspector",
@@ -42,18 +44,36 @@ class Principal(msgspec.Struct, frozen=True):
 # Spread into a route decorator to make it public (and say so truthfully in OpenAPI).
 PUBLIC: dict[str, Any] = {"opt": {"public": True}, "security": [{}]}
 
-PrincipalLoader = Callable[[ASGIConnection, UUID, UUID], Awaitable[Principal | None]]
+
+class CachedToken(Token):
+    """Verifies a token's signature once, then remembers it (expiry is still checked)."""
+
+    _verified: LruCache[tuple[str, str, str], CachedToken] = LruCache(8192, 3600)
+
+    @classmethod
+    def decode(  # type: ignore[override]
+        cls, encoded_token: str, secret: str, algorithm: str, **kwargs: Any
+    ) -> CachedToken:
+        key = (encoded_token, secret, algorithm)
+        token = cls._verified.get(key)
+        if token is None:
+            token = super().decode(encoded_token, secret, algorithm, **kwargs)
+            cls._verified.put(key, token)
+        elif token.exp <= dt.datetime.now(dt.UTC):
+            cls._verified.pop(key)
+            raise NotAuthorizedException("Invalid token")
+        return token
+
+
+# (connection, user id, device id) as the token carries them -> the caller, or None.
+PrincipalLoader = Callable[[ASGIConnection, str, str], Awaitable[Principal | None]]
 
 
 def make_jwt_auth(
     secret: str, ttl_s: int, load: PrincipalLoader, exclude: list[str]
 ) -> JWTAuth[Principal, Token]:
     async def retrieve(token: Token, connection: ASGIConnection) -> Principal | None:
-        try:
-            user_id, device_id = UUID(token.sub), UUID(str(token.extras.get("dev")))
-        except ValueError:
-            return None
-        principal = await load(connection, user_id, device_id)
+        principal = await load(connection, token.sub, str(token.extras.get("dev")))
         if principal is None:
             raise NotAuthorizedException(
                 "This sign-in is no longer valid (account deactivated or device signed out)."
@@ -61,6 +81,7 @@ def make_jwt_auth(
         return principal
 
     return JWTAuth[Principal, Token](
+        token_cls=CachedToken,
         retrieve_user_handler=retrieve,
         token_secret=secret,
         default_token_expiration=dt.timedelta(seconds=ttl_s),

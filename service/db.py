@@ -34,9 +34,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    # asyncpg's default reset costs a round trip per release (advisory unlock, UNLISTEN,
+    # RESET ALL); requests here hold no session state, so only an open transaction matters.
+    if conn.is_in_transaction():
+        await conn.execute("rollback")
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_reset,
+        command_timeout=30,
     )
 
 

@@ -169,7 +169,12 @@ def problem_responses(*statuses: int) -> dict[int, Any]:
     from litestar.openapi.datastructures import ResponseSpec
 
     return {
-        s: ResponseSpec(data_container=ProblemBody, media_type=PROBLEM_JSON, description=d)
+        s: ResponseSpec(
+            data_container=ProblemBody,
+            media_type=PROBLEM_JSON,
+            description=d,
+            generate_examples=False,
+        )
         for s in statuses
         for d in [
             _TITLES.get(

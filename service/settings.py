@@ -32,6 +32,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Photo evidence.
+    max_photo_bytes: int = 25_000_000
+    max_photo_pixels: int = 50_000_000  # decompression bombs are refused above this
+    image_workers: int = 2  # processes decoding photos; uploads beyond this wait their turn
+    evidence_url_ttl_s: int = 300  # presigned GETs of derivatives and originals
+    upload_url_ttl_s: int = 3600  # presigned POSTs for direct-to-store uploads
+    photo_time_tolerance_min: int = 60  # a photo this long before/after the visit is in time
+    max_location_accuracy_m: float = 500  # a coarser phone fix cannot prove "on site"
+    site_timezone: str = "Europe/London"  # reads EXIF times that carry no UTC offset
+    sweep_interval_s: int = 3600  # 0 disables the in-app orphan sweeper
+    sweep_grace_s: int = 3600  # objects and stuck uploads younger than this are left alone
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

@@ -28,10 +28,21 @@ def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def load_principal(
-    connection: ASGIConnection, user_id: UUID, device_id: UUID
-) -> Principal | None:
-    row = await connection.app.state.pool.fetchrow(
+async def load_principal(connection: ASGIConnection, sub: str, dev: str) -> Principal | None:
+    """Who the caller is now; cached per process, evicted on change (see caching.py).
+
+    Keyed by the token's own strings, so a cache hit parses nothing.
+    """
+    state = connection.app.state
+    bus, cache = state.invalidations, state.principals
+    if bus.healthy and (cached := cache.get((sub, dev))) is not None:
+        return cached
+    generation = bus.generation
+    try:
+        user_id, device_id = UUID(sub), UUID(dev)
+    except ValueError:
+        return None
+    row = await state.pool.fetchrow(
         """select u.organisation_id, u.roles
              from users u join devices d on d.user_id = u.id
             where u.id = $1 and d.id = $2 and u.active and d.revoked_at is null""",
@@ -40,7 +51,10 @@ async def load_principal(
     )
     if row is None:
         return None
-    return Principal(user_id, row["organisation_id"], frozenset(row["roles"]), device_id)
+    principal = Principal(user_id, row["organisation_id"], frozenset(row["roles"]), device_id)
+    if bus.healthy and bus.generation == generation:
+        cache.put((sub, dev), principal)
+    return principal
 
 
 async def user_in_org(db: asyncpg.Connection, caller: Principal, user_id: UUID) -> asyncpg.Record:

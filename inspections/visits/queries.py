@@ -39,13 +39,44 @@ def bundle_etag(visit_id: UUID, *stamps: dt.datetime | None) -> str:
     return '"' + h.hexdigest()[:32] + '"'
 
 
-ETAG_SQL = """
-    select v.updated_at vu, s.updated_at su,
+STAMPS_SQL = """
+    select v.organisation_id, v.service_id, v.updated_at vu, s.updated_at su,
            (select max(u.updated_at) from visit_members m join users u on u.id = m.user_id
              where m.visit_id = v.id) tu,
-           exists (select 1 from visit_members m where m.visit_id = v.id and m.user_id = $3) member
+           array(select m.user_id from visit_members m where m.visit_id = v.id) members
       from visits v join services s on s.id = v.service_id
-     where v.id = $1 and v.organisation_id = $2"""
+     where v.id = $1"""
+
+
+class BundleStamps(msgspec.Struct, frozen=True):
+    organisation_id: UUID
+    service_id: UUID
+    members: frozenset[UUID]
+    etag: str
+
+
+def stamps_from(visit_id: UUID, row: Any) -> BundleStamps:
+    return BundleStamps(
+        row["organisation_id"],
+        row["service_id"],
+        frozenset(row["members"]),
+        bundle_etag(visit_id, row["vu"], row["su"], row["tu"]),
+    )
+
+
+async def bundle_stamps(state: Any, visit_id: UUID) -> BundleStamps | None:
+    """Who may read a visit's bundle, and its current ETag; cached (see caching.py)."""
+    bus, cache = state.invalidations, state.bundle_stamps
+    if bus.healthy and (cached := cache.get(visit_id)) is not None:
+        return cached
+    generation = bus.generation
+    row = await state.pool.fetchrow(STAMPS_SQL, visit_id)
+    if row is None:
+        return None
+    stamps = stamps_from(visit_id, row)
+    if bus.healthy and bus.generation == generation:
+        cache.put(visit_id, stamps)
+    return stamps
 
 
 async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get, patch, post
-from litestar.datastructures import ResponseHeader
+from litestar import MediaType, Request, get, patch, post
+from litestar.datastructures import ResponseHeader, State
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Parameter as OAParameter
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from msgspec import UNSET
 
@@ -44,6 +49,26 @@ from service.errors import (
 from service.schema import Limit, decode_cursor, encode_cursor
 
 AuthedRequest = Request[Principal, Any, Any]
+
+
+@dataclass
+class IfNoneMatchOperation(Operation):
+    """Documents the If-None-Match header the bundle route reads itself."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            OAParameter(
+                name="If-None-Match",
+                param_in=ParamType.HEADER,
+                required=False,
+                schema=Schema(type=OpenAPIType.STRING),
+                description="ETag of the bundle the phone has; 304 when it is current",
+            ),
+        ]
+
+
+_encoder = msgspec.json.Encoder()
 coordinator = [require_roles("coordinator")]
 
 
@@ -279,35 +304,63 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
         )
     ],
     responses={
+        200: ResponseSpec(data_container=Bundle, description="The bundle", generate_examples=False),
+        304: ResponseSpec(
+            data_container=None,
+            description="Not modified: the copy is current",
+            generate_examples=False,
+        ),
         **problem_responses(401, 403, 404),
-        304: ResponseSpec(data_container=None, description="Not modified: the copy is current"),
     },
+    operation_class=IfNoneMatchOperation,
 )
-async def get_bundle(
-    visit_id: FromPath[UUID],
-    request: AuthedRequest,
-    db: DB,
-    if_none_match: Annotated[
-        str | None,
-        HeaderParameter(name="If-None-Match", description="ETag of the bundle the phone has"),
-    ] = None,
-) -> Response[Bundle]:
-    user = request.user
-    stamps = await db.fetchrow(q.ETAG_SQL, visit_id, user.organisation_id, user.user_id)
-    if stamps is None:
+async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest) -> ASGIResponse:
+    user, state = request.user, request.app.state
+    # Read directly (documented below as a parameter): this is the phones' hottest path.
+    if_none_match = request.headers.get("if-none-match")
+    stamps = await q.bundle_stamps(state, visit_id)
+    if stamps is None or stamps.organisation_id != user.organisation_id:
         raise not_found("visit")
-    if not stamps["member"] and not user.has("coordinator"):
+    if user.user_id not in stamps.members and not user.has("coordinator"):
         raise forbidden("Only this visit's team and coordinators can download it.")
-    etag = q.bundle_etag(visit_id, stamps["vu"], stamps["su"], stamps["tu"])
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    inm = if_none_match
-    if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
-        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-    visit = await q.visit_in_org(db, user, visit_id)
-    service = await service_in_org(db, user, visit.service_id)
-    version = await version_in_org(
-        db, user.organisation_id, visit.checklist_id, visit.checklist_version
-    )
+    if if_none_match and (
+        if_none_match.strip() == "*" or stamps.etag in [t.strip() for t in if_none_match.split(",")]
+    ):
+        return _not_modified(state, stamps.etag)
+    response = state.bundles.get(stamps.etag)
+    if response is None:
+        etag, body = await _build_bundle(state, user, visit_id)
+        response = ASGIResponse(body=body, media_type=MediaType.JSON, headers=_headers(etag))
+        state.bundles.put(etag, response)
+    return response
+
+
+def _headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": "private, no-cache"}
+
+
+def _not_modified(state: State, etag: str) -> ASGIResponse:
+    # The phones' hottest path. A low-level response holds no per-request state, so one
+    # is built per ETag and reused.
+    response = state.bundle_not_modified.get(etag)
+    if response is None:
+        response = ASGIResponse(status_code=HTTP_304_NOT_MODIFIED, headers=_headers(etag))
+        state.bundle_not_modified.put(etag, response)
+    return response
+
+
+async def _build_bundle(state: State, user: Principal, visit_id: UUID) -> tuple[str, bytes]:
+    """The bundle and its ETag from one snapshot, so an ETag always names the same bytes."""
+    async with (
+        state.pool.acquire() as db,
+        db.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        row = await db.fetchrow(q.STAMPS_SQL, visit_id)
+        visit = await q.visit_in_org(db, user, visit_id)
+        service = await service_in_org(db, user, visit.service_id)
+        version = await version_in_org(
+            db, user.organisation_id, visit.checklist_id, visit.checklist_version
+        )
     bundle = Bundle(
         visit=BundleVisit(
             id=visit.id,
@@ -331,7 +384,7 @@ async def get_bundle(
             for m in visit.team
         ],
     )
-    return Response(bundle, headers=headers)
+    return q.stamps_from(visit_id, row).etag, _encoder.encode(bundle)
 
 
 @get(

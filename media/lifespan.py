@@ -1,0 +1,28 @@
+"""The media slice's share of the app's lifetime: image workers and the orphan sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+
+from media.pipeline import ImageWorkers
+from media.sweep import sweep_forever
+
+
+@asynccontextmanager
+async def media_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+    settings = app.state.settings
+    app.state.images = ImageWorkers(settings.image_workers)
+    sweeper = asyncio.create_task(sweep_forever(app)) if settings.sweep_interval_s > 0 else None
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await asyncio.to_thread(app.state.images.close)
