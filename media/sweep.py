@@ -28,7 +28,10 @@ class SweepReport(msgspec.Struct):
     skipped_locked: bool = False
 
 
-async def sweep(pool: asyncpg.Pool, store: ObjectStore, grace: dt.timedelta) -> SweepReport:
+async def sweep(
+    pool: asyncpg.Pool, store: ObjectStore, grace: dt.timedelta, prefix: str = "orgs/"
+) -> SweepReport:
+    """One pass; ``prefix`` narrows the objects considered (e.g. one organisation)."""
     report = SweepReport()
     async with pool.acquire() as conn:
         if not await conn.fetchval("select pg_try_advisory_lock($1)", SWEEP_LOCK):
@@ -51,7 +54,7 @@ async def sweep(pool: asyncpg.Pool, store: ObjectStore, grace: dt.timedelta) -> 
             cutoff = dt.datetime.now(dt.UTC) - grace
             paginator = store.client.get_paginator("list_objects_v2")
             pages = await asyncio.to_thread(
-                lambda: list(paginator.paginate(Bucket=store.bucket, Prefix="orgs/"))
+                lambda: list(paginator.paginate(Bucket=store.bucket, Prefix=prefix))
             )
             candidates = [
                 o["Key"]

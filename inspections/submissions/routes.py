@@ -16,7 +16,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
-from inspections.checklists.questions import questions
+from inspections.checklists.questions import needs_photo, questions
 from inspections.submissions.schemas import (
     AnswerOut,
     QuestionRow,
@@ -28,7 +28,15 @@ from inspections.submissions.validate import ScoredAnswer, check_answers
 from inspections.visits.queries import may_see_visit, visit_in_org
 from service.auth import Principal, require_roles
 from service.db import DB
-from service.errors import Problem, conflict, forbidden, not_found, problem_responses, unprocessable
+from service.errors import (
+    FieldError,
+    Problem,
+    conflict,
+    forbidden,
+    not_found,
+    problem_responses,
+    unprocessable,
+)
 
 AuthedRequest = Request[Principal, Any, Any]
 _enc = msgspec.json.Encoder()
@@ -161,6 +169,8 @@ async def put_submission(
         db, user.organisation_id, visit.checklist_id, visit.checklist_version
     )
     scored, errors = check_answers(version.content, data.answers, data.state == "final")
+    if data.state == "final" and not errors:
+        errors = await _missing_photos(db, visit_id, submission_id, scored)
     if errors:
         raise unprocessable(
             f"{len(errors)} problem(s) with the answers: "
@@ -252,6 +262,35 @@ async def put_submission(
     return Response(
         await _load(db, submission_id), status_code=status, headers={"ETag": etag_of(body_hash)}
     )
+
+
+async def _missing_photos(
+    db: asyncpg.Connection, visit_id: UUID, submission_id: UUID, scored: list[ScoredAnswer]
+) -> list[FieldError]:
+    """Evidence rules: a photo, uploaded for this submission and question, must be ready."""
+    needed = [s for s in scored if needs_photo(s.question, s.answer.value, s.answer.na)]
+    if not needed:
+        return []
+    have = {
+        r["question_key"]
+        for r in await db.fetch(
+            """select question_key from evidence
+                where visit_id = $1 and submission_id = $2 and status = 'ready'
+                  and deleted_at is null and question_key = any($3::text[])""",
+            visit_id,
+            submission_id,
+            [s.question.key for s in needed],
+        )
+    }
+    return [
+        FieldError(
+            f"$.answers[{s.position}]",
+            f"question '{s.question.key}' needs a photo: upload one with this submission id "
+            "and question key before finalising",
+        )
+        for s in needed
+        if s.question.key not in have
+    ]
 
 
 async def _advance_visit(db: asyncpg.Connection, visit_id: UUID) -> None:

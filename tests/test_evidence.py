@@ -1,0 +1,387 @@
+"""Photo evidence through HTTP, with real camera photos and a real SeaweedFS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import uuid
+from typing import Any
+
+import httpx
+import msgspec
+import pillow_heif
+import pytest
+from PIL import Image
+
+from media.sweep import sweep
+from service import db
+from tests.conftest import FIXTURES
+from tests.helpers import Api, assert_problem
+from tests.test_visits import Scene
+
+PHOTOS = FIXTURES / "photos"
+GPS_PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
+# DSCN0010.jpg: Nikon COOLPIX P6000, 2008-10-22 16:29:49 (camera time), about 43.4674 N 11.8851 E.
+PHOTO_LAT, PHOTO_LON = 43.46744833333333, 11.885126666663888
+
+
+class Photos:
+    def __init__(self, api: Api, scene: Scene, visit: dict[str, Any]) -> None:
+        self.api, self.scene, self.visit = api, scene, visit
+
+    async def upload(
+        self,
+        headers: dict[str, str],
+        content: bytes,
+        name: str = "photo.jpg",
+        evidence_id: str | None = None,
+        **meta: Any,
+    ) -> httpx.Response:
+        metadata = {
+            "evidence_id": evidence_id or str(uuid.uuid4()),
+            "visit_id": self.visit["id"],
+            **meta,
+        }
+        return await self.api.client.post(
+            "/v1/evidence",
+            headers=headers,
+            files={
+                "metadata": (None, msgspec.json.encode(metadata), "application/json"),
+                "file": (name, content, "image/jpeg"),
+            },
+        )
+
+
+async def scene_with_visit(
+    api: Api,
+    lat: float = PHOTO_LAT,
+    lon: float = PHOTO_LON,
+    checklist: dict[str, Any] | None = None,
+) -> Photos:
+    s = await Scene(api).build()
+    await api.client.patch(
+        f"/v1/services/{s.service['id']}",
+        headers=s.coord,
+        json={"lat": lat, "lon": lon, "geofence_m": 150},
+    )
+    if checklist is not None:
+        s.checklist = (
+            await api.client.post("/v1/checklists", headers=s.coord, json=checklist)
+        ).json()
+        await api.client.post(f"/v1/checklists/{s.checklist['id']}/publish", headers=s.coord)
+    visit = (await s.visit()).json()
+    return Photos(api, s, visit)
+
+
+async def bucket_keys(api: Api, org: str) -> list[str]:
+    """This test's objects (the bucket is shared by the session; organisations are not)."""
+    store = api.client.app.state.store
+    out = await store.call("list_objects_v2", Bucket=store.bucket, Prefix=f"orgs/{org}/")
+    return [o["Key"] for o in out.get("Contents", [])]
+
+
+async def fetch(url: str) -> bytes:
+    async with httpx.AsyncClient() as c:
+        r = await c.get(url)
+        assert r.status_code == 200, r.text
+        return r.content
+
+
+async def test_geotagged_photo_on_site_with_clean_derivatives_and_exact_original(
+    api: Api,
+) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    original = GPS_PHOTO.read_bytes()
+    r = await p.upload(ann, original, caption="Corridor", lat=51.5, lon=-0.12)
+    assert r.status_code == 201, r.text
+    ev = r.json()
+    assert ev["status"] == "ready" and ev["content_type"] == "image/jpeg"
+    assert ev["sha256"] == hashlib.sha256(original).hexdigest()
+    assert ev["size_bytes"] == len(original)
+    # EXIF GPS wins over the phone's own fix; the service sits where the photo was taken.
+    loc = ev["location"]
+    assert loc["source"] == "exif" and loc["check"] == "on_site"
+    assert abs(loc["lat"] - PHOTO_LAT) < 1e-6 and abs(loc["lon"] - PHOTO_LON) < 1e-6
+    assert loc["distance_m"] < 1
+    # Taken in 2008 (camera clock read as UK time), far outside this visit's window.
+    assert ev["taken_at"].startswith("2008-10-22T")
+    assert ev["time_check"] == "outside_window"
+    assert ev["urls"]["original"] is None
+
+    for name in ("display", "thumb"):
+        img = Image.open(io.BytesIO(await fetch(ev["urls"][name])))
+        assert not img.getexif() and "exif" not in img.info and "xmp" not in img.info
+        assert max(img.size) <= (2048 if name == "display" else 320)
+
+    coord = p.scene.coord
+    r = await api.client.get(f"/v1/evidence/{ev['id']}?original=true", headers=coord)
+    assert await fetch(r.json()["urls"]["original"]) == original
+    audit = (await api.client.get(f"/v1/audit?object_id={ev['id']}", headers=coord)).json()
+    assert "evidence.original_access" in [e["action"] for e in audit["items"]]
+
+
+async def test_off_site_and_device_location_fallback(api: Api) -> None:
+    p = await scene_with_visit(api, lat=51.5074, lon=-0.1278)  # the service is in London
+    ann = await api.login(p.scene.ann)
+    r = await p.upload(ann, GPS_PHOTO.read_bytes())
+    loc = r.json()["location"]
+    assert loc["source"] == "exif" and loc["check"] == "off_site"
+    assert 1_100_000 < loc["distance_m"] < 1_300_000  # Tuscany to London
+    # A photo with no EXIF GPS: the phone's reported fix is used.
+    plain = io.BytesIO()
+    Image.open(GPS_PHOTO).save(plain, "PNG")
+    r = await p.upload(ann, plain.getvalue(), lat=51.5075, lon=-0.1279, accuracy_m=10)
+    assert r.status_code == 201, r.text
+    loc = r.json()["location"]
+    assert loc["source"] == "device" and loc["check"] == "on_site"
+    assert r.json()["content_type"] == "image/png"
+    # Neither: unverified.
+    r = await p.upload(ann, _jpeg_without_exif())
+    assert r.json()["location"]["source"] == "none"
+    assert r.json()["location"]["check"] == "unverified"
+
+
+async def test_retries_never_duplicate_and_same_bytes_are_recognised(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    evidence_id = str(uuid.uuid4())
+    first = await p.upload(ann, GPS_PHOTO.read_bytes(), evidence_id=evidence_id)
+    assert first.status_code == 201
+    keys_after_first = await bucket_keys(api, p.scene.org)
+    again = await p.upload(ann, GPS_PHOTO.read_bytes(), evidence_id=evidence_id)
+    assert again.status_code == 200 and again.json()["id"] == evidence_id
+    same_bytes = await p.upload(ann, GPS_PHOTO.read_bytes())
+    assert same_bytes.status_code == 200
+    assert same_bytes.json()["duplicate_of"] == evidence_id
+    assert await api.conn.fetchval("select count(*) from evidence") == 1
+    assert sorted(await bucket_keys(api, p.scene.org)) == sorted(keys_after_first)
+    assert len(keys_after_first) == 3  # original, display, thumb
+    listed = await api.client.get(f"/v1/visits/{p.visit['id']}/evidence", headers=ann)
+    assert [e["id"] for e in listed.json()] == [evidence_id]
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "kind"),
+    [
+        (lambda: b"Dear diary, today we visited Elm House.\n" * 50, 415, "photo-unsupported-type"),
+        (lambda: GPS_PHOTO.read_bytes()[:60_000], 422, "photo-corrupt-image"),
+        (lambda: _bomb_png(), 413, "photo-too-many-pixels"),
+    ],
+    ids=["text-named-jpg", "truncated-jpeg", "decompression-bomb"],
+)
+async def test_bad_files_are_refused_and_leave_nothing_behind(
+    api: Api, make: Any, status: int, kind: str
+) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    r = await p.upload(ann, make(), name="holiday.jpg")
+    body = assert_problem(r, status, kind)
+    assert body["detail"]
+    assert await api.conn.fetchval("select count(*) from evidence") == 0
+    assert await bucket_keys(api, p.scene.org) == []
+
+
+async def test_who_may_add_and_see_evidence(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    ev = (await p.upload(ann, GPS_PHOTO.read_bytes())).json()
+    outsider = await api.login(await api.cleared_citizen(p.scene.org))
+    assert_problem(await p.upload(outsider, GPS_PHOTO.read_bytes()), 403)
+    assert_problem(await api.client.get(f"/v1/evidence/{ev['id']}", headers=outsider), 403)
+    scrutiny = await api.login(await api.user(p.scene.org, "scrutiny_member"))
+    r = await api.client.get(f"/v1/evidence/{ev['id']}", headers=scrutiny)
+    assert r.status_code == 200 and r.json()["urls"]["display"]
+    r = await api.client.get(f"/v1/evidence/{ev['id']}?original=true", headers=scrutiny)
+    assert "coordinators" in assert_problem(r, 403)["detail"]
+    stranger = await api.login(await api.user(await api.org("Other"), "coordinator"))
+    assert_problem(await api.client.get(f"/v1/evidence/{ev['id']}", headers=stranger), 404)
+    # Cancelled visits take no more evidence.
+    await api.client.post(
+        f"/v1/visits/{p.visit['id']}/cancel", headers=p.scene.coord, json={"reason": "flu outbreak"}
+    )
+    assert_problem(await p.upload(ann, _jpeg_without_exif()), 409, "visit-closed")
+    # Soft delete: coordinator only, audited, then gone from view.
+    assert_problem(await api.client.delete(f"/v1/evidence/{ev['id']}?reason=x", headers=ann), 403)
+    r = await api.client.delete(f"/v1/evidence/{ev['id']}?reason=blurred", headers=p.scene.coord)
+    assert r.status_code == 204
+    assert_problem(await api.client.get(f"/v1/evidence/{ev['id']}", headers=p.scene.coord), 404)
+    assert await api.conn.fetchval("select delete_reason from evidence") == "blurred"
+
+
+async def test_presigned_upload_round_trip(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    evidence_id = str(uuid.uuid4())
+    body = {"evidence_id": evidence_id, "visit_id": p.visit["id"], "size_bytes": 200_000}
+    r = await api.client.post("/v1/evidence/uploads", headers=ann, json=body)
+    assert r.status_code == 201, r.text
+    upload = r.json()["upload"]
+    r = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
+    assert_problem(r, 409, "upload-missing")
+    # The phone sends the bytes straight to the store.
+    async with httpx.AsyncClient() as store:
+        sent = await store.post(
+            upload["url"],
+            data=upload["fields"],
+            files={"file": ("x.jpg", GPS_PHOTO.read_bytes(), "text/plain")},
+        )
+        assert sent.status_code in (200, 204), sent.text
+    r = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
+    assert r.status_code == 200, r.text
+    ev = r.json()
+    assert ev["status"] == "ready" and ev["content_type"] == "image/jpeg"  # not text/plain
+    assert ev["location"]["check"] == "on_site"
+    again = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
+    assert again.status_code == 200 and again.json()["id"] == evidence_id
+    keys = await bucket_keys(api, p.scene.org)
+    assert len(keys) == 3 and not any("/incoming/" in k for k in keys)
+    r = await api.client.post("/v1/evidence/uploads", headers=ann, json=body)
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    too_big = {**body, "evidence_id": str(uuid.uuid4()), "size_bytes": 10**9}
+    assert_problem(await api.client.post("/v1/evidence/uploads", headers=ann, json=too_big), 413)
+
+
+async def test_presigned_upload_of_garbage_is_rejected_and_removed(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    evidence_id = str(uuid.uuid4())
+    r = await api.client.post(
+        "/v1/evidence/uploads",
+        headers=ann,
+        json={"evidence_id": evidence_id, "visit_id": p.visit["id"]},
+    )
+    upload = r.json()["upload"]
+    async with httpx.AsyncClient() as store:
+        await store.post(
+            upload["url"],
+            data=upload["fields"],
+            files={"file": ("x.jpg", b"not a photo at all", "image/jpeg")},
+        )
+    r = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
+    assert_problem(r, 415, "photo-unsupported-type")
+    assert await bucket_keys(api, p.scene.org) == []
+    row = await api.conn.fetchrow("select status, rejected_reason from evidence")
+    assert row["status"] == "rejected" and "JPEG" in row["rejected_reason"]
+
+
+async def test_heic_from_a_phone(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    src = Image.open(GPS_PHOTO)
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(src).save(buf, quality=80, exif=src.info["exif"])
+    r = await p.upload(ann, buf.getvalue(), name="IMG_0001.HEIC")
+    assert r.status_code == 201, r.text
+    ev = r.json()
+    assert ev["content_type"] in ("image/heic", "image/heif")
+    assert ev["location"]["source"] == "exif" and ev["location"]["check"] == "on_site"
+
+
+async def test_portrait_photo_comes_out_upright(api: Api) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    sigs = {}
+    for n in (1, 6):
+        r = await p.upload(ann, (PHOTOS / "orientation" / f"portrait_{n}.jpg").read_bytes())
+        img = Image.open(io.BytesIO(await fetch(r.json()["urls"]["display"])))
+        assert img.height > img.width
+        sigs[n] = list(img.convert("L").resize((16, 16)).tobytes())
+    diff = sum(abs(a - b) for a, b in zip(sigs[1], sigs[6], strict=True)) / 256
+    assert diff < 12
+
+
+async def test_final_submission_needs_the_photo_its_rule_requires(api: Api) -> None:
+    checklist = {
+        "title": "Photo rules",
+        "content": {
+            "sections": [
+                {
+                    "title": "Environment",
+                    "questions": [
+                        {
+                            "type": "pass_fail",
+                            "key": "clean",
+                            "prompt": "Is it clean?",
+                            "domain": "cleanliness",
+                            "evidence": {"when": "points_at_or_below", "points": 1},
+                        },
+                    ],
+                }
+            ]
+        },
+    }
+    p = await scene_with_visit(api, checklist=checklist)
+    ann = await api.login(p.scene.ann)
+    sub = str(uuid.uuid4())
+    url = f"/v1/visits/{p.visit['id']}/submissions/{sub}"
+    body = {"state": "final", "answers": [{"question_key": "clean", "value": "fail"}]}
+    r = await api.client.put(url, headers=ann, json=body)
+    err = assert_problem(r, 422)["errors"][0]
+    assert err["field"] == "$.answers[0]" and "'clean' needs a photo" in err["reason"]
+    r = await p.upload(ann, GPS_PHOTO.read_bytes(), submission_id=sub, question_key="clean")
+    assert r.status_code == 201
+    assert (await api.client.put(url, headers=ann, json=body)).status_code == 201
+    # A passing answer needs no photo.
+    bob = await api.login(p.scene.bob)
+    r = await api.client.put(
+        f"/v1/visits/{p.visit['id']}/submissions/{uuid.uuid4()}",
+        headers=bob,
+        json={"state": "final", "answers": [{"question_key": "clean", "value": "pass"}]},
+    )
+    assert r.status_code == 201
+
+
+async def test_sweeper_removes_strays_and_stuck_uploads_only(api: Api, settings: Any) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    kept = (await p.upload(ann, GPS_PHOTO.read_bytes())).json()
+    await api.client.post(
+        "/v1/evidence/uploads",
+        headers=ann,
+        json={"evidence_id": str(uuid.uuid4()), "visit_id": p.visit["id"]},
+    )
+    await api.conn.execute(
+        "update evidence set upload_expires_at = now() - interval '2 hours' "
+        "where status = 'uploading'"
+    )
+    state = api.client.app.state
+    stray = f"orgs/{p.scene.org}/derivatives/{uuid.uuid4()}/display.jpg"
+    await state.store.call("put_object", Bucket=state.store.bucket, Key=stray, Body=b"x")
+    before = await bucket_keys(api, p.scene.org)
+    pool = await db.create_pool(settings.database_url, 1, 2)  # the app's pool is on its loop
+    try:
+        report = await sweep(pool, state.store, dt.timedelta(0), prefix=f"orgs/{p.scene.org}/")
+    finally:
+        await pool.close()
+    assert report.rows_removed == 1 and report.objects_removed == 1
+    after = await bucket_keys(api, p.scene.org)
+    assert stray not in after and set(after) == set(before) - {stray}
+    assert await api.conn.fetchval("select count(*) from evidence") == 1
+    r = await api.client.get(f"/v1/evidence/{kept['id']}", headers=ann)
+    assert await fetch(r.json()["urls"]["thumb"])
+
+
+def _jpeg_without_exif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), (120, 140, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    """A small file that claims 30000 x 30000 pixels (900 MP)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 30001 * 10)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
