@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +16,14 @@ import asyncpg
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -50,6 +59,47 @@ from service.errors import (
 AuthedRequest = Request[Principal, Any, Any]
 _meta_decoder = msgspec.json.Decoder(EvidenceMeta)
 UPLOAD_STATES = ("planned", "in_progress")
+
+
+@dataclass
+class MultipartUploadOperation(Operation):
+    """Documents the multipart body the upload route streams itself."""
+
+    def __post_init__(self) -> None:
+        meta = {
+            "type": "object",
+            "required": ["evidence_id", "visit_id"],
+            "properties": {
+                "evidence_id": {"type": "string", "format": "uuid"},
+                "visit_id": {"type": "string", "format": "uuid"},
+                "submission_id": {"type": "string", "format": "uuid"},
+                "question_key": {"type": "string"},
+                "caption": {"type": "string"},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "accuracy_m": {"type": "number"},
+                "taken_at": {"type": "string", "format": "date-time"},
+            },
+        }
+        self.request_body = RequestBody(
+            required=True,
+            description="Part 'metadata' (JSON, first) and part 'file' (the photo's bytes).",
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["metadata", "file"],
+                        properties={
+                            "metadata": Schema(
+                                type=OpenAPIType.STRING,
+                                description="JSON: " + msgspec.json.encode(meta).decode(),
+                            ),
+                            "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                        },
+                    )
+                )
+            },
+        )
 
 
 # -- checks beside the queries that load the objects -------------------------------------
@@ -219,6 +269,7 @@ async def _existing(
         "file or too many pixels is refused and leaves nothing behind."
     ),
     request_max_body_size=None,  # capped while streaming, by MAX_PHOTO_BYTES
+    operation_class=MultipartUploadOperation,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
 )
 async def upload_evidence(request: AuthedRequest, db: DB, state: State) -> Response[Evidence]:

@@ -120,8 +120,22 @@ async def test_openapi_describes_every_route(client: AsyncTestClient) -> None:
         "/v1/audit",
         "/health",
         "/ready",
+        "/v1/services",
+        "/v1/checklists/{checklist_id}/publish",
+        "/v1/visits/{visit_id}/bundle",
+        "/v1/visits/{visit_id}/submissions/{submission_id}",
+        "/v1/evidence",
+        "/v1/evidence/uploads",
+        "/v1/evidence/{evidence_id}/complete",
+        "/v1/visits/{visit_id}/evidence",
     ]:
         assert p in paths, p
+    # Routes that read their own headers or stream their bodies still say so.
+    bundle = paths["/v1/visits/{visit_id}/bundle"]["get"]
+    assert "If-None-Match" in [x["name"] for x in bundle["parameters"]]
+    assert {"200", "304"} <= set(bundle["responses"])
+    upload = paths["/v1/evidence"]["post"]["requestBody"]["content"]
+    assert set(upload["multipart/form-data"]["schema"]["properties"]) == {"metadata", "file"}
     token = paths["/v1/auth/token"]["post"]
     assert "401" in token["responses"] and "422" in token["responses"]
     assert "application/problem+json" in token["responses"]["401"]["content"]
