@@ -131,6 +131,16 @@ async def test_the_phone_flow_end_to_end(api: Api) -> None:
     assert [(a["points"], a["max_points"]) for a in body["answers"]] == [(3, 4), (2, 2)]
     r2 = await api.client.put(url, headers={**ann, "If-Match": first.headers["etag"]}, json=final)
     assert r2.status_code == 200 and r2.json() == body
+    # Its per-domain sums are kept for scorecards (points x weight over max x weight).
+    rows = await api.conn.fetch(
+        "select domain, wp, wm, perspective from submission_scores where submission_id = $1"
+        " order by domain",
+        uuid.UUID(sub_id),
+    )
+    assert [tuple(r) for r in rows] == [
+        ("dignity", 3, 4, "citizen"),
+        ("environment", 2, 2, "citizen"),
+    ]
     changed = {**final, "answers": answers(respect=1)}
     assert_problem(
         await api.client.put(url, headers={**ann, "If-Match": r.headers["etag"]}, json=changed),

@@ -250,6 +250,8 @@ async def put_submission(
         )
         status = 200
     await _write_answers(db, submission_id, user.organisation_id, scored)
+    if final:
+        await _write_scores(db, submission_id, visit, user.user_id, member.perspective)
     await _advance_visit(db, visit_id)
     await audit(
         db,
@@ -261,6 +263,27 @@ async def put_submission(
     )
     return Response(
         await _load(db, submission_id), status_code=status, headers={"ETag": etag_of(body_hash)}
+    )
+
+
+async def _write_scores(
+    db: asyncpg.Connection, submission_id: UUID, visit: Any, user_id: UUID, perspective: str
+) -> None:
+    """The submission's per-domain weighted sums, for scorecards (migration 0005)."""
+    await db.execute(
+        """insert into submission_scores (submission_id, domain, organisation_id, service_id,
+               visit_id, user_id, perspective, visit_starts_at, wp, wm, answers)
+           select $1, a.domain, a.organisation_id, $2, $3, $4, $5, $6,
+                  sum(a.weight * a.points), sum(a.weight * a.max_points), count(*)
+             from answers a
+            where a.submission_id = $1 and a.points is not null and a.max_points > 0
+            group by a.domain, a.organisation_id""",
+        submission_id,
+        visit.service_id,
+        visit.id,
+        user_id,
+        perspective,
+        visit.starts_at,
     )
 
 
