@@ -12,6 +12,7 @@ from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import routes as visits
@@ -42,4 +43,5 @@ def route_handlers(settings: Settings) -> list[Any]:
         *visits.route_handlers,
         *submissions.route_handlers,
         *evidence.route_handlers,
+        *scorecards.route_handlers,
     ]

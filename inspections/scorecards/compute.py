@@ -1,0 +1,232 @@
+"""From stored sums to a service's scorecard: the maths in maths.py, the I/O at the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from inspections.scorecards import maths
+from inspections.scorecards.schemas import (
+    Combined,
+    DomainCard,
+    QuestionCard,
+    ScoringSettings,
+    Stats,
+)
+
+OVERALL = "overall"
+
+
+def submissions_of(rows: list[Any]) -> dict[str, list[maths.SubmissionScores]]:
+    """Rows of submission_scores -> per perspective, each submission's domain scores."""
+    by_sub: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        sub = by_sub.setdefault(
+            r["submission_id"],
+            {
+                "perspective": r["perspective"],
+                "rater": r["user_id"],
+                "visit": r["visit_id"],
+                "domains": {},
+            },
+        )
+        sub["domains"][r["domain"]] = maths.score_from_sums(r["wp"], r["wm"])
+    out: dict[str, list[maths.SubmissionScores]] = {"citizen": [], "professional": []}
+    for s in by_sub.values():
+        out[s["perspective"]].append(
+            maths.SubmissionScores(rater=s["rater"], visit=s["visit"], domains=s["domains"])
+        )
+    return out
+
+
+def answer_counts(rows: list[Any]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for r in rows:
+        counts[r["perspective"], r["domain"]] += r["answers"]
+        counts[r["perspective"], OVERALL] += r["answers"]
+    return counts
+
+
+def _stats(d: maths.DomainScores | None, answers: int) -> Stats | None:
+    if d is None:
+        return None
+    s = d.summary
+    return Stats(
+        score=s.mean,
+        lower=s.lower,
+        upper=s.upper,
+        submissions=s.n,
+        raters=d.raters,
+        visits=d.visits,
+        answers=answers,
+        low_confidence=s.low_confidence,
+    )
+
+
+def _overall_stats(p: maths.PerspectiveScores, answers: int) -> Stats | None:
+    if p.overall is None or p.overall_summary is None:
+        return None
+    s = p.overall_summary
+    return Stats(
+        score=p.overall,
+        lower=s.lower,
+        upper=s.upper,
+        submissions=p.submissions,
+        raters=p.raters,
+        visits=p.visits,
+        answers=answers,
+        low_confidence=s.low_confidence,
+    )
+
+
+def pooled(subs: dict[str, list[maths.SubmissionScores]], domain: str, min_n: int):  # type: ignore[no-untyped-def]
+    """Both perspectives' submission scores together, for reading a trend with an interval."""
+    scores = []
+    for s in subs["citizen"] + subs["professional"]:
+        if domain == OVERALL:
+            if s.domains:
+                scores.append(maths.mean_of(list(s.domains.values())))
+        elif domain in s.domains:
+            scores.append(s.domains[domain])
+    return maths.summarise(scores, min_n=min_n) if scores else None
+
+
+def build(
+    current_rows: list[Any], previous_rows: list[Any], settings: ScoringSettings
+) -> tuple[DomainCard, list[DomainCard], maths.Band | None]:
+    kw = {
+        "w": settings.citizen_weight,
+        "thresholds": settings.band_thresholds,
+        "gap_threshold": settings.gap_threshold,
+    }
+    cur, prev = submissions_of(current_rows), submissions_of(previous_rows)
+    counts = answer_counts(current_rows)
+    pc = maths.perspective_scores(cur["citizen"], min_n=settings.min_submissions)
+    pp = maths.perspective_scores(cur["professional"], min_n=settings.min_submissions)
+    card = maths.scorecard(pc, pp, **kw)
+    before = maths.scorecard(
+        maths.perspective_scores(prev["citizen"], min_n=settings.min_submissions),
+        maths.perspective_scores(prev["professional"], min_n=settings.min_submissions),
+        **kw,
+    )
+
+    def trend(domain: str) -> maths.Trend | None:
+        return maths.trend(
+            pooled(cur, domain, settings.min_submissions),
+            pooled(prev, domain, settings.min_submissions),
+        )
+
+    domains = []
+    for name, d in card.domains.items():
+        prev_d = before.domains.get(name)
+        domains.append(
+            DomainCard(
+                domain=name,
+                citizen=_stats(d.citizen, counts[("citizen", name)]),
+                professional=_stats(d.professional, counts[("professional", name)]),
+                combined=Combined(
+                    score=d.combined.value,
+                    citizen_weight=settings.citizen_weight,
+                    single_perspective=d.combined.single_perspective,
+                ),
+                gap=d.gap,
+                diverges=d.diverges,
+                band=d.band,
+                trend=trend(name),
+                previous=prev_d.combined.value if prev_d else None,
+            )
+        )
+    overall = DomainCard(
+        domain=OVERALL,
+        citizen=_overall_stats(pc, counts[("citizen", OVERALL)]),
+        professional=_overall_stats(pp, counts[("professional", OVERALL)]),
+        combined=Combined(
+            score=card.overall.value,
+            citizen_weight=settings.citizen_weight,
+            single_perspective=card.overall.single_perspective,
+        ),
+        gap=card.gap,
+        diverges=card.diverges,
+        band=card.band,
+        trend=trend(OVERALL),
+        previous=before.overall.value,
+    )
+    return overall, domains, card.band
+
+
+def questions(answer_rows: list[Any]) -> tuple[list[QuestionCard], float | None]:
+    """Per question, each perspective's mean points; and the agreement between them."""
+    acc: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    maxima: dict[str, float] = {}
+    ratings = []
+    for r in answer_rows:
+        acc[r["question_key"], r["domain"]][r["perspective"]].append(r["points"])
+        maxima[r["question_key"]] = max(maxima.get(r["question_key"], 0.0), r["max_points"])
+        ratings.append(
+            maths.QuestionRating(
+                visit=r["visit_id"],
+                question=r["question_key"],
+                perspective=r["perspective"],
+                rater=r["user_id"],
+                points=r["points"],
+                max_points=r["max_points"],
+            )
+        )
+    cards = []
+    for (key, domain), by in acc.items():
+        c = maths.mean_of(by.get("citizen", []))
+        p = maths.mean_of(by.get("professional", []))
+        gap = None if c is None or p is None else 100 * (c - p) / maxima[key]
+        cards.append(
+            QuestionCard(
+                question_key=key,
+                domain=domain,
+                max_points=maxima[key],
+                citizen_mean_points=c,
+                professional_mean_points=p,
+                gap_pct=gap,
+            )
+        )
+    # The items that drive a gap first.
+    cards.sort(key=lambda q: (q.gap_pct is None, -abs(q.gap_pct or 0), q.question_key))
+    return cards, maths.perspective_agreement(ratings)
+
+
+_BAND_WORDS = {
+    "inadequate": "Inadequate",
+    "requires_improvement": "Requires improvement",
+    "good": "Good",
+    "outstanding": "Outstanding",
+}
+
+
+def notes(overall: DomainCard, domains: list[DomainCard], min_n: int) -> list[str]:
+    """What a committee member should know, in plain words."""
+    out = []
+    for d in [overall, *domains]:
+        name = "Overall" if d.domain == OVERALL else d.domain.replace("_", " ").capitalize()
+        if d.diverges and d.gap is not None:
+            who = "lower" if d.gap < 0 else "higher"
+            out.append(
+                f"{name}: citizens scored {abs(d.gap):.0f} points {who} than professionals, "
+                "more than chance would explain: the perspectives diverge."
+            )
+        if d.combined.single_perspective:
+            side = "citizens" if d.citizen else "professionals"
+            out.append(f"{name}: only {side} rated this, so the combined score is theirs alone.")
+        for side, stats in (("citizen", d.citizen), ("professional", d.professional)):
+            if stats is not None and stats.low_confidence:
+                out.append(f"{name}: fewer than {min_n} {side} submissions; treat with caution.")
+    return out
+
+
+def default_period(
+    period_from: dt.datetime | None, period_to: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime]:
+    to = period_to or dt.datetime.now(dt.UTC)
+    return (period_from or to - dt.timedelta(days=365)), to
+
+
+def band_words(band: str | None) -> str:
+    return _BAND_WORDS.get(band or "", "Not rated")

@@ -1,0 +1,323 @@
+"""Service scorecards: citizen and professional perspectives, combined, compared, trended."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from litestar import Request, Response, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from inspections.audit.log import audit
+from inspections.scorecards import compute
+from inspections.scorecards.schemas import (
+    LeaguePage,
+    LeagueRow,
+    Override,
+    OverrideRequest,
+    Scorecard,
+    ScoringSettings,
+    ScoringSettingsPatch,
+)
+from inspections.services.queries import may_read, service_in_org
+from inspections.services.schemas import Kind
+from service.auth import Principal, require_roles
+from service.db import DB
+from service.errors import problem_responses, unprocessable
+from service.schema import Limit, decode_cursor, encode_cursor
+
+AuthedRequest = Request[Principal, Any, Any]
+readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
+
+SCORES_SQL = """
+    select submission_id, user_id, visit_id, perspective, domain, wp, wm, answers,
+           visit_starts_at >= $2 as current
+      from submission_scores
+     where service_id = $1 and visit_starts_at >= $3 and visit_starts_at < $4"""
+
+ANSWERS_SQL = """
+    select v.id visit_id, s.user_id, s.perspective, a.question_key, a.domain, a.points,
+           a.max_points
+      from visits v
+      join submissions s on s.visit_id = v.id and s.state = 'final'
+      join answers a on a.submission_id = s.id
+     where v.service_id = $1 and v.starts_at >= $2 and v.starts_at < $3
+       and a.points is not null and a.max_points > 0"""
+
+
+async def scoring_settings(db: asyncpg.Connection, organisation_id: UUID) -> ScoringSettings:
+    raw = await db.fetchval("select settings from organisations where id = $1", organisation_id)
+    return msgspec.convert(raw.get("scoring", {}), ScoringSettings)
+
+
+def _period(
+    period_from: dt.datetime | None, period_to: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    start, end = compute.default_period(period_from, period_to)
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise unprocessable("from and to must be RFC 3339 times with from before to.")
+    return start, end, start - (end - start)
+
+
+async def service_scorecard(
+    db: asyncpg.Connection,
+    user: Principal,
+    service_id: UUID,
+    period_from: dt.datetime | None,
+    period_to: dt.datetime | None,
+) -> Scorecard:
+    service = await service_in_org(db, user, service_id)
+    may_read(user, service)
+    start, end, prev_start = _period(period_from, period_to)
+    settings = await scoring_settings(db, user.organisation_id)
+    rows = await db.fetch(SCORES_SQL, service_id, start, prev_start, end)
+    current = [r for r in rows if r["current"]]
+    previous = [r for r in rows if not r["current"]]
+    overall, domains, computed = compute.build(current, previous, settings)
+    questions, alpha = compute.questions(await db.fetch(ANSWERS_SQL, service_id, start, end))
+    override_row = await db.fetchrow(
+        """select band, reason, created_by by, created_at at from scorecard_overrides
+            where service_id = $1 and period_from = $2 and period_to = $3
+            order by created_at desc limit 1""",
+        service_id,
+        start,
+        end,
+    )
+    override = Override(**dict(override_row)) if override_row else None
+    notes = compute.notes(overall, domains, settings.min_submissions)
+    if override:
+        notes.append(
+            f"The overall band was set to {compute.band_words(override.band)} by a coordinator "
+            f"(computed: {compute.band_words(computed)}). Reason: {override.reason}"
+        )
+    return Scorecard(
+        service_id=service.id,
+        service_name=service.name,
+        kind=service.kind,
+        period_from=start,
+        period_to=end,
+        overall=overall,
+        band=override.band if override else computed,
+        computed_band=computed,
+        override=override,
+        agreement_alpha=alpha,
+        domains=domains,
+        questions=questions,
+        notes=notes,
+    )
+
+
+@get(
+    "/v1/services/{service_id:uuid}/scorecard",
+    guards=readers,
+    tags=["scorecards"],
+    summary="A service's scorecard (default: the last 12 months)",
+    description="From final submissions only. Scrutiny members and coordinators see every "
+    "service of their organisation; service managers only the services they manage.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_scorecard(
+    service_id: FromPath[UUID],
+    request: AuthedRequest,
+    db: DB,
+    period_from: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
+    period_to: Annotated[dt.datetime | None, QueryParameter(name="to")] = None,
+) -> Scorecard:
+    return await service_scorecard(db, request.user, service_id, period_from, period_to)
+
+
+@post(
+    "/v1/services/{service_id:uuid}/scorecard/override",
+    guards=[require_roles("coordinator")],
+    tags=["scorecards"],
+    summary="Override the overall band for a period, with a recorded reason (audited)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def override_band(
+    service_id: FromPath[UUID], data: JSONBody[OverrideRequest], request: AuthedRequest, db: DB
+) -> Scorecard:
+    await service_in_org(db, request.user, service_id)
+    _period(data.period_from, data.period_to)
+    await db.execute(
+        """insert into scorecard_overrides (organisation_id, service_id, period_from, period_to,
+                                            band, reason, created_by)
+           values ($1, $2, $3, $4, $5, $6, $7)""",
+        request.user.organisation_id,
+        service_id,
+        data.period_from,
+        data.period_to,
+        data.band,
+        data.reason,
+        request.user.user_id,
+    )
+    await audit(
+        db,
+        request,
+        "scorecard.override",
+        "service",
+        service_id,
+        {
+            "band": data.band,
+            "reason": data.reason,
+            "from": data.period_from.isoformat(),
+            "to": data.period_to.isoformat(),
+        },
+    )
+    return await service_scorecard(db, request.user, service_id, data.period_from, data.period_to)
+
+
+@get(
+    "/v1/organisation/scoring",
+    guards=[require_roles("coordinator", "scrutiny_member")],
+    tags=["scorecards"],
+    summary="How this organisation combines and bands scores",
+    responses=problem_responses(401, 403),
+)
+async def get_scoring(request: AuthedRequest, db: DB) -> ScoringSettings:
+    return await scoring_settings(db, request.user.organisation_id)
+
+
+@patch(
+    "/v1/organisation/scoring",
+    guards=[require_roles("coordinator")],
+    tags=["scorecards"],
+    summary="Change the citizen weight, band thresholds, minimum submissions (audited)",
+    responses=problem_responses(401, 403, 422),
+)
+async def patch_scoring(
+    data: JSONBody[ScoringSettingsPatch], request: AuthedRequest, db: DB
+) -> ScoringSettings:
+    current = msgspec.to_builtins(await scoring_settings(db, request.user.organisation_id))
+    changes = {k: v for k, v in msgspec.to_builtins(data).items()}
+    merged = msgspec.convert({**current, **changes}, ScoringSettings)
+    t = merged.band_thresholds
+    if not 0 < t[0] < t[1] < t[2] <= 100:
+        raise unprocessable("band_thresholds must be three increasing percentages.")
+    await db.execute(
+        """update organisations set settings = jsonb_set(settings, '{scoring}', $2::jsonb)
+            where id = $1""",
+        request.user.organisation_id,
+        msgspec.to_builtins(merged),
+    )
+    await audit(
+        db, request, "organisation.scoring", "organisation", request.user.organisation_id, changes
+    )
+    return merged
+
+
+LEAGUE_SQL = """
+    select ss.service_id, ss.submission_id, ss.user_id, ss.visit_id, ss.perspective,
+           ss.domain, ss.wp, ss.wm, ss.answers, ss.visit_starts_at >= $3 as current
+      from submission_scores ss
+      join services s on s.id = ss.service_id
+     where ss.organisation_id = $1 and s.kind = $2
+       and ss.visit_starts_at >= $4 and ss.visit_starts_at < $5"""
+
+SortKey = Literal["combined", "citizen", "professional", "name"]
+
+
+@get(
+    "/v1/scorecards",
+    guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
+    tags=["scorecards"],
+    summary="Every service of a kind side by side; Accept: text/csv for a spreadsheet",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def league_table(
+    request: AuthedRequest,
+    db: DB,
+    kind: FromQuery[Kind],
+    period_from: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
+    period_to: Annotated[dt.datetime | None, QueryParameter(name="to")] = None,
+    sort: FromQuery[SortKey] = "combined",
+    descending: FromQuery[bool] = True,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> Response[LeaguePage]:
+    user = request.user
+    start, end, prev_start = _period(period_from, period_to)
+    settings = await scoring_settings(db, user.organisation_id)
+    services = await db.fetch(
+        """select s.id, s.name from services s
+            where s.organisation_id = $1 and s.kind = $2
+              and (not $3 or exists (select 1 from service_managers m
+                                     where m.service_id = s.id and m.user_id = $4))""",
+        user.organisation_id,
+        kind,
+        not user.has("coordinator", "scrutiny_member"),
+        user.user_id,
+    )
+    rows_by_service: dict[UUID, list[Any]] = {s["id"]: [] for s in services}
+    for r in await db.fetch(LEAGUE_SQL, user.organisation_id, kind, start, prev_start, end):
+        if r["service_id"] in rows_by_service:
+            rows_by_service[r["service_id"]].append(r)
+    table = []
+    for s in services:
+        rows = rows_by_service[s["id"]]
+        overall, _, band = compute.build(
+            [r for r in rows if r["current"]], [r for r in rows if not r["current"]], settings
+        )
+        table.append(
+            LeagueRow(
+                service_id=s["id"],
+                service_name=s["name"],
+                combined=overall.combined.score,
+                citizen=overall.citizen.score if overall.citizen else None,
+                professional=overall.professional.score if overall.professional else None,
+                band=band,
+                trend=overall.trend,
+                low_confidence=any(
+                    x is None or x.low_confidence for x in (overall.citizen, overall.professional)
+                ),
+                single_perspective=overall.combined.single_perspective,
+            )
+        )
+
+    def key(row: LeagueRow) -> tuple[Any, ...]:
+        value = row.service_name if sort == "name" else getattr(row, sort)
+        missing = value is None
+        # Services without scores last, whichever direction.
+        return (
+            missing,
+            (value if not descending or sort == "name" else -value) if not missing else 0,
+            str(row.service_id),
+        )
+
+    table.sort(key=key)
+    if sort == "name" and descending:
+        table.reverse()
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            _csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
+        )
+    offset = decode_cursor(cursor, int)[0] if cursor else 0
+    page = table[offset : offset + limit]
+    nxt = encode_cursor(offset + limit) if offset + limit < len(table) else None
+    return Response(LeaguePage(items=page, next_cursor=nxt))
+
+
+def _csv(rows: list[LeagueRow]) -> str:
+    out = io.StringIO()
+    fields = list(LeagueRow.__struct_fields__)
+    w = csv.writer(out)
+    w.writerow(fields)
+    for r in rows:
+        w.writerow(
+            [
+                ""
+                if getattr(r, f) is None
+                else (f"{getattr(r, f):.1f}" if isinstance(getattr(r, f), float) else getattr(r, f))
+                for f in fields
+            ]
+        )
+    return out.getvalue()
+
+
+route_handlers = [get_scorecard, override_band, get_scoring, patch_scoring, league_table]

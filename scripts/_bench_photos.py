@@ -1,0 +1,1051 @@
+"""Photo ingest benchmark (see bench_photos): HTTP ingest vs a raw S3 PUT vs a naive pipeline.
+
+Makes phone-sized photos in a temp dir (a 12 MP JPEG with EXIF GPS, DateTimeOriginal and
+Orientation 6, and a 12 MP HEIC of the same pixels), starts a throwaway PostgreSQL +
+SeaweedFS and the real app under granian with ONE worker (scripts/_bench_load.py's Stack),
+seeds a visit, then measures in one run:
+
+  (a) the full ingest: POST /v1/evidence (multipart) until 201 with status "ready" (the
+      route processes synchronously), sequentially and with 4 uploads at once;
+  (b) the floor: boto3 put_object of the same bytes to the same SeaweedFS, sequentially;
+  (c) the naive Pillow pipeline (media.derive.naive_pipeline: full decode, exif_transpose,
+      thumbnail, both sizes saved) on the same file, in this process, against our
+      make_derivatives / process_photo;
+  (d) the offline bundle (200 and 304) without upload load and while 4 uploaders loop.
+
+Every upload and PUT has its own bytes (the same bytes in the same visit are answered as a
+duplicate, early, which must not be measured): JPEG variants carry a unique COM segment
+after the EXIF segment, HEIC variants a unique trailing 'free' box. All request bodies of
+the measured runs are built before timing starts.
+
+    scripts/bench_photos                      # defaults, ~1.5-2 min
+    scripts/bench_photos --n 40 --heic-n 10   # more photos per measurement
+    scripts/bench_photos --bundle-rate 0      # bundle clients closed-loop (as fast as they can)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import gc
+import io
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import _bench_load as bl  # noqa: E402
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+import pillow_heif  # noqa: E402
+from PIL import Image, ImageChops  # noqa: E402
+
+from media.derive import make_derivatives, naive_pipeline  # noqa: E402
+from media.pipeline import process_photo  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.storage import ObjectStore  # noqa: E402
+
+SOURCE_PHOTO = ROOT.parent / "shared" / "fixtures" / "photos" / "gps" / "DSCN0010.jpg"
+SIZE = (4000, 3000)  # 12 MP, stored landscape; Orientation 6 says "rotate for portrait"
+HEIC_QUALITY = 50  # ~3 MB for these pixels, what a phone's 12 MP HEIC weighs
+# Where the photo says it was taken: on the bench's service (52.1 N, 1.2 W).
+GPS_LAT, GPS_LON = 52.1, -1.2
+SPEEDUP_GOAL = 2.0  # naive / ours, image processing of a 12 MP JPEG
+PUT_RATIO_GOAL = 3.0  # HTTP ingest / raw PUT, wall time per photo
+BUNDLE_P99_GOAL_MS = 50.0
+OTHER_CPU_WARN = 20.0  # % of one core
+log = bl.log
+
+
+# --------------------------------------------------------------------------- photos
+
+
+@dataclass
+class Photo:
+    fmt: str  # "jpeg" | "heic"
+    data: bytes
+    path: Path
+    content_type: str
+    filename: str
+
+    def variant(self, tag: str) -> bytes:
+        """The same photo with a few unique bytes, so the server sees a new file."""
+        payload = f"bench_photos {tag} {uuid.uuid4().hex}".encode()
+        if self.fmt == "jpeg":
+            pos = _after_app_segments(self.data)
+            seg = b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload
+            return self.data[:pos] + seg + self.data[pos:]
+        # ISO BMFF: a top-level 'free' box at the end is ignored by readers.
+        return self.data + (len(payload) + 8).to_bytes(4, "big") + b"free" + payload
+
+
+def _after_app_segments(data: bytes) -> int:
+    """Offset just after SOI and the APPn segments that follow it (EXIF stays first)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    pos = 2
+    while data[pos] == 0xFF and 0xE0 <= data[pos + 1] <= 0xEF:
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return pos
+
+
+def phone_exif(taken: dt.datetime) -> bytes:
+    """EXIF as a phone writes it: make/model, Orientation 6, capture time with offset, GPS."""
+    exif = Image.Exif()
+    exif[0x010F] = "Google"  # Make
+    exif[0x0110] = "Pixel 7"  # Model
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to view (portrait)
+    exif[0x0131] = "bench_photos"  # Software
+    sub = exif.get_ifd(0x8769)
+    stamp = taken.strftime("%Y:%m:%d %H:%M:%S")
+    sub[0x9003] = stamp  # DateTimeOriginal
+    sub[0x9004] = stamp  # DateTimeDigitized
+    sub[0x9011] = "+00:00"  # OffsetTimeOriginal
+    sub[0x9291] = "123"  # SubSecTimeOriginal
+    gps = exif.get_ifd(0x8825)
+
+    def dms(deg: float) -> tuple[float, float, float]:
+        d = abs(deg)
+        m = (d - int(d)) * 60
+        return (float(int(d)), float(int(m)), round((m - int(m)) * 60, 4))
+
+    gps[1] = "N" if GPS_LAT >= 0 else "S"
+    gps[2] = dms(GPS_LAT)
+    gps[3] = "E" if GPS_LON >= 0 else "W"
+    gps[4] = dms(GPS_LON)
+    gps[5] = b"\x00"
+    gps[6] = 87.0  # altitude, m
+    gps[7] = (float(taken.hour), float(taken.minute), float(taken.second))
+    gps[29] = taken.strftime("%Y:%m:%d")
+    gps[31] = 4.0  # GPSHPositioningError, m
+    return exif.tobytes()
+
+
+def phone_pixels() -> Image.Image:
+    """12 MP of real-looking content: a real photo upscaled, with sensor-like noise.
+
+    A flat or smooth image would compress to a fraction of a phone JPEG's 3-5 MB and decode
+    faster than a real one (entropy decoding is a large share of a JPEG decode).
+    """
+    with Image.open(SOURCE_PHOTO) as src:
+        big = src.convert("RGB").resize(SIZE, Image.Resampling.LANCZOS)
+    luma = Image.effect_noise(SIZE, 6)  # mean 128
+    channels = [
+        ImageChops.add(luma, Image.effect_noise(SIZE, 2.5), scale=1.0, offset=-128)
+        for _ in range(3)
+    ]
+    return ImageChops.add(big, Image.merge("RGB", channels), scale=1.0, offset=-128)
+
+
+def make_photos(tmp: Path, quality: int, taken: dt.datetime) -> tuple[Photo, Callable[[], Photo]]:
+    """The JPEG now; the HEIC (x265 takes ~10 s) in a thread, collected by the callable."""
+    log(f"making a 12 MP JPEG from {SOURCE_PHOTO.name} (upscaled, with noise) ...")
+    pixels = phone_pixels()
+    exif = phone_exif(taken)
+    buf = io.BytesIO()
+    pixels.save(buf, "JPEG", quality=quality, exif=exif)
+    jpeg = Photo("jpeg", buf.getvalue(), tmp / "PXL_bench.jpg", "image/jpeg", "PXL_bench.jpg")
+    jpeg.path.write_bytes(jpeg.data)
+    box: dict[str, Any] = {}
+
+    def encode() -> None:
+        try:
+            out = io.BytesIO()
+            pillow_heif.from_pillow(pixels).save(out, quality=HEIC_QUALITY, exif=exif)
+            box["data"] = out.getvalue()
+        except BaseException as e:  # reported by the collector
+            box["error"] = e
+
+    log(f"encoding the same pixels as HEIC (quality {HEIC_QUALITY}) in the background ...")
+    thread = threading.Thread(target=encode, name="heic-encode", daemon=True)
+    thread.start()
+
+    def collect() -> Photo:
+        thread.join()
+        if "error" in box:
+            raise RuntimeError(f"HEIC encoding failed: {box['error']!r}")
+        heic = Photo("heic", box["data"], tmp / "IMG_bench.HEIC", "image/heic", "IMG_bench.HEIC")
+        heic.path.write_bytes(heic.data)
+        return heic
+
+    return jpeg, collect
+
+
+def describe(photo: Photo) -> str:
+    with Image.open(io.BytesIO(photo.data)) as im:
+        exif = im.getexif()
+        gps = exif.get_ifd(0x8825)
+        taken = exif.get_ifd(0x8769).get(0x9003)
+        orient = im.info.get("original_orientation", exif.get(0x0112))
+        return (
+            f"{photo.fmt.upper():<4} {im.size[0]}x{im.size[1]} {len(photo.data) / 1e6:.2f} MB "
+            f"({len(photo.data):,} B); EXIF Orientation {orient}, GPS "
+            f"{'yes' if gps else 'NO'}, DateTimeOriginal {taken}"
+        )
+
+
+# --------------------------------------------------------------------------- CPU windows
+
+
+@dataclass
+class Pids:
+    server: int | None
+    postgres: int | None
+    s3: int | None
+
+
+@dataclass
+class Cpu:
+    t: float
+    parts: dict[str, float | None]
+
+
+def cpu_now(pids: Pids) -> Cpu:
+    table = bl._proc_table()
+    return Cpu(
+        time.perf_counter(),
+        {
+            "server": bl.tree_cpu(table, pids.server),
+            "postgres": bl.tree_cpu(table, pids.postgres),
+            "s3": bl.tree_cpu(table, pids.s3),
+            "client": bl.self_cpu(),
+            "machine": bl.machine_busy(),
+        },
+    )
+
+
+def cpu_pct(a: Cpu, b: Cpu) -> dict[str, float | None]:
+    """% of one core per part over the window, and "other": the rest of the machine."""
+    secs = max(b.t - a.t, 1e-9)
+    out: dict[str, float | None] = {}
+    for k in a.parts:
+        x, y = a.parts[k], b.parts[k]
+        out[k] = None if x is None or y is None else (y - x) / secs * 100
+    known = [out[k] for k in ("server", "postgres", "s3", "client")]
+    machine = out["machine"]
+    out["other"] = (
+        None if machine is None or any(v is None for v in known) else machine - sum(known)  # type: ignore[misc]
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- results
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of seconds, in ms."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)] * 1000
+
+
+@dataclass
+class Row:
+    key: str  # naive | derive | process | put | http1 | http4
+    label: str
+    fmt: str
+    concurrency: int
+    latencies: list[float]  # seconds per photo (per request)
+    wall: float  # seconds for the whole run
+    cpu: dict[str, float | None]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.latencies) * 1000 if self.latencies else math.nan
+
+    @property
+    def per_s(self) -> float:
+        return self.n / self.wall if self.wall else math.nan
+
+
+def timed(fn: Callable[[int], Any], n: int, warmup: int = 1) -> tuple[list[float], float]:
+    """Run fn(i) warmup times unmeasured, then n times; per-call seconds and total wall."""
+    for i in range(warmup):
+        fn(-1 - i)
+    out = []
+    start = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t0)
+    return out, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Upload:
+    evidence_id: str
+    body: bytes
+    headers: dict[str, str]
+    expect: int = 201  # 415: the same body with its magic bytes spoiled (receive only)
+
+
+def build_upload(
+    photo: Photo, visit_id: str, auth: dict[str, str], tag: str, not_photo: bool = False
+) -> Upload:
+    """One multipart POST /v1/evidence body, as the phone sends it: metadata, then file.
+
+    ``not_photo``: the same size, but the first bytes are no image signature, so the server
+    receives and hashes it all, then refuses it (415) right after format detection.
+    """
+    evidence_id = str(uuid.uuid4())
+    meta = {
+        "evidence_id": evidence_id,
+        "visit_id": visit_id,
+        "caption": "Fire door propped open (bench)",
+        "lat": GPS_LAT + 0.0001,
+        "lon": GPS_LON,
+        "accuracy_m": 8.0,
+    }
+    content = photo.variant(tag)
+    if not_photo:
+        content = b"NOT" + content[3:]
+    boundary = "benchphotos" + uuid.uuid4().hex
+    while boundary.encode() in content:  # practically never
+        boundary = "benchphotos" + uuid.uuid4().hex
+    b = boundary.encode()
+    body = b"".join(
+        [
+            b"--" + b + b"\r\n",
+            b'Content-Disposition: form-data; name="metadata"\r\n',
+            b"Content-Type: application/json\r\n\r\n",
+            json.dumps(meta).encode(),
+            b"\r\n--" + b + b"\r\n",
+            b'Content-Disposition: form-data; name="file"; filename="',
+            photo.filename.encode() + b'"\r\n',
+            f"Content-Type: {photo.content_type}\r\n\r\n".encode(),
+            content,
+            b"\r\n--" + b + b"--\r\n",
+        ]
+    )
+    headers = {**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return Upload(evidence_id, body, headers, 415 if not_photo else 201)
+
+
+def check_upload(status: int | str, content: bytes, up: Upload) -> str | None:
+    """None when the upload made new, ready evidence (or was refused as expected)."""
+    if up.expect != 201 and status == up.expect:
+        return None
+    if status != 201 or up.expect != 201:
+        return f"POST /v1/evidence -> {status}: {content[:300].decode(errors='replace')}"
+    try:
+        ev = json.loads(content)
+    except ValueError:
+        return f"201 with a body that is not JSON: {content[:200]!r}"
+    if ev.get("status") != "ready" or ev.get("duplicate_of") or ev.get("id") != up.evidence_id:
+        return f"201 but status={ev.get('status')} duplicate_of={ev.get('duplicate_of')}"
+    return None
+
+
+async def post_upload(conn: bl.RawConnection, up: Upload) -> tuple[float, str | None, bytes]:
+    t0 = time.perf_counter()
+    try:
+        status, content = await conn.request("POST", "/v1/evidence", up.headers, up.body)
+    except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError) as e:
+        status, content = type(e).__name__, str(e).encode()
+    dt_ = time.perf_counter() - t0
+    return dt_, check_upload(status, content, up), content
+
+
+def host_port(url: str) -> tuple[str, int]:
+    u = httpx.URL(url)
+    return u.host, u.port or 80
+
+
+async def http_sequential(url: str, uploads: list[Upload]) -> tuple[list[float], float, list[str]]:
+    conn = bl.RawConnection(*host_port(url))
+    lat, errors = [], []
+    try:
+        start = time.perf_counter()
+        for up in uploads:
+            d, err, _ = await post_upload(conn, up)
+            lat.append(d)
+            if err:
+                errors.append(err)
+        return lat, time.perf_counter() - start, errors
+    finally:
+        conn.close()
+
+
+async def http_concurrent(
+    url: str, uploads: list[Upload], concurrency: int
+) -> tuple[list[float], float, list[str]]:
+    queue = iter(uploads)
+    lat: list[float] = []
+    errors: list[str] = []
+    conns = [bl.RawConnection(*host_port(url)) for _ in range(concurrency)]
+
+    async def worker(conn: bl.RawConnection) -> None:
+        for up in queue:
+            d, err, _ = await post_upload(conn, up)
+            lat.append(d)
+            if err:
+                errors.append(err)
+
+    try:
+        start = time.perf_counter()
+        async with asyncio.timeout(600):
+            await asyncio.gather(*(worker(c) for c in conns))
+        return lat, time.perf_counter() - start, errors
+    finally:
+        for c in conns:
+            c.close()
+
+
+# --------------------------------------------------------------------------- bundle
+
+
+@dataclass
+class BundleRun:
+    label: str
+    seconds: float
+    lat200: list[float] = field(default_factory=list)
+    lat304: list[float] = field(default_factory=list)
+    # The same requests timed from the moment they were actually sent (paced mode only).
+    sent200: list[float] = field(default_factory=list)
+    sent304: list[float] = field(default_factory=list)
+    statuses: Counter[Any] = field(default_factory=Counter)
+    samples: list[str] = field(default_factory=list)
+    cpu: dict[str, float | None] = field(default_factory=dict)
+    uploads_done: int = 0
+    upload_errors: list[str] = field(default_factory=list)
+    late: int = 0  # paced sends that went out over 5 ms behind schedule
+
+    @property
+    def errors(self) -> int:
+        return sum(v for k, v in self.statuses.items() if k not in ("ok200", "ok304"))
+
+
+async def bundle_clients(
+    url: str,
+    scene: bl.Scene,
+    clients: int,
+    rate: float,
+    warmup: float,
+    seconds: float,
+    run: BundleRun,
+    pids: Pids,
+) -> None:
+    """``clients`` connections alternating 200 and 304 requests of the visit's bundle.
+
+    With ``rate`` > 0 each client sends on a fixed schedule (rate / clients per second) and
+    latency counts from the scheduled send time, so a stalled server shows in every request
+    it delayed (no coordinated omission); with rate 0 they go as fast as they can.
+    """
+    path = f"/v1/visits/{scene.visit_id}/bundle"
+    h200 = dict(scene.citizen_auth)
+    h304 = {**scene.citizen_auth, "If-None-Match": scene.bundle_etag}
+    start = time.perf_counter()
+    ws, we = start + warmup, start + warmup + seconds
+    cpu: list[Cpu] = []
+    interval = clients / rate if rate > 0 else 0.0
+
+    async def sampler() -> None:
+        await asyncio.sleep(max(0.0, ws - time.perf_counter()))
+        cpu.append(cpu_now(pids))
+        await asyncio.sleep(max(0.0, we - time.perf_counter()))
+        cpu.append(cpu_now(pids))
+
+    async def client(k: int) -> None:
+        conn = bl.RawConnection(*host_port(url))
+        perf = time.perf_counter
+        due = start + (interval * k / clients if interval else 0.0)
+        i = k
+        try:
+            while perf() < we:
+                if interval:
+                    wait = due - perf()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    elif -wait > 0.005 and due >= ws:
+                        run.late += 1
+                    t0 = due
+                    due += interval
+                else:
+                    t0 = perf()
+                sent = perf()
+                want = 200 if i % 2 == 0 else 304
+                i += 1
+                try:
+                    status, content = await conn.request(
+                        "GET", path, h200 if want == 200 else h304, None
+                    )
+                except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError) as e:
+                    status, content = type(e).__name__, str(e).encode()
+                t1 = perf()
+                if t0 < ws or t0 >= we:
+                    continue
+                if status == want:
+                    run.statuses[f"ok{want}"] += 1
+                    (run.lat200 if want == 200 else run.lat304).append(t1 - t0)
+                    (run.sent200 if want == 200 else run.sent304).append(t1 - sent)
+                else:
+                    run.statuses[status] += 1
+                    if len(run.samples) < 3:
+                        text = content[:200].decode(errors="replace")
+                        run.samples.append(f"GET {path} (want {want}) -> {status}: {text}")
+        finally:
+            conn.close()
+
+    async with asyncio.timeout(warmup + seconds + 120):
+        await asyncio.gather(sampler(), *(client(k) for k in range(clients)))
+    if len(cpu) == 2:
+        run.cpu = cpu_pct(cpu[0], cpu[1])
+
+
+async def bundle_under_load(
+    url: str,
+    scene: bl.Scene,
+    args: argparse.Namespace,
+    pids: Pids,
+    bodies: Iterator[Upload],
+    label: str,
+    uploaders: int,
+) -> BundleRun:
+    """The bundle measured while ``uploaders`` connections each loop over new uploads."""
+    run = BundleRun(label, args.load_seconds if uploaders else args.baseline_seconds)
+    stop = asyncio.Event()
+    done: list[float] = []
+    warmup = args.load_warmup if uploaders else 1.0
+    window: list[float] = []
+
+    async def uploader() -> None:
+        conn = bl.RawConnection(*host_port(url))
+        try:
+            while not stop.is_set():
+                up = next(bodies)
+                _, err, _ = await post_upload(conn, up)
+                if err:
+                    if len(run.upload_errors) < 3:
+                        run.upload_errors.append(err)
+                    await asyncio.sleep(0.1)
+                else:
+                    done.append(time.perf_counter())
+        finally:
+            conn.close()
+
+    tasks = [asyncio.create_task(uploader()) for _ in range(uploaders)]
+    try:
+        t = time.perf_counter()
+        window[:] = [t + warmup, t + warmup + run.seconds]
+        await bundle_clients(
+            url, scene, args.bundle_clients, args.bundle_rate, warmup, run.seconds, run, pids
+        )
+    finally:
+        stop.set()
+        if tasks:
+            log(f"    waiting for {len(tasks)} in-flight uploads to finish ...")
+            async with asyncio.timeout(120):
+                await asyncio.gather(*tasks, return_exceptions=True)
+    run.uploads_done = sum(window[0] <= x < window[1] for x in done)
+    return run
+
+
+# --------------------------------------------------------------------------- stack & seed
+
+
+def s3_pid(stack: bl.Stack) -> int | None:
+    proc = getattr(stack.s3, "_proc", None)
+    if proc is not None:
+        return proc.pid
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return int(json.loads(stack.s3.state_file.read_text())["pid"])
+    return None
+
+
+async def seed_scene(target: bl.Target) -> tuple[bl.Scene, str]:
+    conn = await asyncpg.connect(target.dsn)
+    try:
+        async with httpx.AsyncClient(base_url=target.url, trust_env=False, timeout=30) as c:
+            scene = await bl.seed(conn, c)
+            # The geofence of the bench's service (52.1, -1.2) takes the photo as on site.
+        return scene, await conn.fetchval("show server_version")
+    finally:
+        await conn.close()
+
+
+async def first_upload(url: str, up: Upload) -> dict[str, Any]:
+    """One unmeasured upload: starts the image worker pool, checks the response."""
+    conn = bl.RawConnection(*host_port(url))
+    try:
+        _, err, content = await post_upload(conn, up)
+    finally:
+        conn.close()
+    if err:
+        raise RuntimeError(f"warm-up upload failed: {err}")
+    return json.loads(content)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def f_ms(v: float, width: int = 8) -> str:
+    return ("-" if v is None or math.isnan(v) else f"{v:.1f}").rjust(width)
+
+
+def f_pct(v: float | None, width: int = 6) -> str:
+    return ("-" if v is None else f"{v:.0f}%").rjust(width)
+
+
+def report(
+    args: argparse.Namespace,
+    target: bl.Target,
+    photos: list[Photo],
+    sample_ev: dict[str, dict[str, Any]],
+    rows: list[Row],
+    bundles: list[BundleRun],
+    pg_version: str,
+    scene: bl.Scene,
+) -> int:
+    out = print
+    st: Settings | None = target.settings
+    out("== bench_photos ==")
+    la = args.loadavg
+    out(
+        f"date:      {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC  (load average before "
+        f"start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f})"
+    )
+    out(
+        f"machine:   nproc={os.cpu_count()}  {platform.system()} {platform.machine()}  "
+        f"Python {platform.python_version()}"
+    )
+    out(
+        f"software:  granian {pkg_version('granian')}  litestar {pkg_version('litestar')}  "
+        f"Pillow {pkg_version('pillow')}  pillow-heif {pkg_version('pillow-heif')} "
+        f"(libheif {pillow_heif.libheif_version()})  boto3 {pkg_version('boto3')}  "
+        f"PostgreSQL {pg_version}  SeaweedFS (devstack)"
+    )
+    if st is not None:
+        out(
+            f"server:    granian --interface asgi --workers 1 (own process)  "
+            f"LOG_LEVEL={st.log_level}  IMAGE_WORKERS={st.image_workers}  "
+            f"MAX_PHOTO_BYTES={st.max_photo_bytes:,}  MAX_PHOTO_PIXELS={st.max_photo_pixels:,}  "
+            f"DB_POOL_MAX={st.db_pool_max}  PostgreSQL {target.durability}"
+        )
+    for p in photos:
+        out(f"photo:     {describe(p)}")
+    out(
+        "variants:  every upload / PUT has unique bytes (JPEG: a COM segment after EXIF; "
+        "HEIC: a trailing 'free' box), bodies built before timing; fresh evidence_id each"
+    )
+    ev = sample_ev.get("jpeg", {})
+    loc = ev.get("location") or {}
+    out(
+        f"check:     first JPEG upload -> status {ev.get('status')}, {ev.get('width')}x"
+        f"{ev.get('height')}, location {loc.get('source')}/{loc.get('check')}, time "
+        f"{ev.get('time_check')}; HEIC -> {sample_ev.get('heic', {}).get('status')} "
+        f"{sample_ev.get('heic', {}).get('content_type')}"
+    )
+    out("")
+    head = (
+        f"{'measurement':<50} {'fmt':<4} {'n':>3} {'conc':>4} {'p50 ms':>8} {'mean ms':>8} "
+        f"{'max ms':>8} {'photo/s':>8} {'srv':>5} {'pg':>4} {'s3':>5} {'cli':>5} {'other':>5}"
+    )
+    out(head)
+    out("-" * len(head))
+    for r in rows:
+        c = r.cpu
+        out(
+            f"{r.label:<50} {r.fmt:<4} {r.n:>3} {r.concurrency:>4} {f_ms(pct(r.latencies, 50))} "
+            f"{f_ms(r.mean_ms)} {f_ms(pct(r.latencies, 100))} {r.per_s:>8.2f} "
+            f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} {f_pct(c.get('s3'), 5)} "
+            f"{f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)}"
+        )
+    out(
+        "(ms per photo; photo/s = n / wall time of the run; cpu columns: % of one core over "
+        "the run; srv = granian tree incl. image workers, s3 = SeaweedFS, cli = this process, "
+        "which also runs (b) and (c) itself)"
+    )
+    out("")
+    by = {(r.key, r.fmt): r for r in rows}
+    verdicts = []
+
+    def ratio(a: Row | None, b: Row | None) -> float:
+        return a.mean_ms / b.mean_ms if a and b and b.mean_ms else math.nan
+
+    naive, ours = by.get(("naive", "jpeg")), by.get(("derive", "jpeg"))
+    proc = by.get(("process", "jpeg"))
+    speedup = ratio(naive, ours)
+    ok = speedup >= SPEEDUP_GOAL
+    verdicts.append(ok)
+    out(
+        f"GOAL image processing, 12 MP JPEG: naive_pipeline / make_derivatives = "
+        f"{speedup:.2f}x   goal >= {SPEEDUP_GOAL:g}x   {'PASS' if ok else 'FAIL'}"
+    )
+    out(
+        f"     (in-process, sequential, mean; naive / process_photo incl. detect + EXIF: "
+        f"{ratio(naive, proc):.2f}x; HEIC naive / make_derivatives: "
+        f"{ratio(by.get(('naive', 'heic')), by.get(('derive', 'heic'))):.2f}x)"
+    )
+    http1, put = by.get(("http1", "jpeg")), by.get(("put", "jpeg"))
+    put_ratio = ratio(http1, put)
+    ok = put_ratio <= PUT_RATIO_GOAL and not (http1 and http1.errors)
+    verdicts.append(ok)
+    a_ms, b_ms = (r.mean_ms if r else math.nan for r in (http1, put))
+    out(
+        f"GOAL full HTTP ingest vs raw S3 PUT, 12 MP JPEG: {a_ms:.1f} / {b_ms:.1f} ms = "
+        f"{put_ratio:.2f}x   goal <= "
+        f"{PUT_RATIO_GOAL:g}x   {'PASS' if ok else 'FAIL'}"
+    )
+    out(
+        f"     (sequential wall time per photo, mean; HEIC: "
+        f"{ratio(by.get(('http1', 'heic')), by.get(('put', 'heic'))):.2f}x; HTTP ingest / "
+        f"naive in-process, JPEG: {ratio(http1, naive):.2f}x)"
+    )
+    out("")
+    mode = (
+        f"paced, {args.bundle_rate:g} req/s in all, latency from the scheduled send time"
+        if args.bundle_rate > 0
+        else "closed loop (as fast as each client can)"
+    )
+    out(
+        f"bundle: GET /v1/visits/{{id}}/bundle, {args.bundle_clients} clients alternating "
+        f"200 and 304 (If-None-Match), {mode}; body {scene.bundle_bytes:,} B"
+    )
+    head = (
+        f"{'scenario':<34} {'kind':>4} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'p99 sent':>8} {'max sent':>8} {'errors':>6} {'uploads':>8} {'srv':>5} {'pg':>4} "
+        f"{'s3':>5} {'cli':>5} {'other':>5}"
+    )
+    out(head)
+    out("-" * len(head))
+    for b in bundles:
+        for kind, lat, sent in (("200", b.lat200, b.sent200), ("304", b.lat304, b.sent304)):
+            c = b.cpu
+            up = f"{b.uploads_done / b.seconds:.1f}/s" if b.label.startswith("while") else "-"
+            out(
+                f"{b.label:<34} {kind:>4} {len(lat):>6} {f_ms(pct(lat, 50))} "
+                f"{f_ms(pct(lat, 99))} {f_ms(pct(lat, 100))} {f_ms(pct(sent, 99))} "
+                f"{f_ms(pct(sent, 100))} "
+                f"{b.errors:>6} {up:>8} "
+                f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} "
+                f"{f_pct(c.get('s3'), 5)} {f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)}"
+            )
+    loaded = [b for b in bundles if b.label.startswith("while")]
+    for b in loaded:
+        p99 = max(pct(b.lat200, 99), pct(b.lat304, 99))
+        ok = p99 < BUNDLE_P99_GOAL_MS and not b.errors and bool(b.lat200 and b.lat304)
+        verdicts.append(ok)
+        out(
+            f"GOAL bundle p99 (worse of 200/304) {b.label}: {p99:.1f} ms   goal < "
+            f"{BUNDLE_P99_GOAL_MS:g} ms   {'PASS' if ok else 'FAIL'}"
+        )
+    out("")
+    problems = False
+    for r in rows:
+        if r.errors:
+            problems = True
+            out(f"errors in {r.label} ({r.fmt}): {len(r.errors)}, e.g. {r.errors[0]}")
+    for b in bundles:
+        if b.errors:
+            problems = True
+            out(f"errors in bundle {b.label}: {dict(b.statuses)}; e.g. {b.samples[:2]}")
+        if b.upload_errors:
+            problems = True
+            out(f"upload errors during bundle {b.label}: {b.upload_errors}")
+        if b.late and args.bundle_rate > 0:
+            out(
+                f"note: bundle {b.label}: {b.late} of "
+                f"{len(b.lat200) + len(b.lat304)} requests went out > 5 ms behind schedule "
+                "(the connection's previous response was late, or this process was not "
+                "scheduled); p50/p99/max count from the schedule, '... sent' from the actual send"
+            )
+    noisy = [r.label + f" ({r.fmt})" for r in rows if (r.cpu.get("other") or 0) > OTHER_CPU_WARN]
+    noisy += [b.label for b in bundles if (b.cpu.get("other") or 0) > OTHER_CPU_WARN]
+    if noisy:
+        out(
+            f"warning: other processes used over {OTHER_CPU_WARN:.0f}% of a core during: "
+            + "; ".join(noisy)
+            + " -- these figures are disturbed; rerun on a quiet machine"
+        )
+    if target.log_file is not None:
+        try:
+            lines = target.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
+        out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+    return 1 if problems else 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
+    now = dt.datetime.now(dt.UTC)
+    # Taken two hours from now: inside the bench visit's window (now + 1 h .. now + 4 h).
+    jpeg, collect_heic = make_photos(tmp, args.quality, now + dt.timedelta(hours=2))
+    target = stack.start()
+    pids = Pids(target.server_pid, target.postgres_pid, s3_pid(stack))
+    log("seeding: organisation, people, service, 100-question checklist, visit ...")
+    scene, pg_version = asyncio.run(seed_scene(target))
+    log("waiting for the HEIC encoder ...")
+    heic = collect_heic()
+    photos = [jpeg, heic]
+    counts = {"jpeg": args.n, "heic": args.heic_n}
+    st = target.settings
+    assert st is not None
+    rows: list[Row] = []
+
+    def add(key: str, label: str, fmt: str, conc: int, run: Callable[[], Any]) -> Row:
+        log(f"  {label} [{fmt}] ...")
+        a = cpu_now(pids)
+        lat, wall, errors = run()
+        row = Row(key, label, fmt, conc, lat, wall, cpu_pct(a, cpu_now(pids)), errors)
+        rows.append(row)
+        return row
+
+    # Build every measured upload body now (a few ms each), not while timing.
+    url, visit, auth = target.url, scene.visit_id, scene.citizen_auth
+    plan: dict[str, dict[str, list[Upload]]] = {}
+    for p in photos:
+        n = counts[p.fmt]
+        plan[p.fmt] = {
+            "warm": [build_upload(p, visit, auth, f"{p.fmt}-warm-{i}") for i in range(2)],
+            "seq": [build_upload(p, visit, auth, f"{p.fmt}-seq-{i}") for i in range(n)],
+            "refused": [
+                build_upload(p, visit, auth, f"{p.fmt}-415-{i}", not_photo=True)
+                for i in range(n if p.fmt == "jpeg" else 0)
+            ],
+            "conc": [
+                build_upload(p, visit, auth, f"{p.fmt}-conc-{i}")
+                for i in range(max(2 * n, 2 * args.concurrency))
+            ],
+        }
+    put_bodies = {p.fmt: [p.variant(f"put-{i}") for i in range(counts[p.fmt] + 1)] for p in photos}
+
+    # This process holds many long-lived objects (boto3, asyncpg, Pillow...): a full garbage
+    # collection pass over them stalls the load client for tens of ms, so park them.
+    gc.collect()
+    gc.freeze()
+
+    # (c) image processing in this process, while the server is idle.
+    log("(c) image processing in-process, sequential:")
+    mp = st.max_photo_pixels
+    steps: list[tuple[str, str, Callable[[str], Any]]] = [
+        ("naive", "(c) naive_pipeline (Pillow, full decode)", naive_pipeline),
+        ("derive", "(c) ours: make_derivatives", lambda path: make_derivatives(path, mp)),
+        (
+            "process",
+            "(c) ours: process_photo (detect+EXIF+derive)",
+            lambda path: process_photo(path, mp),
+        ),
+    ]
+    for p in photos:
+        for key, label, step in steps:
+            if key == "process" and p.fmt == "heic":
+                continue  # the same decode as make_derivatives, ~1 s each
+            add(
+                key,
+                label,
+                p.fmt,
+                1,
+                lambda step=step, path=str(p.path), n=counts[p.fmt]: (
+                    *timed(lambda _i: step(path), n),
+                    [],
+                ),
+            )
+
+    # (b) the floor: the same bytes straight into the same store.
+    log("(b) raw S3 PUT, sequential:")
+    store = ObjectStore(
+        st.s3_endpoint_url, st.s3_bucket, st.s3_region, st.s3_access_key, st.s3_secret_key
+    )
+    try:
+        for p in photos:
+            bodies = put_bodies[p.fmt]
+
+            def put(i: int, p: Photo = p, bodies: list[bytes] = bodies) -> None:
+                store.client.put_object(
+                    Bucket=store.bucket,
+                    Key=f"bench-raw/{p.fmt}/{uuid.uuid4()}",
+                    Body=bodies[i],  # i = -1 for the warm-up: the spare last body
+                    ContentType=p.content_type,
+                )
+
+            add(
+                "put",
+                "(b) raw S3 put_object (boto3, same store)",
+                p.fmt,
+                1,
+                lambda put=put, p=p: (*timed(put, counts[p.fmt]), []),
+            )
+    finally:
+        store.close()
+
+    # (a) the full ingest over HTTP.
+    log("(a) HTTP ingest, POST /v1/evidence until 201 ready:")
+    sample_ev: dict[str, dict[str, Any]] = {}
+    for p in photos:
+        sample_ev[p.fmt] = asyncio.run(first_upload(url, plan[p.fmt]["warm"][0]))
+        asyncio.run(first_upload(url, plan[p.fmt]["warm"][1]))
+        add(
+            "http1",
+            "(a) HTTP ingest POST /v1/evidence -> 201 ready",
+            p.fmt,
+            1,
+            lambda p=p: asyncio.run(http_sequential(url, plan[p.fmt]["seq"])),
+        )
+        if plan[p.fmt]["refused"]:
+            add(
+                "recv",
+                "(a) same size, not a photo -> 415 (receive only)",
+                p.fmt,
+                1,
+                lambda p=p: asyncio.run(http_sequential(url, plan[p.fmt]["refused"])),
+            )
+        add(
+            "http4",
+            "(a) HTTP ingest POST /v1/evidence -> 201 ready",
+            p.fmt,
+            args.concurrency,
+            lambda p=p: asyncio.run(http_concurrent(url, plan[p.fmt]["conc"], args.concurrency)),
+        )
+    plan.clear()
+
+    # (d) the bundle, idle and while uploads run.
+    conc_rate = next((r.per_s for r in rows if r.key == "http4" and r.fmt == "jpeg"), 5.0)
+    need = int(max(conc_rate, 2.0) * (args.load_seconds + args.load_warmup + 3) * 1.5) + 8
+    log(f"building {need} unique JPEG upload bodies for the load phase ...")
+    pool = [build_upload(jpeg, visit, auth, f"load-{i}") for i in range(need)]
+    extra = 0
+
+    def bodies() -> Iterator[Upload]:
+        nonlocal extra
+        yield from pool
+        while True:  # ran out of prepared bodies: build on the fly (noted in the log)
+            extra += 1
+            yield build_upload(jpeg, visit, auth, f"load-extra-{extra}")
+
+    source = bodies()
+    gc.collect()
+    gc.freeze()
+    bundles = []
+    log(f"(d) bundle without upload load: {args.baseline_seconds:g} s ...")
+    bundles.append(
+        asyncio.run(bundle_under_load(url, scene, args, pids, source, "no upload load", 0))
+    )
+    log(
+        f"(d) bundle while {args.concurrency} uploaders loop over 12 MP JPEGs: "
+        f"{args.load_warmup:g} s warm-up + {args.load_seconds:g} s ..."
+    )
+    label = f"while {args.concurrency} JPEG uploads run"
+    bundles.append(
+        asyncio.run(bundle_under_load(url, scene, args, pids, source, label, args.concurrency))
+    )
+    if extra:
+        log(f"note: {extra} load-phase bodies were built during the run (estimate too low)")
+    return report(args, target, photos, sample_ev, rows, bundles, pg_version, scene)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="scripts/bench_photos",
+        description="Photo ingest over HTTP vs a raw S3 PUT vs a naive Pillow pipeline, and "
+        "the bundle's latency while uploads run, against granian with one worker.",
+    )
+    p.add_argument("--n", type=int, default=20, help="JPEG photos per sequential measurement (20)")
+    p.add_argument(
+        "--heic-n",
+        type=int,
+        default=5,
+        help="HEIC photos per sequential measurement (5; a 12 MP HEIC decode takes ~1 s)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="uploads at once: the concurrent ingest run and the bundle load phase (4)",
+    )
+    p.add_argument("--quality", type=int, default=92, help="JPEG quality of the photo (92)")
+    p.add_argument("--bundle-clients", type=int, default=4, help="bundle connections (default 4)")
+    p.add_argument(
+        "--bundle-rate",
+        type=float,
+        default=200.0,
+        help="bundle requests/s over all clients, paced (default 200); 0: closed loop",
+    )
+    p.add_argument("--baseline-seconds", type=float, default=5.0, help="bundle without uploads (5)")
+    p.add_argument("--load-seconds", type=float, default=10.0, help="bundle while uploads run (10)")
+    p.add_argument(
+        "--load-warmup", type=float, default=2.0, help="uploads running before measuring (2)"
+    )
+    p.add_argument("--log-level", default="WARNING", help="the server's LOG_LEVEL (WARNING)")
+    p.add_argument(
+        "--image-workers",
+        type=int,
+        help="the server's IMAGE_WORKERS (default: the settings' default, 2)",
+    )
+    p.add_argument(
+        "--pg-fast",
+        action="store_true",
+        help="PostgreSQL without fsync/synchronous_commit (default: durable)",
+    )
+    args = p.parse_args(argv)
+    if min(args.n, args.heic_n, args.concurrency, args.bundle_clients) < 1:
+        p.error("--n, --heic-n, --concurrency and --bundle-clients must be >= 1")
+    if args.bundle_rate < 0 or args.load_seconds <= 0 or args.baseline_seconds <= 0:
+        p.error("--bundle-rate >= 0, --load-seconds and --baseline-seconds > 0")
+    if not 1 <= args.quality <= 100:
+        p.error("--quality is 1..100")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.loadavg = os.getloadavg()
+    if not SOURCE_PHOTO.is_file():
+        log(f"missing source photo {SOURCE_PHOTO}")
+        return 2
+    if args.image_workers is not None:
+        os.environ["IMAGE_WORKERS"] = str(args.image_workers)
+
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-photos-") as d:
+        os.chmod(d, 0o755)  # PostgreSQL runs as 'postgres' when we are root
+        stack = bl.Stack(Path(d), args.log_level, args.pg_fast)
+        try:
+            return bench(args, Path(d), stack)
+        except KeyboardInterrupt:
+            log("interrupted")
+            return 130
+        finally:
+            stack.stop()
+            log(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

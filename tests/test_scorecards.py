@@ -1,0 +1,237 @@
+"""Scorecards through HTTP: citizens see dignity differently from professionals."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from typing import Any
+
+from tests.helpers import Api, assert_problem
+from tests.test_visits import Scene
+
+CHECKLIST = {
+    "title": "Dignity and safety",
+    "service_kinds": ["care_home"],
+    "content": {
+        "sections": [
+            {
+                "title": "Dignity",
+                "questions": [
+                    {
+                        "type": "rating",
+                        "key": "privacy",
+                        "prompt": "Is privacy respected?",
+                        "domain": "dignity",
+                        "labels": ["Poor", "Fair", "Good", "Excellent"],
+                    },
+                    {
+                        "type": "rating",
+                        "key": "respect",
+                        "prompt": "Are people spoken to with respect?",
+                        "domain": "dignity",
+                        "labels": ["Poor", "Fair", "Good", "Excellent"],
+                        "weight": 2,
+                    },
+                ],
+            },
+            {
+                "title": "Safety",
+                "questions": [
+                    {
+                        "type": "yes_no",
+                        "key": "call_bells",
+                        "prompt": "Are call bells answered?",
+                        "domain": "safety",
+                    },
+                    {
+                        "type": "pass_fail",
+                        "key": "clutter",
+                        "prompt": "Corridors free of clutter?",
+                        "domain": "safety",
+                        "allow_na": True,
+                    },
+                ],
+            },
+        ]
+    },
+}
+
+
+async def seeded(api: Api) -> tuple[Scene, list[str]]:
+    """Three recent visits; citizens rate dignity low, professionals high; safety agrees."""
+    s = await Scene(api).build()
+    s.checklist = (await api.client.post("/v1/checklists", headers=s.coord, json=CHECKLIST)).json()
+    await api.client.post(f"/v1/checklists/{s.checklist['id']}/publish", headers=s.coord)
+    now = dt.datetime.now(dt.UTC)
+    visits = []
+    for days_ago, citizen_dignity in ((20, (1, 2)), (12, (2, 1)), (5, (1, 1))):
+        start = now - dt.timedelta(days=days_ago)
+        r = await s.visit(
+            starts_at=start.isoformat(), ends_at=(start + dt.timedelta(hours=3)).isoformat()
+        )
+        assert r.status_code == 201, r.text
+        visit = r.json()
+        visits.append(visit["id"])
+        for who, (privacy, respect) in (
+            (s.ann, (citizen_dignity[0], citizen_dignity[1])),
+            (s.bob, (citizen_dignity[1], citizen_dignity[0])),
+            (s.pro, (4, 4)),
+        ):
+            h = await api.login(who)
+            r = await api.client.put(
+                f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}",
+                headers=h,
+                json={
+                    "state": "final",
+                    "answers": [
+                        {"question_key": "privacy", "value": privacy},
+                        {"question_key": "respect", "value": respect},
+                        {"question_key": "call_bells", "value": True},
+                        {"question_key": "clutter", "na": True},
+                    ],
+                },
+            )
+            assert r.status_code == 201, r.text
+    return s, visits
+
+
+def domain(card: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(d for d in card["domains"] if d["domain"] == name)
+
+
+async def test_scorecard_shows_the_dignity_gap_divergence_and_band(api: Api) -> None:
+    s, _ = await seeded(api)
+    r = await api.client.get(f"/v1/services/{s.service['id']}/scorecard", headers=s.coord)
+    assert r.status_code == 200, r.text
+    card = r.json()
+    dignity = domain(card, "dignity")
+    # Citizens: privacy+2*respect over 4+8; visit 1: (1+4)/12, (2+2)/12 ...
+    citizen_scores = [
+        100 * 5 / 12,
+        100 * 4 / 12,
+        100 * 4 / 12,
+        100 * 5 / 12,
+        100 * 3 / 12,
+        100 * 3 / 12,
+    ]
+    assert abs(dignity["citizen"]["score"] - sum(citizen_scores) / 6) < 1e-9
+    assert dignity["citizen"]["submissions"] == 6 and dignity["citizen"]["raters"] == 2
+    assert dignity["citizen"]["visits"] == 3 and dignity["citizen"]["answers"] == 12
+    assert dignity["professional"]["score"] == 100
+    assert dignity["professional"]["lower"] == dignity["professional"]["upper"] == 100
+    assert dignity["gap"] < -60 and dignity["diverges"] is True
+    assert dignity["combined"]["score"] == (dignity["citizen"]["score"] + 100) / 2
+    assert dignity["band"] == "good"  # combined (33.3 + 100) / 2 = 66.7
+    safety = domain(card, "safety")
+    assert safety["citizen"]["score"] == safety["professional"]["score"] == 100
+    assert safety["diverges"] is False and safety["band"] == "outstanding"
+    # N/A never counts as zero: clutter was N/A for everyone.
+    assert safety["citizen"]["answers"] == 6
+    assert card["overall"]["combined"]["score"] == (dignity["combined"]["score"] + 100) / 2
+    assert card["band"] == card["computed_band"] == "good"
+    assert card["questions"][0]["question_key"] in ("privacy", "respect")
+    assert card["questions"][0]["gap_pct"] < -50
+    assert card["agreement_alpha"] is not None and card["agreement_alpha"] < 0.5
+    assert any("Dignity: citizens scored" in n and "diverge" in n for n in card["notes"])
+    assert domain(card, "dignity")["trend"] is None  # nothing in the previous period
+
+
+async def test_who_sees_which_scorecards(api: Api) -> None:
+    s, _ = await seeded(api)
+    url = f"/v1/services/{s.service['id']}/scorecard"
+    manager = await api.login(s.manager)
+    assert (await api.client.get(url, headers=manager)).status_code == 200
+    other_manager = await api.login(await api.user(s.org, "service_manager"))
+    assert_problem(await api.client.get(url, headers=other_manager), 403)
+    scrutiny = await api.login(await api.user(s.org, "scrutiny_member"))
+    assert (await api.client.get(url, headers=scrutiny)).status_code == 200
+    assert_problem(await api.client.get(url, headers=await api.login(s.ann)), 403)
+    stranger = await api.login(await api.user(await api.org("B"), "scrutiny_member"))
+    assert_problem(await api.client.get(url, headers=stranger), 404)
+
+
+async def test_band_override_needs_a_reason_and_is_shown_and_audited(api: Api) -> None:
+    s, _ = await seeded(api)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    period = {
+        "period_from": (now - dt.timedelta(days=365)).isoformat(),
+        "period_to": now.isoformat(),
+    }
+    url = f"/v1/services/{s.service['id']}/scorecard/override"
+    r = await api.client.post(
+        url, headers=s.coord, json={**period, "band": "requires_improvement", "reason": "no"}
+    )
+    assert_problem(r, 422)
+    reason = "Safeguarding concerns raised by the local authority in March."
+    r = await api.client.post(
+        url, headers=s.coord, json={**period, "band": "requires_improvement", "reason": reason}
+    )
+    assert r.status_code == 201, r.text
+    card = r.json()
+    assert card["band"] == "requires_improvement" and card["computed_band"] == "good"
+    assert card["override"]["reason"] == reason
+    assert any("set to Requires improvement by a coordinator" in n for n in card["notes"])
+    params = {"from": period["period_from"], "to": period["period_to"]}
+    again = await api.client.get(
+        f"/v1/services/{s.service['id']}/scorecard", params=params, headers=s.coord
+    )
+    assert again.json()["band"] == "requires_improvement"
+    audit = (await api.client.get("/v1/audit?action=scorecard.override", headers=s.coord)).json()
+    assert audit["items"][0]["summary"]["reason"] == reason
+    scrutiny = await api.login(await api.user(s.org, "scrutiny_member"))
+    assert_problem(
+        await api.client.post(
+            url,
+            headers=scrutiny,
+            json={**period, "band": "good", "reason": "I would like it to be good"},
+        ),
+        403,
+    )
+
+
+async def test_organisation_weight_changes_the_combined_score(api: Api) -> None:
+    s, _ = await seeded(api)
+    r = await api.client.patch(
+        "/v1/organisation/scoring", headers=s.coord, json={"citizen_weight": 0.75}
+    )
+    assert r.status_code == 200 and r.json()["citizen_weight"] == 0.75
+    card = (
+        await api.client.get(f"/v1/services/{s.service['id']}/scorecard", headers=s.coord)
+    ).json()
+    d = domain(card, "dignity")
+    assert abs(d["combined"]["score"] - (0.75 * d["citizen"]["score"] + 0.25 * 100)) < 1e-9
+    bad = await api.client.patch(
+        "/v1/organisation/scoring", headers=s.coord, json={"band_thresholds": [60, 50, 90]}
+    )
+    assert_problem(bad, 422)
+
+
+async def test_league_table_json_and_csv(api: Api) -> None:
+    s, _ = await seeded(api)
+    await api.client.post(
+        "/v1/services",
+        headers=s.coord,
+        json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
+    )
+    r = await api.client.get("/v1/scorecards?kind=care_home", headers=s.coord)
+    assert r.status_code == 200, r.text
+    rows = r.json()["items"]
+    assert [x["service_name"] for x in rows] == ["Elm House", "Ash Court"]
+    assert rows[0]["band"] == "good" and rows[1]["combined"] is None
+    r = await api.client.get(
+        "/v1/scorecards?kind=care_home&sort=name&descending=false", headers=s.coord
+    )
+    assert [x["service_name"] for x in r.json()["items"]] == ["Ash Court", "Elm House"]
+    r = await api.client.get(
+        "/v1/scorecards?kind=care_home", headers={**s.coord, "Accept": "text/csv"}
+    )
+    assert r.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(r.text)))
+    assert table[0]["service_name"] == "Elm House" and table[0]["band"] == "good"
+    page = (await api.client.get("/v1/scorecards?kind=care_home&limit=1", headers=s.coord)).json()
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    manager = await api.login(s.manager)
+    mine = (await api.client.get("/v1/scorecards?kind=care_home", headers=manager)).json()
+    assert [x["service_name"] for x in mine["items"]] == ["Elm House"]
