@@ -129,6 +129,18 @@ async def _create_user(dsn: str, args: argparse.Namespace, settings: Settings) -
         await conn.close()
 
 
+async def _seed_demo(dsn: str, settings: Settings) -> dict:
+    from inspections.demo import PASSWORD, seed_demo
+
+    org = await _create_org(dsn, "Northshire Healthwatch (demo)")
+    email = f"demo.coordinator.{org['id'][:8]}@example.org"
+    args = argparse.Namespace(
+        org=org["id"], email=email, password=PASSWORD, name="Demo Coordinator", role=["coordinator"]
+    )
+    coordinator = await _create_user(dsn, args, settings)
+    return await seed_demo(dsn, org["id"], coordinator)
+
+
 async def _sweep(dsn: str, settings: Settings) -> dict:
     """Needs the store too: S3_* settings, or the embedded SeaweedFS of scripts/serve."""
     import datetime as dt
@@ -246,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the API (embedded PostgreSQL/SeaweedFS when not configured)")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser(
+        "seed-demo",
+        help="create a demo organisation whose care home shows a citizen/professional gap",
+    )
+    sub.add_parser(
         "sweep-orphans", help="delete stored objects no evidence refers to, and stuck uploads"
     )
     p = sub.add_parser("create-org", help="create an organisation; prints its JSON")
@@ -264,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     with database(settings) as dsn:
         if args.cmd == "migrate":
             _out({"applied": asyncio.run(db.migrate(dsn, _migrations()))})
+        elif args.cmd == "seed-demo":
+            _out(asyncio.run(_seed_demo(dsn, settings)))
         elif args.cmd == "sweep-orphans":
             _out(asyncio.run(_sweep(dsn, settings)))
         elif args.cmd == "create-org":

@@ -235,3 +235,35 @@ async def test_league_table_json_and_csv(api: Api) -> None:
     manager = await api.login(s.manager)
     mine = (await api.client.get("/v1/scorecards?kind=care_home", headers=manager)).json()
     assert [x["service_name"] for x in mine["items"]] == ["Elm House"]
+
+
+async def test_seed_demo_shows_the_gap(settings: Any) -> None:
+    """The documented demo command: a care home where citizens rate dignity lower."""
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+    }
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service", "seed-demo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    demo = json.loads(out.stdout)
+    assert demo["scorecard"]["dignity_gap"] < -20
+    assert demo["scorecard"]["dignity_diverges"] is True
+    assert demo["scorecard"]["band"] in ("good", "requires_improvement")
