@@ -8,10 +8,12 @@ from typing import Any
 from litestar.security.jwt import JWTAuth
 
 from inspections.accounts import routes as accounts
+from inspections.accounts import signin_page
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
@@ -44,4 +46,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         *submissions.route_handlers,
         *evidence.route_handlers,
         *scorecards.route_handlers,
+        # Pages for browsers (HTML; session cookie from the sign-in page).
+        *signin_page.routers(settings),
+        *scorecard_page.route_handlers,
     ]

@@ -213,6 +213,26 @@ class Pids:
     server: int | None
     postgres: int | None
     s3: int | None
+    loop: int | None = None  # the granian worker, whose main thread runs the event loop
+
+
+def granian_worker(server_pid: int | None) -> int | None:
+    """The one worker process granian started (--workers 1)."""
+    if server_pid is None:
+        return None
+    kids = [pid for pid, (ppid, _) in bl._proc_table().items() if ppid == server_pid]
+    return kids[0] if len(kids) == 1 else None
+
+
+def loop_schedstat(pid: int | None) -> tuple[float | None, float | None]:
+    """Seconds the event loop thread ran on a CPU, and waited runnable for one (Linux)."""
+    if pid is None:
+        return None, None
+    try:
+        run_ns, wait_ns, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return None, None
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9
 
 
 @dataclass
@@ -223,9 +243,12 @@ class Cpu:
 
 def cpu_now(pids: Pids) -> Cpu:
     table = bl._proc_table()
+    loop_run, loop_wait = loop_schedstat(pids.loop)
     return Cpu(
         time.perf_counter(),
         {
+            "loop_run": loop_run,
+            "loop_wait": loop_wait,
             "server": bl.tree_cpu(table, pids.server),
             "postgres": bl.tree_cpu(table, pids.postgres),
             "s3": bl.tree_cpu(table, pids.s3),
@@ -430,7 +453,7 @@ class BundleRun:
     seconds: float
     lat200: list[float] = field(default_factory=list)
     lat304: list[float] = field(default_factory=list)
-    # The same requests timed from the moment they were actually sent (paced mode only).
+    # The same requests timed from their actual send (the same as above in closed loop).
     sent200: list[float] = field(default_factory=list)
     sent304: list[float] = field(default_factory=list)
     statuses: Counter[Any] = field(default_factory=Counter)
@@ -668,7 +691,8 @@ def report(
     out("")
     head = (
         f"{'measurement':<50} {'fmt':<4} {'n':>3} {'conc':>4} {'p50 ms':>8} {'mean ms':>8} "
-        f"{'max ms':>8} {'photo/s':>8} {'srv':>5} {'pg':>4} {'s3':>5} {'cli':>5} {'other':>5}"
+        f"{'max ms':>8} {'photo/s':>8} {'srv':>5} {'pg':>4} {'s3':>5} {'cli':>5} {'other':>5} "
+        f"{'loop run':>8} {'wait':>5}"
     )
     out(head)
     out("-" * len(head))
@@ -678,7 +702,8 @@ def report(
             f"{r.label:<50} {r.fmt:<4} {r.n:>3} {r.concurrency:>4} {f_ms(pct(r.latencies, 50))} "
             f"{f_ms(r.mean_ms)} {f_ms(pct(r.latencies, 100))} {r.per_s:>8.2f} "
             f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} {f_pct(c.get('s3'), 5)} "
-            f"{f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)}"
+            f"{f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)} "
+            f"{f_pct(c.get('loop_run'), 8)} {f_pct(c.get('loop_wait'), 5)}"
         )
     out(
         "(ms per photo; photo/s = n / wall time of the run; cpu columns: % of one core over "
@@ -734,7 +759,7 @@ def report(
     head = (
         f"{'scenario':<34} {'kind':>4} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'p99 sent':>8} {'max sent':>8} {'errors':>6} {'uploads':>8} {'srv':>5} {'pg':>4} "
-        f"{'s3':>5} {'cli':>5} {'other':>5}"
+        f"{'s3':>5} {'cli':>5} {'other':>5} {'loop run':>8} {'wait':>5}"
     )
     out(head)
     out("-" * len(head))
@@ -748,8 +773,13 @@ def report(
                 f"{f_ms(pct(sent, 100))} "
                 f"{b.errors:>6} {up:>8} "
                 f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} "
-                f"{f_pct(c.get('s3'), 5)} {f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)}"
+                f"{f_pct(c.get('s3'), 5)} {f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)} "
+                f"{f_pct(c.get('loop_run'), 8)} {f_pct(c.get('loop_wait'), 5)}"
             )
+    out(
+        "(loop run / wait: % of the time the server's event-loop thread was on a CPU / was "
+        "runnable but waiting for one, from /proc/<pid>/task/<pid>/schedstat)"
+    )
     loaded = [b for b in bundles if b.label.startswith("while")]
     for b in loaded:
         p99 = max(pct(b.lat200, 99), pct(b.lat304, 99))
@@ -805,7 +835,9 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
     # Taken two hours from now: inside the bench visit's window (now + 1 h .. now + 4 h).
     jpeg, collect_heic = make_photos(tmp, args.quality, now + dt.timedelta(hours=2))
     target = stack.start()
-    pids = Pids(target.server_pid, target.postgres_pid, s3_pid(stack))
+    pids = Pids(
+        target.server_pid, target.postgres_pid, s3_pid(stack), granian_worker(target.server_pid)
+    )
     log("seeding: organisation, people, service, 100-question checklist, visit ...")
     scene, pg_version = asyncio.run(seed_scene(target))
     log("waiting for the HEIC encoder ...")

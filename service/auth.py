@@ -1,8 +1,14 @@
-"""Bearer-token authentication (Litestar's JWTAuth) and role guards.
+"""Access-token authentication (Litestar's JWTCookieAuth) and role guards.
 
 The access token only names the user and the device; who they are *now* (active, roles,
 device not revoked) is loaded on every request, so deactivation and a revoked device
 take effect at once rather than when the token expires.
+
+Phones send the token as ``Authorization: Bearer``; browsers get the same kind of token in
+an HttpOnly, SameSite=Strict cookie from the sign-in page (``/signin``). The header wins
+when both are present. SameSite=Strict keeps other sites' pages from making a browser send
+the cookie, and a write signed in by the cookie alone must also carry this site's Origin
+(or none): together they protect cookie-authenticated writes from cross-site forgery.
 """
 
 from __future__ import annotations
@@ -10,13 +16,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
+from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
 from service.invalidation import LruCache
 
@@ -69,9 +80,69 @@ class CachedToken(Token):
 PrincipalLoader = Callable[[ASGIConnection, str, str], Awaitable[Principal | None]]
 
 
-def make_jwt_auth(
-    secret: str, ttl_s: int, load: PrincipalLoader, exclude: list[str]
-) -> JWTAuth[Principal, Token]:
+# The browser session cookie: the same access token as the header carries.
+SESSION_COOKIE = "coassess_session"
+COOKIE_SCHEME = "SessionCookie"
+
+
+def same_origin(connection: ASGIConnection) -> bool:
+    """Sent by a page of this site, or by something that is not a browser (no Origin header)."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    hosts = {connection.headers.get("host", "").lower()}
+    if forwarded := connection.headers.get("x-forwarded-host"):
+        hosts.add(forwarded.split(",")[0].strip().lower())
+    return urlsplit(origin).netloc.lower() in hosts
+
+
+class CookieAuthMiddleware(JWTCookieAuthenticationMiddleware):
+    """Besides SameSite=Strict: a write signed in by the cookie alone must come from our pages.
+
+    (SameSite treats sibling subdomains as the same site; the Origin check does not.)
+    """
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        if (
+            not connection.headers.get(self.auth_header)
+            and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+            and not same_origin(connection)
+        ):
+            raise NotAuthorizedException("A request signed in by cookie must come from this site.")
+        return await super().authenticate_request(connection)
+
+
+class TokenAuth(JWTCookieAuth[Principal, Token]):
+    """JWTCookieAuth whose OpenAPI says the truth: a bearer header, or else the cookie."""
+
+    @property
+    def openapi_components(self) -> Components:
+        return Components(
+            security_schemes={
+                self.openapi_security_scheme_name: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description=self.description,
+                ),
+                COOKIE_SCHEME: SecurityScheme(
+                    type="apiKey",
+                    name=self.key,
+                    security_scheme_in="cookie",
+                    description="Browsers: the same access token, set HttpOnly by POST /signin.",
+                ),
+            }
+        )
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config = super().on_app_init(app_config)
+        if app_config.openapi_config and isinstance(app_config.openapi_config.security, list):
+            # Alternatives (either one will do), not both at once.
+            app_config.openapi_config.security.append({COOKIE_SCHEME: []})
+        return app_config
+
+
+def make_jwt_auth(secret: str, ttl_s: int, load: PrincipalLoader, exclude: list[str]) -> TokenAuth:
     async def retrieve(token: Token, connection: ASGIConnection) -> Principal | None:
         principal = await load(connection, token.sub, str(token.extras.get("dev")))
         if principal is None:
@@ -80,7 +151,7 @@ def make_jwt_auth(
             )
         return principal
 
-    return JWTAuth[Principal, Token](
+    return TokenAuth(
         token_cls=CachedToken,
         retrieve_user_handler=retrieve,
         token_secret=secret,
@@ -88,11 +159,75 @@ def make_jwt_auth(
         exclude=exclude,
         exclude_opt_key="public",
         description="Access token from POST /v1/auth/token.",
+        # The cookie (set by the sign-in page, not by Litestar's login()): never readable by
+        # scripts, never sent on cross-site requests. Secure is decided per request (see
+        # session_cookie): a cookie marked Secure would not be kept over plain-HTTP local dev.
+        key=SESSION_COOKIE,
+        path="/",
+        samesite="strict",
+        secure=False,
+        authentication_middleware_class=CookieAuthMiddleware,
     )
 
 
-def issue_access_token(auth: JWTAuth, user_id: UUID, device_id: UUID) -> str:
+def issue_access_token(auth: JWTCookieAuth, user_id: UUID, device_id: UUID) -> str:
     return auth.create_token(identifier=str(user_id), token_extras={"dev": str(device_id)})
+
+
+def is_https(connection: ASGIConnection) -> bool:
+    """Whether the browser reached us over HTTPS (directly, or through a TLS-ending proxy).
+
+    X-Forwarded-Proto is trusted only to decide the Secure flag of the caller's own cookie:
+    a client that lies about it can only make its own cookie stricter (real HTTPS always
+    gets Secure). Behind a proxy, have it set the header.
+    """
+    forwarded = connection.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return connection.url.scheme == "https" or forwarded == "https"
+
+
+def session_cookie(connection: ASGIConnection, token: str, max_age: int) -> Cookie:
+    """The browser session cookie carrying ``token``: HttpOnly, SameSite=Strict, Secure on HTTPS."""
+    auth: JWTCookieAuth = connection.app.state.jwt_auth
+    return Cookie(
+        key=auth.key,
+        value=token,
+        path=auth.path,
+        max_age=max_age,
+        httponly=True,
+        samesite=auth.samesite,
+        secure=is_https(connection),
+    )
+
+
+def expired_session_cookie(connection: ASGIConnection) -> Cookie:
+    return session_cookie(connection, "", 0)
+
+
+async def authenticate(connection: ASGIConnection) -> tuple[Principal, Token] | None:
+    """On a public route: the caller and their token, if the header or cookie holds a valid one.
+
+    Reads the token where the auth middleware does (header first, then the cookie) and checks
+    it the same way (signature, expiry, account active, device not revoked). Pages use it to
+    send a signed-out browser to the sign-in page instead of answering 401.
+    """
+    auth: JWTCookieAuth = connection.app.state.jwt_auth
+    encoded = connection.headers.get(auth.auth_header, "").partition(" ")[-1] or (
+        connection.cookies.get(auth.key, "")
+    )
+    if not encoded:
+        return None
+    try:
+        token = auth.token_cls.decode(
+            encoded_token=encoded, secret=auth.token_secret, algorithm=auth.algorithm
+        )
+        principal = await auth.retrieve_user_handler(token, connection)
+    except NotAuthorizedException:
+        return None
+    if not isinstance(principal, Principal):
+        return None
+    connection.scope["user"] = principal
+    connection.scope["auth"] = token
+    return principal, token
 
 
 def require_roles(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:

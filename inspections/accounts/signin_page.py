@@ -1,0 +1,361 @@
+"""Browser sign-in: a form that sets the session cookie, sign-out, and the shell of every page.
+
+Pages for people (the scorecard page, the sign-in form) are server-rendered HTML with no
+scripts and no external assets: everything they need is in the document, which is served
+with a Content-Security-Policy that allows nothing else. Every value that came from a
+person or the database goes through ``esc`` (``html.escape``) on its way in.
+
+Browsers hold the same short-lived access token the phone app uses, in an HttpOnly,
+SameSite=Strict cookie (``service.auth.session_cookie``); signing in makes a device row
+named "web browser", so a coordinator sees and can revoke it like a lost phone, and signing
+out revokes it. The token is renewed on page loads once half its life has passed, so a
+member reading pages stays signed in; one idle for ACCESS_TOKEN_TTL_S signs in again.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from functools import lru_cache
+from html import escape
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie, State
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.params import Body, QueryParameter
+from litestar.security.jwt import Token
+
+from inspections.accounts import queries as q
+from inspections.accounts.routes import BAD_SIGN_IN, _verify
+from inspections.audit.log import audit
+from service.auth import (
+    PUBLIC,
+    Principal,
+    authenticate,
+    expired_session_cookie,
+    issue_access_token,
+    same_origin,
+    session_cookie,
+)
+from service.db import DB
+from service.settings import Settings
+
+BROWSER_DEVICE = "web browser"
+HTML = "text/html"  # Litestar adds "; charset=utf-8"
+# Shown to the OpenAPI reader; the pages are for browsers, not the phone app.
+PAGES_TAG = "browser pages"
+
+# Text #1a1a1a on white is 17.4:1; links #0b4f8a on white 8.4:1; muted #4d4d4d 8.5:1.
+BASE_CSS = """
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,
+sans-serif;font-size:1rem;line-height:1.5;color:#1a1a1a;background:#fff}
+a{color:#0b4f8a}
+a:focus-visible,button:focus-visible,input:focus-visible{outline:3px solid #1a1a1a;
+outline-offset:2px}
+.skip{position:absolute;left:-999px;top:0}
+.skip:focus{left:.5rem;top:.5rem;background:#fff;padding:.5rem;z-index:1}
+header.site{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;
+justify-content:space-between;padding:.5rem 1rem;border-bottom:1px solid #767676}
+header.site .brand{font-weight:700;color:#1a1a1a;text-decoration:none}
+header.site form{margin:0}
+main{max-width:52rem;margin:0 auto;padding:1rem}
+h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0;overflow-wrap:anywhere}
+h2{font-size:1.25rem;line-height:1.3;margin:1.75rem 0 .5rem}
+h3{font-size:1.05rem;margin:0 0 .25rem;overflow-wrap:anywhere}
+p,li,td,th,dd{overflow-wrap:anywhere}
+button{font:inherit;font-weight:600;padding:.5rem 1rem;border:2px solid #0b4f8a;
+border-radius:.25rem;background:#0b4f8a;color:#fff;cursor:pointer}
+button.link{background:#fff;color:#0b4f8a;padding:.25rem .75rem}
+label{display:block;font-weight:600;margin-top:1rem}
+input{font:inherit;width:100%;max-width:24rem;padding:.5rem;border:2px solid #4d4d4d;
+border-radius:.25rem;color:#1a1a1a;background:#fff}
+.error{border-left:.35rem solid #b00020;background:#fdecee;color:#1a1a1a;
+padding:.5rem .75rem;margin:1rem 0}
+.muted{color:#4d4d4d}
+.visually-hidden{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;
+overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
+footer{max-width:52rem;margin:2rem auto 1rem;padding:0 1rem;color:#4d4d4d;font-size:.875rem}
+@page{size:A4;margin:15mm}
+@media print{
+body{color:#000;background:#fff;font-size:11pt}
+header.site,.no-print,.skip{display:none!important}
+main{max-width:none;padding:0}
+a{color:#000;text-decoration:none}
+h2,h3{break-after:avoid}
+/* Keep each block whole (a chart, a table, a domain, a note); sections may flow on. */
+article,figure,table,tr,li,p,.band-box{break-inside:avoid}
+}
+"""
+
+
+def esc(value: object) -> str:
+    """Text or attribute value, escaped for HTML (quotes too)."""
+    return escape(str(value), quote=True)
+
+
+@lru_cache(maxsize=16)
+def _style_hash(css: str) -> str:
+    return base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+
+
+def security_headers(css: str) -> dict[str, str]:
+    """No scripts, no external anything: only our own inline stylesheet (by its hash)."""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'sha256-{_style_hash(css)}'; img-src data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        # Personal, signed-in pages: never from a shared cache, nor the back button after
+        # signing out.
+        "Cache-Control": "no-store",
+    }
+
+
+def document(
+    title: str, body: str, *, css: str = "", principal: Principal | None = None
+) -> tuple[str, dict[str, str]]:
+    """A whole HTML page and the headers it must be served with."""
+    style = BASE_CSS + css
+    account = (
+        '<form method="post" action="/signout"><button class="link" type="submit">'
+        "Sign out</button></form>"
+        if principal
+        else ""
+    )
+    page = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{style}</style></head><body>"
+        '<a class="skip" href="#main">Skip to content</a>'
+        '<header class="site"><a class="brand" href="/">Co-assessment scorecards</a>'
+        f'<nav aria-label="Account">{account}</nav></header>'
+        f'<main id="main">{body}</main></body></html>\n'
+    )
+    return page, security_headers(style)
+
+
+def html_response(
+    title: str,
+    body: str,
+    *,
+    status: int = 200,
+    css: str = "",
+    principal: Principal | None = None,
+    cookies: list[Cookie] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
+    page, sec = document(title, body, css=css, principal=principal)
+    return Response(
+        page,
+        status_code=status,
+        media_type=HTML,
+        headers={**sec, **(headers or {})},
+        cookies=cookies,
+    )
+
+
+def message_page(
+    status: int, title: str, message: str, principal: Principal | None = None
+) -> Response[str]:
+    """A friendly error page (403, 404, 422 ...) for people, not problem+json."""
+    body = (
+        f"<h1>{esc(title)}</h1><p>{esc(message)}</p>"
+        '<p><a href="/">Back to the list of scorecards</a></p>'
+    )
+    return html_response(title, body, status=status, principal=principal)
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site only, else ``/``.
+
+    Refuses absolute and scheme-relative URLs (``//evil.example``), backslashes (which
+    browsers read as slashes) and control characters or spaces (browsers drop tabs and
+    newlines, so ``/\\t/evil.example`` would become ``//evil.example``).
+    """
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if any(c == "\\" or ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def redirect(location: str, cookies: list[Cookie] | None = None) -> Response[None]:
+    return Response(
+        None,
+        status_code=303,
+        headers={"Location": location, "Cache-Control": "no-store"},
+        cookies=cookies,
+    )
+
+
+def redirect_to_signin(request: Request) -> Response[None]:
+    """Send a signed-out browser to the sign-in page, to come back here afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect("/signin?next=" + quote(safe_next(here), safe=""))
+
+
+def keep_session_alive(request: Request, token: Token, response: Response[Any]) -> None:
+    """Renew a browser's cookie once half its life has passed (header callers renew their own)."""
+    if request.headers.get("authorization"):
+        return
+    settings: Settings = request.app.state.settings
+    age = dt.datetime.now(dt.UTC) - token.iat
+    if age < dt.timedelta(seconds=settings.access_token_ttl_s / 2):
+        return
+    principal: Principal = request.scope["user"]
+    fresh = issue_access_token(request.app.state.jwt_auth, principal.user_id, principal.device_id)
+    response.set_cookie(session_cookie(request, fresh, settings.access_token_ttl_s))
+
+
+class SignInForm(msgspec.Struct, kw_only=True):
+    email: str = ""
+    password: str = ""
+    next: str = "/"
+
+
+SignInBody = Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _form(next_path: str, email: str = "", error: str | None = None) -> str:
+    alert = f'<p class="error" role="alert" id="signin-error">{esc(error)}</p>' if error else ""
+    described = ' aria-describedby="signin-error"' if error else ""
+    return (
+        "<h1>Sign in</h1>"
+        "<p>Sign in to read service scorecards.</p>"
+        f"{alert}"
+        '<form method="post" action="/signin" class="signin">'
+        f'<input type="hidden" name="next" value="{esc(safe_next(next_path))}">'
+        '<label for="email">Email</label>'
+        f'<input id="email" name="email" type="email" autocomplete="username" required '
+        f'maxlength="320" value="{esc(email)}"{described}>'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" autocomplete="current-password" '
+        f'required maxlength="256"{described}>'
+        '<p><button type="submit">Sign in</button></p>'
+        "</form>"
+    )
+
+
+@get(
+    "/signin",
+    **PUBLIC,
+    tags=[PAGES_TAG],
+    summary="Sign-in page for browsers (HTML form)",
+    media_type=HTML,
+)
+async def signin_form(
+    request: Request, next_: Annotated[str | None, QueryParameter(name="next")] = None
+) -> Response[Any]:
+    if await authenticate(request) is not None:
+        return redirect(safe_next(next_))
+    return html_response("Sign in", _form(next_ or "/"))
+
+
+@post(
+    "/signin",
+    **PUBLIC,
+    tags=[PAGES_TAG],
+    summary="Sign in from the browser form: sets the HttpOnly session cookie, 303 to next",
+    description="On success 303 to `next` (a local path) with the session cookie; on a wrong "
+    "email or password the form again with 401. Rate limited like POST /v1/auth/token.",
+    media_type=HTML,
+    status_code=303,
+)
+async def signin_submit(data: SignInBody, request: Request, db: DB, state: State) -> Response[Any]:
+    if not same_origin(request):
+        # Another site's page posting here would sign the visitor in to an account of that
+        # site's choosing (login CSRF); SameSite cannot help before there is a cookie.
+        return message_page(403, "Sign-in refused", "This form was sent from another website.")
+    email, password = data.email.strip(), data.password
+    user = None
+    if 0 < len(email) <= 320 and 0 < len(password) <= 256:
+        user = await db.fetchrow(
+            f"select {q.USER_COLS}, password_hash from users where lower(email) = lower($1)",
+            email,
+        )
+    ok = await _verify(state.hasher, user["password_hash"] if user else None, password[:256])
+    if not ok or user is None:
+        return html_response(
+            "Sign in", _form(data.next, email[:320], BAD_SIGN_IN + " Please try again."), status=401
+        )
+    if not user["active"]:
+        return html_response(
+            "Sign in",
+            _form(data.next, email, "This account has been deactivated; ask your coordinator."),
+            status=403,
+        )
+    settings: Settings = state.settings
+    device_id, _refresh = await q.create_device(
+        db, user, BROWSER_DEVICE, settings.refresh_token_ttl_days
+    )
+    await audit(
+        db,
+        request,
+        "auth.sign_in",
+        "device",
+        device_id,
+        {"device": BROWSER_DEVICE, "via": "sign-in page"},
+        organisation_id=user["organisation_id"],
+        actor_id=user["id"],
+    )
+    token = issue_access_token(state.jwt_auth, user["id"], device_id)
+    return redirect(
+        safe_next(data.next), [session_cookie(request, token, settings.access_token_ttl_s)]
+    )
+
+
+@post(
+    "/signout",
+    **PUBLIC,
+    tags=[PAGES_TAG],
+    summary="Sign this browser out: revokes its device and clears the session cookie",
+    status_code=303,
+)
+async def signout(request: Request, db: DB) -> Response[Any]:
+    signed_in = await authenticate(request) if same_origin(request) else None
+    if signed_in is not None:
+        principal, _ = signed_in
+        if await q.revoke_device(db, principal.device_id, "signed out"):
+            await audit(db, request, "auth.logout", "device", principal.device_id)
+    return redirect("/signin", [expired_session_cookie(request)])
+
+
+def _too_many(request: Request, exc: TooManyRequestsException) -> Response[str]:
+    body = (
+        "<h1>Too many sign-in attempts</h1>"
+        "<p>Please wait a minute, then try again.</p>"
+        '<p><a href="/signin">Back to sign in</a></p>'
+    )
+    return html_response(
+        "Too many sign-in attempts", body, status=429, headers=dict(exc.headers or {})
+    )
+
+
+def routers(settings: Settings) -> list[Any]:
+    # The same limiter as POST /v1/auth/token: its counter is per client address and shared
+    # by every RateLimitMiddleware on the default store, so the form and the API together get
+    # SIGNIN_RATE_PER_MINUTE guesses a minute, not twice that.
+    limiter = RateLimitConfig(rate_limit=("minute", settings.signin_rate_per_minute))
+    return [
+        Router(
+            "/",
+            route_handlers=[signin_submit],
+            middleware=[limiter.middleware],
+            exception_handlers={TooManyRequestsException: _too_many},
+        ),
+        signin_form,
+        signout,
+    ]

@@ -1,0 +1,699 @@
+"""The scorecard page for committees: content, sign-in by form, access, escaping, a real browser.
+
+The first part goes through Litestar's test client; the last test starts a real server and
+drives Debian's Chromium (installed here if missing) with Playwright at phone and desktop
+widths, and prints the page to an A4 PDF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from litestar.security.jwt import Token
+from litestar.testing import AsyncTestClient
+
+from inspections.accounts.signin_page import safe_next
+from inspections.scorecards.page import BAND_COLOURS, CITIZEN_COLOUR, PROFESSIONAL_COLOUR
+from service.app import create_app
+from service.devstack import SeaweedFS
+from service.settings import Settings
+from tests.conftest import make_settings
+from tests.helpers import PASSWORD, Api
+from tests.test_faults import live_server  # noqa: F401  (a fixture, used by name)
+from tests.test_scorecards import seeded
+
+HTML = "text/html; charset=utf-8"
+COOKIE = "coassess_session"
+BANDS = ("Inadequate", "Requires improvement", "Good", "Outstanding")
+DIGNITY_GAP = (
+    "Citizens scored 67 points lower than professionals on dignity. "
+    "That is more than chance would explain: the perspectives diverge."
+)
+
+
+class _Text(HTMLParser):
+    """The words a person reads (no markup, no stylesheet), and the headings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.headings: list[tuple[str, str]] = []
+        self._skip = 0
+        self._heading: str | None = None
+        self._heading_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self._skip += 1
+        if tag in ("h1", "h2", "h3"):
+            self._heading, self._heading_text = tag, []
+        if tag == "br":
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip -= 1
+        if tag == self._heading:
+            self.headings.append((tag, " ".join("".join(self._heading_text).split())))
+            self._heading = None
+        if tag in ("p", "li", "tr", "h1", "h2", "h3", "title", "desc", "caption", "div"):
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+            if self._heading:
+                self._heading_text.append(data)
+
+
+def read(html: str) -> tuple[str, list[tuple[str, str]]]:
+    p = _Text()
+    p.feed(html)
+    lines = (" ".join(line.split()) for line in "".join(p.parts).split("\n"))
+    return "\n".join(line for line in lines if line), p.headings
+
+
+async def browser_sign_in(
+    client: AsyncTestClient | httpx.AsyncClient, user: dict[str, Any], next_: str = "/"
+) -> httpx.Response:
+    return await client.post(
+        "/signin",
+        data={"email": user["email"], "password": PASSWORD, "next": next_},
+        follow_redirects=False,
+    )
+
+
+def page_url(service_id: str) -> str:
+    return f"/services/{service_id}/scorecard"
+
+
+async def test_the_page_shows_the_seeded_care_home(api: Api) -> None:
+    s, _ = await seeded(api)
+    scrutiny = await api.user(s.org, "scrutiny_member")
+    r = await browser_sign_in(api.client, scrutiny)
+    assert r.status_code == 303, r.text
+    r = await api.client.get(page_url(s.service["id"]))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == HTML
+    assert "script-src" not in r.headers["content-security-policy"]
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    assert r.headers["cache-control"] == "no-store"
+    html = r.text
+    assert html.startswith("<!doctype html>") and '<html lang="en">' in html
+    assert '<main id="main">' in html and "<script" not in html
+    assert 'name="viewport"' in html and "@page{size:A4;margin:15mm}" in html
+    text, headings = read(html)
+
+    assert headings[0] == ("h1", "Elm House")
+    assert [h for tag, h in headings if tag == "h2"] == [
+        "Overall rating",
+        "Citizens and professionals, domain by domain",
+        "Each domain",
+        "Things to know",
+        "Items that drive the biggest gaps",
+        "How to read this scorecard",
+    ]
+    assert ("h3", "Dignity Good") in headings and ("h3", "Safety Outstanding") in headings
+    assert "Care home · scorecard for " in text
+    # The band, big, among all four band words.
+    assert "Overall band\nGood\n" in text
+    for word in BANDS:
+        assert word in text
+    assert 'class="current" aria-current="true"><span aria-hidden="true">● </span>Good' in html
+    # The combined score with both inputs and the interval; the gap; the agreement.
+    assert "Combined 83.3 (citizens 66.7, 95% CI 63–71; professionals 100)" in text
+    assert "Combined 66.7 (citizens 33.3, 95% CI 26–41; professionals 100)" in text
+    assert "Citizens scored 33 points lower than professionals overall." in text
+    assert DIGNITY_GAP in text
+    assert "Citizens and professionals scored the same on safety." in text
+    assert "agreement (Krippendorff's alpha) is −0.40" in text
+    assert "1 means full agreement and 0 no better than chance" in text
+    # Trends: nothing before this period.
+    assert "Trend against the previous period of the same length: no previous data" in text
+    assert text.count("Trend: no previous data") == 2
+
+    # The chart: an image with a name and a description, bars for both perspectives.
+    svg = re.search(r'<svg [^>]*role="img"[^>]*>.*?</svg>', html, re.S)
+    assert svg, html
+    chart = svg.group(0)
+    assert 'aria-labelledby="chart-title"' in chart and 'aria-describedby="chart-desc"' in chart
+    assert '<title id="chart-title">Citizen and professional scores by domain</title>' in chart
+    desc = re.search(r'<desc id="chart-desc">(.*?)</desc>', chart, re.S)
+    assert desc and "Dignity: citizens 33.3, professionals 100." in desc.group(1)
+    assert "Safety: citizens 100, professionals 100." in desc.group(1)
+    assert "39 Requires improvement, 63 Good, 88 Outstanding" in desc.group(1)
+    assert chart.count("<rect x=") == 4 and 'fill="url(#hatch)"' in chart
+    assert "<title>Dignity, citizens: 33.3</title>" in chart
+    assert "viewBox=" in chart
+    # Its numbers again in a table: the text alternative a screen reader can walk.
+    table = re.search(r'<table class="data">.*?</table>', html, re.S)
+    assert table
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(0))
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in rows]
+    assert cells == [
+        ["Domain", "Citizens", "Professionals", "Gap"],
+        ["Dignity", "33.3", "100", "−66.7"],
+        ["Safety", "100", "100", "0"],
+    ]
+    assert "Citizens (solid bar, upper)" in text and "Professionals (striped bar, lower)" in text
+
+    # Notes in plain words, and the questions behind the gap.
+    assert (
+        "Dignity: citizens scored 67 points lower than professionals, more than chance would "
+        "explain: the perspectives diverge." in text
+    )
+    items = re.search(r'<ol class="items">(.*?)</ol>', html, re.S)
+    assert items
+    item_text, _ = read(items.group(1))
+    said = (
+        "Citizens gave 1.3 of 4 points on average, professionals 4 of 4: "
+        "citizens 67 points lower out of 100."
+    )
+    assert item_text.splitlines() == [
+        f"Privacy (dignity; question key privacy) {said}",
+        f"Respect (dignity; question key respect) {said}",
+    ]  # call_bells: both 2 of 2, so it drives no gap
+    assert "Citizens 6 submissions" not in text
+    assert "Citizens: 6 submissions by 2 people at 3 visits." in text
+    assert "Professionals: 3 submissions by 1 person at 3 visits." in text
+    assert "below 39 Inadequate" in text and "citizens and professionals count equally" in text
+
+
+async def test_a_signed_out_browser_signs_in_by_form_and_comes_back(api: Api) -> None:
+    s, _ = await seeded(api)
+    coord = await api.user(s.org, "coordinator")
+    url = page_url(s.service["id"]) + "?from=2020-01-01&to=2020-12-31"
+    r = await api.client.get(url, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/signin?next=" + quote(url, safe="")
+    assert "set-cookie" not in r.headers
+
+    form = await api.client.get(r.headers["location"])
+    assert form.status_code == 200 and form.headers["content-type"] == HTML
+    assert f'<input type="hidden" name="next" value="{url.replace("&", "&amp;")}">' in form.text
+    assert 'autocomplete="current-password"' in form.text and '<label for="email">' in form.text
+
+    r = await browser_sign_in(api.client, coord, url)
+    assert r.status_code == 303 and r.headers["location"] == url
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower() and "Path=/" in cookie and "Max-Age=900" in cookie
+    assert "Secure" not in cookie  # plain http here; https gets Secure (next test)
+
+    # The cookie alone (no Authorization header) now opens the page, and the API too.
+    page = await api.client.get(url)
+    assert page.status_code == 200, page.text
+    text, _ = read(page.text)
+    assert "scorecard for 1 January 2020 to 31 December 2020" in text
+    assert "Overall band\nNot rated" in text and "nothing to chart" in text
+    assert (await api.client.get("/v1/me")).json()["email"] == coord["email"]
+    # A write signed in by the cookie alone must come from this site's pages.
+    invite = {"email": "new@example.org", "roles": ["scrutiny_member"]}
+    r = await api.client.post(
+        "/v1/invites", json=invite, headers={"Origin": "https://evil.example"}
+    )
+    assert r.status_code == 401 and "from this site" in r.json()["detail"]
+    origin = "http://" + api.client.base_url.netloc.decode()
+    r = await api.client.post("/v1/invites", json=invite, headers={"Origin": origin})
+    assert r.status_code == 201, r.text
+
+    device = await api.conn.fetchrow(
+        "select id, name, revoked_at from devices where user_id = $1", coord["id"]
+    )
+    assert device["name"] == "web browser" and device["revoked_at"] is None
+    summary = await api.conn.fetchval(
+        "select summary from audit_log where action = 'auth.sign_in' and object_id = $1",
+        str(device["id"]),
+    )
+    assert json.loads(summary) == {"device": "web browser", "via": "sign-in page"}
+    # Already signed in: the sign-in page sends the browser on.
+    again = await api.client.get("/signin?next=/", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/"
+
+    # Signing out revokes this browser's device and clears the cookie.
+    stolen = api.client.cookies[COOKIE]
+    out = await api.client.post("/signout", follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/signin"
+    assert "Max-Age=0" in out.headers["set-cookie"]
+    assert await api.conn.fetchval("select revoked_at from devices where id = $1", device["id"])
+    assert await api.conn.fetchval(
+        "select count(*) from audit_log where action = 'auth.logout' and object_id = $1",
+        str(device["id"]),
+    )
+    assert (await api.client.get(url, follow_redirects=False)).status_code == 303
+    api.client.cookies.set(COOKIE, stolen)  # a copied cookie is dead too
+    assert (await api.client.get(url, follow_redirects=False)).status_code == 303
+
+
+async def test_the_cookie_is_secure_behind_https(api: Api) -> None:
+    s, _ = await seeded(api)
+    r = await api.client.post(
+        "/signin",
+        data={"email": (await api.user(s.org, "scrutiny_member"))["email"], "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
+async def test_a_wrong_password_shows_the_form_again_with_401(api: Api) -> None:
+    s, _ = await seeded(api)
+    coord = await api.user(s.org, "coordinator", email="Coord@Example.org")
+    for email, password in ((coord["email"], "not-the-password"), ("nobody@example.org", "p4ss")):
+        r = await api.client.post(
+            "/signin",
+            data={"email": email, "password": password, "next": "/"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 401 and r.headers["content-type"] == HTML
+        assert "set-cookie" not in r.headers
+        assert '<p class="error" role="alert" id="signin-error">Wrong email or password.' in r.text
+        assert f'value="{email}"' in r.text and password not in r.text
+    # Missing fields are a failed sign-in, not a crash.
+    r = await api.client.post("/signin", data={}, follow_redirects=False)
+    assert r.status_code == 401
+    await api.conn.execute("update users set active = false where id = $1", coord["id"])
+    r = await browser_sign_in(api.client, coord)
+    assert r.status_code == 403 and "deactivated" in r.text and "set-cookie" not in r.headers
+    assert not await api.conn.fetchval("select count(*) from devices where name = 'web browser'")
+
+
+@pytest.mark.parametrize(
+    ("next_", "expected"),
+    [
+        ("//evil.example", "/"),
+        ("https://evil.example/scorecard", "/"),
+        ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("", "/"),
+        ("/services/x/scorecard?from=2026-01-01", "/services/x/scorecard?from=2026-01-01"),
+    ],
+)
+def test_next_only_goes_to_a_path_on_this_site(next_: str, expected: str) -> None:
+    assert safe_next(next_) == expected
+
+
+async def test_sign_in_never_redirects_off_site(api: Api) -> None:
+    s, _ = await seeded(api)
+    for target in ("//evil.example", "https://evil.example/", "/\\evil.example"):
+        api.client.cookies.clear()
+        r = await browser_sign_in(api.client, await api.user(s.org, "scrutiny_member"), target)
+        assert r.status_code == 303 and r.headers["location"] == "/", target
+        assert "evil" not in (await api.client.get(f"/signin?next={quote(target)}")).text
+    # The form refuses a post from another site's page (login CSRF).
+    api.client.cookies.clear()
+    r = await api.client.post(
+        "/signin",
+        data={"email": s.manager["email"], "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+async def test_who_sees_which_page(api: Api) -> None:
+    s, _ = await seeded(api)
+    url = page_url(s.service["id"])
+
+    async def get_as(user: dict[str, Any], path: str = url) -> httpx.Response:
+        api.client.cookies.clear()
+        assert (await browser_sign_in(api.client, user)).status_code == 303
+        return await api.client.get(path, follow_redirects=False)
+
+    r = await get_as(s.ann)  # a citizen inspector
+    assert r.status_code == 403 and r.headers["content-type"] == HTML
+    assert "<h1>Not available to your account</h1>" in r.text and "Sign out" in r.text
+    r = await get_as(await api.user(s.org, "professional_inspector"))
+    assert r.status_code == 403
+    assert (await get_as(s.manager)).status_code == 200
+    r = await get_as(await api.user(s.org, "service_manager"))  # of another service
+    assert r.status_code == 403 and "services they manage" in r.text
+    stranger = await api.user(await api.org("Southshire"), "scrutiny_member")
+    r = await get_as(stranger)
+    assert r.status_code == 404 and "<h1>Service not found</h1>" in r.text
+    assert "Elm House" not in r.text
+    coord = await api.user(s.org, "coordinator")
+    r = await get_as(coord, page_url("00000000-0000-4000-8000-000000000000"))
+    assert r.status_code == 404 and r.headers["content-type"] == HTML
+    r = await get_as(coord, url + "?from=2026-13-01")
+    assert r.status_code == 422 and "2026-01-31" in r.text
+    r = await get_as(coord, url + "?from=2026-02-01&to=2026-01-01")
+    assert r.status_code == 422 and "before the end" in r.text
+    # The phone's bearer token opens the page too; the home page lists what one may read.
+    api.client.cookies.clear()
+    r = await api.client.get(url, headers=s.coord)
+    assert r.status_code == 200 and "<h1>Elm House</h1>" in r.text
+    home = await api.client.get("/", headers=s.coord)
+    assert f'<a href="{url}">Elm House</a>' in home.text
+    home = await api.client.get("/", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/signin?next=%2F"
+
+
+async def test_names_are_escaped(api: Api) -> None:
+    s, _ = await seeded(api)
+    evil = "<script>alert(1)</script> & \"Sons\" 'Ltd'"
+    r = await api.client.patch(
+        f"/v1/services/{s.service['id']}", headers=s.coord, json={"name": evil}
+    )
+    assert r.status_code == 200, r.text
+    r = await api.client.get(page_url(s.service["id"]), headers=s.coord)
+    assert r.status_code == 200
+    assert "<script>" not in r.text and "alert(1)</script>" not in r.text
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Sons&quot; &#x27;Ltd&#x27;"
+    assert f"<h1>{escaped}</h1>" in r.text and f"<title>{escaped}: scorecard" in r.text
+    home = await api.client.get("/", headers=s.coord)
+    assert "<script>" not in home.text and escaped in home.text
+    # And on the sign-in form, a hostile email or next is text, not markup.
+    r = await api.client.post(
+        "/signin",
+        data={"email": '"><script>x()</script>', "password": "p", "next": '/"><script>'},
+        follow_redirects=False,
+    )
+    assert r.status_code == 401 and "<script>" not in r.text
+
+
+async def test_an_old_session_is_renewed_on_a_page_load(api: Api, settings: Settings) -> None:
+    s, _ = await seeded(api)
+    r = await browser_sign_in(api.client, await api.user(s.org, "scrutiny_member"))
+    token = Token.decode(api.client.cookies[COOKIE], settings.jwt_secret or "", "HS256")
+    now = dt.datetime.now(dt.UTC)
+    old = Token(
+        sub=token.sub,
+        exp=now + dt.timedelta(minutes=5),
+        iat=now - dt.timedelta(minutes=10),
+        extras=token.extras,
+    ).encode(settings.jwt_secret or "", "HS256")
+    domain = next(c.domain for c in api.client.cookies.jar if c.name == COOKIE)
+    api.client.cookies.set(COOKIE, old, domain=domain)
+    r = await api.client.get(page_url(s.service["id"]))
+    assert r.status_code == 200 and "Max-Age=900" in r.headers["set-cookie"]
+    assert api.client.cookies[COOKIE] != old
+    # A fresh one is left alone.
+    r = await api.client.get(page_url(s.service["id"]))
+    assert "set-cookie" not in r.headers
+
+
+async def test_sign_in_by_form_shares_the_api_rate_limit(
+    api: Api, database_url: str, seaweed: SeaweedFS
+) -> None:
+    s, _ = await seeded(api)
+    limited = make_settings(database_url, seaweed, signin_rate_per_minute=3)
+    async with AsyncTestClient(app=create_app(limited)) as c:
+        bad = {"email": s.manager["email"], "password": "guess", "device": "phone"}
+        assert (await c.post("/v1/auth/token", json=bad)).status_code == 401
+        assert (await c.post("/v1/auth/token", json=bad)).status_code == 401
+        r = await c.post("/signin", data=bad, follow_redirects=False)
+        assert r.status_code == 401
+        r = await c.post("/signin", data=bad, follow_redirects=False)
+        assert r.status_code == 429 and r.headers["content-type"] == HTML
+        assert "Too many sign-in attempts" in r.text
+        assert (await c.post("/v1/auth/token", json=bad)).status_code == 429
+        # Reading the form is not an attempt.
+        assert (await c.get("/signin")).status_code == 200
+
+
+async def test_openapi_lists_the_pages_and_the_cookie(client: AsyncTestClient) -> None:
+    spec = (await client.get("/schema/openapi.json")).json()
+    for path in ("/signin", "/signout", "/services/{service_id}/scorecard", "/"):
+        assert path in spec["paths"], path
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["BearerToken"]["scheme"] == "bearer"
+    assert schemes["SessionCookie"] == {
+        "type": "apiKey",
+        "name": COOKIE,
+        "in": "cookie",
+        "description": schemes["SessionCookie"]["description"],
+    }
+    assert {"SessionCookie": []} in spec["security"] and {"BearerToken": []} in spec["security"]
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_colours_meet_wcag_contrast() -> None:
+    for colour in [*BAND_COLOURS.values(), CITIZEN_COLOUR, PROFESSIONAL_COLOUR]:
+        assert contrast(colour, "#ffffff") >= 4.5, colour  # white words on the band boxes
+    for text in ("#1a1a1a", "#4d4d4d", "#0b4f8a"):  # body text, muted text, links
+        assert contrast(text, "#ffffff") >= 4.5, text
+
+
+# --------------------------------------------------------------------------- a real browser
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing (as CI does). Fails, never skips."""
+    path = shutil.which("chromium")
+    if path:
+        return path
+    log = []
+    for command in (
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+    ):
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        log.append(f"$ {' '.join(command)} -> {done.returncode}\n{done.stderr[-1500:]}")
+        if command[1] == "install" and done.returncode == 0:
+            break
+    path = shutil.which("chromium")
+    if not path:
+        pytest.fail("Could not install Debian's chromium:\n" + "\n".join(log))
+    return path
+
+
+async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
+    api: Api,
+    live_server: tuple[str, Path],  # noqa: F811
+    chromium: str,
+    tmp_path: Path,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_server
+    s, _ = await seeded(api)
+    scrutiny = await api.user(s.org, "scrutiny_member")
+    url = base + page_url(s.service["id"])
+    async with httpx.AsyncClient(base_url=base) as c:
+        r = await browser_sign_in(c, scrutiny)
+        assert r.status_code == 303, r.text
+        cookie = c.cookies[COOKIE]
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            # Phone: a person signs in through the form, and lands back on the scorecard.
+            phone = await browser.new_context(viewport={"width": 390, "height": 844})
+            page = await phone.new_page()
+            await page.goto(url)
+            assert page.url.startswith(base + "/signin?next=")
+            await page.screenshot(path=shots / "signin.png")
+            await page.get_by_label("Email").fill(scrutiny["email"])
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(url)
+            jar = {c["name"]: c for c in await phone.cookies()}
+            assert jar[COOKIE]["httpOnly"] and jar[COOKIE]["sameSite"] == "Strict"
+            assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
+            await check_page(page, width=390)
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            await page.screenshot(path=shots / "phone.png", full_page=True)
+
+            # Desktop, with the cookie from an httpx sign-in.
+            desktop = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await desktop.add_cookies(
+                [
+                    {
+                        "name": COOKIE,
+                        "value": cookie,
+                        "url": base,
+                        "httpOnly": True,
+                        "sameSite": "Strict",
+                    }
+                ]
+            )
+            page = await desktop.new_page()
+            response = await page.goto(url)
+            assert response is not None and response.status == 200
+            await check_page(page, width=1280)
+            await page.screenshot(path=shots / "desktop.png", full_page=True)
+
+            # Paper: A4, without the navigation, black on white.
+            await page.emulate_media(media="print")
+            assert await page.locator("header.site").is_hidden()
+            assert await page.locator("form.period").is_hidden()
+            colour = await page.locator("main").evaluate("e => getComputedStyle(e).color")
+            assert colour == "rgb(0, 0, 0)"
+            band = page.locator(".band-box")
+            assert await band.evaluate("e => getComputedStyle(e).color") == "rgb(0, 0, 0)"
+            pdf = await page.pdf(format="A4", print_background=True)
+            assert pdf.startswith(b"%PDF")
+            pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+            assert 1 <= pages <= 3, pages
+            (shots / "scorecard.pdf").write_bytes(pdf)
+        finally:
+            await browser.close()
+    # Copies for people to look at.
+    for name, copy in (
+        ("signin.png", "signin_phone.png"),
+        ("phone.png", "phone.png"),
+        ("desktop.png", "desktop.png"),
+        ("scorecard.pdf", "a4.pdf"),
+    ):
+        await asyncio.to_thread(shutil.copy, shots / name, f"/tmp/scorecard_{copy}")
+
+
+async def check_page(page: Any, width: int) -> None:
+    main = await page.locator("main").inner_text()
+    for words in (*BANDS, "Dignity", "Safety", DIGNITY_GAP, "Items that drive the biggest gaps"):
+        assert words in " ".join(main.split()), words
+    assert await page.locator(".band-word").inner_text() == "Good"
+    assert await page.get_by_role("heading", level=1).inner_text() == "Elm House"
+    chart = page.get_by_role("img", name="Citizen and professional scores by domain")
+    assert await chart.count() == 1
+    description = await chart.get_attribute("aria-describedby")
+    assert description == "chart-desc"
+    box = await chart.bounding_box()
+    assert box is not None and 0 < box["width"] <= width
+    table = page.get_by_role("table")
+    assert "Dignity 33.3 100 −66.7" in " ".join((await table.inner_text()).split())
+    # The chart scales with the page (viewBox), yet its words stay at 12 px or more.
+    scale = await page.locator("svg[role=img]").evaluate(
+        "e => e.getBoundingClientRect().width / e.viewBox.baseVal.width"
+    )
+    assert 14 * scale >= 12 if width < 500 else scale >= 1, scale
+
+
+def _stats(score: float, n: int, lower: float | None = None, upper: float | None = None) -> Any:
+    from inspections.scorecards.schemas import Stats
+
+    return Stats(
+        score=score,
+        lower=lower,
+        upper=upper,
+        submissions=n,
+        raters=n,
+        visits=1,
+        answers=n * 2,
+        low_confidence=n < 3,
+    )
+
+
+def test_render_words_for_trends_one_perspective_overrides_and_no_agreement() -> None:
+    """The pure renderer, on a scorecard the seeded care home does not produce."""
+    from inspections.scorecards.page import render
+    from inspections.scorecards.schemas import (
+        Combined,
+        DomainCard,
+        Override,
+        QuestionCard,
+        Scorecard,
+        ScoringSettings,
+    )
+
+    def card(name: str, c: Any, p: Any, combined: float, trend: Any, band: Any) -> DomainCard:
+        return DomainCard(
+            domain=name,
+            citizen=c,
+            professional=p,
+            combined=Combined(
+                score=combined, citizen_weight=0.75, single_perspective=c is None or p is None
+            ),
+            gap=None if c is None or p is None else c.score - p.score,
+            diverges=False,
+            band=band,
+            trend=trend,
+            previous=50.0 if trend else None,
+        )
+
+    now = dt.datetime(2026, 6, 30, tzinfo=dt.UTC)
+    food = card("food_and_drink", _stats(80, 1), None, 80, "up", "good")
+    clean = card("cleanliness", _stats(30, 4, 20, 40), _stats(31, 2, 25, 37), 30.5, "down", None)
+    steady = card("safe", None, _stats(95, 5, 90, 100), 95, "steady", "outstanding")
+    scorecard = Scorecard(
+        service_id=uuid.uuid4(),
+        service_name="Ward 7 <Acute>",
+        kind="hospital_ward",
+        period_from=now - dt.timedelta(days=182),
+        period_to=now,
+        overall=card("overall", _stats(55, 5), _stats(63, 7), 57, "steady", "requires_improvement"),
+        band="inadequate",
+        computed_band="requires_improvement",
+        override=Override(
+            band="inadequate", reason="Safeguarding <alert> raised", by=uuid.uuid4(), at=now
+        ),
+        agreement_alpha=None,
+        domains=[food, clean, steady],
+        questions=[
+            QuestionCard(
+                question_key="meals_hot",
+                domain="food_and_drink",
+                max_points=2,
+                citizen_mean_points=None,
+                professional_mean_points=2,
+                gap_pct=None,
+            )
+        ],
+        notes=["Food and drink: only citizens rated this, so the combined score is theirs alone."],
+    )
+    title, body = render(scorecard, ScoringSettings(citizen_weight=0.75))
+    text, headings = read(body)
+    assert title == "Ward 7 <Acute>: scorecard (Inadequate)"  # escaped when placed in <title>
+    assert "<h1>Ward 7 &lt;Acute&gt;</h1>" in body and "Reason: Safeguarding &lt;alert&gt;" in body
+    assert "Hospital ward · scorecard for 30 December 2025 to 29 June 2026" in text
+    assert "Overall band\nInadequate" in text
+    assert "Set by a coordinator (computed from the scores: Requires improvement)" in text
+    assert "Combined 80 (citizens 80; no professionals)" in text
+    assert "Only citizens rated food and drink in this period, so there is no gap" in text
+    assert "Only professionals rated safe in this period" in text
+    assert "Combined 30.5 (citizens 30, 95% CI 20–40; professionals 31, 95% CI 25–37)" in text
+    assert "Citizens scored 1 point lower than professionals on cleanliness." in text
+    assert "↑</span> up</span> (previous period: 50)" in body
+    assert "↓</span> down</span>" in body and "→</span> steady</span>" in body
+    assert "Trend: ↑ up (previous period: 50)" in text and "Trend: ↓ down" in text
+    assert ("h3", "Cleanliness Not rated") in headings
+    assert "cannot be measured" in text
+    assert "citizens count 75% and professionals 25%" in text
+    assert "No question was scored differently" in text
+    assert "no ratings from professionals</text>" in body  # in the chart, for food
+    assert "Food and drink: citizens 80, professionals no ratings." in text  # its description
