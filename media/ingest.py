@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 from litestar.datastructures import State
 
 from inspections.visits.schemas import Visit
 from media import keys
-from media.detect import ImageRejected
+from media.detect import HEAD_BYTES, MIME_TYPES, ImageRejected, detect_format
 from media.geo import location_check, time_check
 from media.pipeline import Processed
 from media.schemas import EvidenceMeta
@@ -97,33 +99,53 @@ def conclusions(
     }
 
 
-async def store_objects(
-    state: State, org: UUID, evidence_id: UUID, sha256: str, path: str | None, p: Processed
-) -> dict[str, str]:
-    """Original (content-addressed, written once) and both derivatives; returns their keys."""
-    store = state.store
-    original = keys.original_key(org, sha256)
-    display = keys.derivative_key(org, evidence_id, "display")
-    thumb = keys.derivative_key(org, evidence_id, "thumb")
+class StoredOriginal(msgspec.Struct, frozen=True):
+    key: str
+    created: bool  # False when the same bytes were already kept for this organisation
 
-    async def put_original() -> None:
-        if path is None:
-            return
+
+async def store_original(
+    state: State, org: UUID, sha256: str, path: str | os.PathLike[str]
+) -> StoredOriginal:
+    """The original, byte for byte, under its content address (written once)."""
+    store = state.store
+    key = keys.original_key(org, sha256)
+
+    def put() -> bool:
         try:
-            await store.call("head_object", Bucket=store.bucket, Key=original)
-            return  # the same bytes are already kept
+            store.client.head_object(Bucket=store.bucket, Key=key)
+            return False
         except store.client.exceptions.ClientError:
             pass
-        await store.call(
-            "upload_file",
-            Filename=path,
-            Bucket=store.bucket,
-            Key=original,
-            ExtraArgs={"ContentType": p.content_type, "Metadata": {"sha256": sha256}},
-        )
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            f.seek(0)
+            fmt = detect_format(head)
+            store.client.put_object(
+                Bucket=store.bucket,
+                Key=key,
+                Body=f,
+                ContentType=MIME_TYPES[fmt] if fmt else "application/octet-stream",
+                Metadata={"sha256": sha256},
+            )
+        return True
 
+    return StoredOriginal(key, await asyncio.to_thread(put))
+
+
+async def undo_original(state: State, original: StoredOriginal) -> None:
+    if original.created:
+        store = state.store
+        await store.call("delete_object", Bucket=store.bucket, Key=original.key)
+
+
+async def store_derivatives(
+    state: State, org: UUID, evidence_id: UUID, p: Processed
+) -> dict[str, str]:
+    store = state.store
+    display = keys.derivative_key(org, evidence_id, "display")
+    thumb = keys.derivative_key(org, evidence_id, "thumb")
     await asyncio.gather(
-        put_original(),
         store.call(
             "put_object",
             Bucket=store.bucket,
@@ -139,7 +161,17 @@ async def store_objects(
             ContentType="image/jpeg",
         ),
     )
-    return {"original_key": original, "display_key": display, "thumb_key": thumb}
+    return {"display_key": display, "thumb_key": thumb}
+
+
+async def store_objects(
+    state: State, org: UUID, evidence_id: UUID, sha256: str, path: str, p: Processed
+) -> dict[str, str]:
+    """Original and both derivatives; returns their keys."""
+    original, derived = await asyncio.gather(
+        store_original(state, org, sha256, path), store_derivatives(state, org, evidence_id, p)
+    )
+    return {"original_key": original.key, **derived}
 
 
 async def duplicate_in_visit(db: asyncpg.Connection, visit_id: UUID, sha: bytes) -> UUID | None:

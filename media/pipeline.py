@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
@@ -37,6 +39,12 @@ def process_photo(path: str, max_pixels: int) -> Processed:
     return Processed(content_type=MIME_TYPES[fmt], meta=meta, derivatives=derivatives)
 
 
+def _lower_priority() -> None:
+    # Photo decoding can wait a few ms; a phone downloading its checklist should not.
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
 class ImageWorkers:
     """A small process pool with bounded concurrency, started on first use.
 
@@ -52,7 +60,9 @@ class ImageWorkers:
     async def process(self, path: str, max_pixels: int) -> Processed:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_lower_priority,
             )
         async with self._slots:
             loop = asyncio.get_running_loop()

@@ -272,7 +272,9 @@ async def _existing(
     operation_class=MultipartUploadOperation,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
 )
-async def upload_evidence(request: AuthedRequest, db: DB, state: State) -> Response[Evidence]:
+async def upload_evidence(request: AuthedRequest, state: State) -> Response[Evidence]:
+    # No connection is held while the body arrives or the photo is processed: a phone on
+    # a slow network must not tie up the pool (and an open transaction) for minutes.
     user = request.user
     received = await receive(request, state.settings.max_photo_bytes)
     try:
@@ -284,53 +286,60 @@ async def upload_evidence(request: AuthedRequest, db: DB, state: State) -> Respo
             raise Problem(
                 400, "malformed-json", "Malformed JSON", "The metadata part is not valid JSON."
             ) from None
-        existing = await _existing(db, state, user, meta.evidence_id)
-        if existing is not None:
-            return Response(existing, status_code=HTTP_200_OK)
-        visit = await visit_for_upload(db, user, meta)
         sha = bytes.fromhex(received.sha256)
-        dup = await ingest.duplicate_in_visit(db, visit.id, sha)
-        if dup is not None:
-            row = await db.fetchrow("select * from evidence where id = $1", dup)
-            return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
-        processed = await ingest.process(state, str(received.path))
-        facts = ingest.conclusions(
-            state.settings, visit, await service_of(db, visit), meta, processed
+        async with state.pool.acquire() as db:
+            existing = await _existing(db, state, user, meta.evidence_id)
+            if existing is not None:
+                return Response(existing, status_code=HTTP_200_OK)
+            visit = await visit_for_upload(db, user, meta)
+            dup = await ingest.duplicate_in_visit(db, visit.id, sha)
+            if dup is not None:
+                row = await db.fetchrow("select * from evidence where id = $1", dup)
+                return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
+            service = await service_of(db, visit)
+        # The original's PUT runs while the photo is processed; refused photos undo it.
+        original = asyncio.create_task(
+            ingest.store_original(state, user.organisation_id, received.sha256, received.path)
         )
-        object_keys = await ingest.store_objects(
-            state,
-            user.organisation_id,
-            meta.evidence_id,
-            received.sha256,
-            str(received.path),
-            processed,
-        )
+        try:
+            processed = await ingest.process(state, str(received.path))
+        except BaseException:
+            await ingest.undo_original(state, await original)
+            raise
+        facts = ingest.conclusions(state.settings, visit, service, meta, processed)
+        object_keys = {
+            **await ingest.store_derivatives(
+                state, user.organisation_id, meta.evidence_id, processed
+            ),
+            "original_key": (await original).key,
+        }
     finally:
         await asyncio.to_thread(received.discard)
     fields = ingest.ready_fields(processed, received.sha256, received.size, object_keys, facts)
-    inserted = await ingest.insert_ready(db, _base(meta, user, "ready"), fields)
-    if inserted is None:  # a racing twin of this upload finished first
-        existing = await _existing(db, state, user, meta.evidence_id)
-        dup = None if existing else await ingest.duplicate_in_visit(db, visit.id, sha)
-        if existing is None and dup is None:
-            raise conflict("The same upload was being stored at the same moment; retry.")
-        if existing is not None:
-            return Response(existing, status_code=200)
-        row = await db.fetchrow("select * from evidence where id = $1", dup)
-        return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
-    await audit(
-        db,
-        request,
-        "evidence.upload",
-        "evidence",
-        meta.evidence_id,
-        {
-            "visit_id": str(visit.id),
-            "sha256": received.sha256,
-            "location_check": facts["location_check"],
-        },
-    )
-    row = await db.fetchrow("select * from evidence where id = $1", meta.evidence_id)
+    async with state.pool.acquire() as db, db.transaction():
+        inserted = await ingest.insert_ready(db, _base(meta, user, "ready"), fields)
+        if inserted is None:  # a racing twin of this upload finished first
+            existing = await _existing(db, state, user, meta.evidence_id)
+            if existing is not None:
+                return Response(existing, status_code=200)
+            dup = await ingest.duplicate_in_visit(db, visit.id, sha)
+            if dup is None:
+                raise conflict("The same upload was being stored at the same moment; retry.")
+            row = await db.fetchrow("select * from evidence where id = $1", dup)
+            return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
+        await audit(
+            db,
+            request,
+            "evidence.upload",
+            "evidence",
+            meta.evidence_id,
+            {
+                "visit_id": str(visit.id),
+                "sha256": received.sha256,
+                "location_check": facts["location_check"],
+            },
+        )
+        row = await db.fetchrow("select * from evidence where id = $1", meta.evidence_id)
     return Response(await present(state, row, user), status_code=201)
 
 

@@ -128,3 +128,41 @@ async def test_upload_cut_off_half_way_leaves_no_row_object_or_temp_file(
             content=body,
         )
     assert r.status_code == 201, r.text
+
+
+async def test_slow_uploads_do_not_starve_the_database_pool(
+    api: Api, live_server: tuple[str, Path]
+) -> None:
+    """Phones on bad networks: a dozen uploads stuck half-way (more than the pool holds)."""
+    base, _ = live_server
+    p = await scene_with_visit(api)
+    async with httpx.AsyncClient(base_url=base) as c:
+        r = await c.post(
+            "/v1/auth/token",
+            json={
+                "email": p.scene.ann["email"],
+                "password": "correct horse battery",
+                "device": "phone",
+            },
+        )
+        token = r.json()["access_token"]
+    host, port = base.removeprefix("http://").split(":")
+    boundary = "----slow" + uuid.uuid4().hex
+    head = (
+        f"POST /v1/evidence HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: 5000000\r\n\r\n--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="p.jpg"\r\n\r\n'
+    ).encode() + GPS_PHOTO.read_bytes()[:50_000]
+    socks = [socket.create_connection((host, int(port))) for _ in range(12)]
+    try:
+        for s in socks:
+            s.sendall(head)
+        await asyncio.sleep(0.3)
+        async with httpx.AsyncClient(base_url=base, timeout=3) as c:
+            started = time.monotonic()
+            r = await c.get("/v1/me/visits", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200 and time.monotonic() - started < 1
+    finally:
+        for s in socks:
+            s.close()
