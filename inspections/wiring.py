@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar.security.jwt import JWTAuth
+from litestar.security.jwt import JWTCookieAuth
 
 from inspections.accounts import routes as accounts
 from inspections.accounts import signin_page
@@ -29,7 +29,7 @@ LIFESPANS = [caches_lifespan, media_lifespan]
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$"]
 
 
-def make_auth(settings: Settings) -> JWTAuth:
+def make_auth(settings: Settings) -> JWTCookieAuth:
     assert settings.jwt_secret
     return make_jwt_auth(
         settings.jwt_secret, settings.access_token_ttl_s, load_principal, PUBLIC_PATHS
