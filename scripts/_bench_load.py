@@ -123,6 +123,8 @@ def build_checklist(n: int = N_QUESTIONS) -> dict[str, Any]:
     for i in range(n):
         src = pool[i % len(pool)]
         q = copy.deepcopy(src)
+        # The PUT bench measures answers, not photos: no question here requires one.
+        q.pop("evidence", None)
         rnd = i // len(pool)
         if rnd:
             q["key"] = f"{src['key'][:56]}_r{rnd}"
