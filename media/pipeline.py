@@ -41,8 +41,13 @@ def process_photo(path: str, max_pixels: int) -> Processed:
 
 def _lower_priority() -> None:
     # Photo decoding can wait a few ms; a phone downloading its checklist should not.
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    # SCHED_IDLE runs the workers only on CPU time nothing else wants (Linux); elsewhere,
+    # or if refused, a lower nice value.
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
 
 
 class ImageWorkers:
