@@ -267,3 +267,32 @@ async def test_seed_demo_shows_the_gap(settings: Any) -> None:
     assert demo["scorecard"]["dignity_gap"] < -20
     assert demo["scorecard"]["dignity_diverges"] is True
     assert demo["scorecard"]["band"] in ("good", "requires_improvement")
+
+
+async def test_league_row_agrees_with_the_service_scorecard(api: Api) -> None:
+    s, _ = await seeded(api)
+    card = (
+        await api.client.get(f"/v1/services/{s.service['id']}/scorecard", headers=s.coord)
+    ).json()
+    row = (await api.client.get("/v1/scorecards?kind=care_home", headers=s.coord)).json()["items"][
+        0
+    ]
+    assert abs(row["combined"] - card["overall"]["combined"]["score"]) < 1e-9
+    assert abs(row["citizen"] - card["overall"]["citizen"]["score"]) < 1e-9
+    assert row["band"] == card["computed_band"]
+    assert row["single_perspective"] is False
+
+
+def test_summary_from_moments_matches_summarise() -> None:
+    import statistics
+
+    from inspections.scorecards.maths import summarise, summary_from_moments
+
+    for xs in ([50.0], [40.0, 60.0], [10.0, 20.0, 35.0, 90.0, 55.5] * 6):
+        a = summarise(xs)
+        sd = statistics.stdev(xs) if len(xs) > 1 else None
+        b = summary_from_moments(len(xs), statistics.fmean(xs), sd)
+        assert b.n == a.n and abs(b.mean - a.mean) < 1e-9
+        assert (a.lower is None) == (b.lower is None)
+        if a.lower is not None:
+            assert abs(a.lower - b.lower) < 1e-9 and abs(a.upper - b.upper) < 1e-9

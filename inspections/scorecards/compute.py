@@ -231,3 +231,52 @@ def default_period(
 
 def band_words(band: str | None) -> str:
     return _BAND_WORDS.get(band or "", "Not rated")
+
+
+def league_row(service_id: Any, name: str, rows: list[Any], settings: ScoringSettings) -> Any:
+    """One service's league line from LEAGUE_SQL's aggregates (n, mean, sd per group).
+
+    Domain means are SQL averages rather than fsum-exact sums: a service exactly on a band
+    threshold could differ in the last bit from its own scorecard.
+    """
+    from inspections.scorecards.schemas import LeagueRow
+
+    min_n = settings.min_submissions
+
+    def summary(r: Any) -> maths.Summary:
+        return maths.summary_from_moments(r["n"], r["mean"], r["sd"], min_n=min_n)
+
+    domains: dict[str, dict[str, maths.Summary]] = {"citizen": {}, "professional": {}}
+    overall: dict[tuple[bool, str | None], maths.Summary] = {}
+    for r in rows:
+        if r["domain"] is not None:
+            domains[r["perspective"]][r["domain"]] = summary(r)
+        else:
+            overall[r["current"], r["perspective"]] = summary(r)
+    headline = {p: maths.mean_of([d.mean for d in domains[p].values()]) for p in domains}
+    combined = maths.combine(headline["citizen"], headline["professional"], settings.citizen_weight)
+    bands = []
+    for d in domains["citizen"].keys() | domains["professional"].keys():
+        c, p = domains["citizen"].get(d), domains["professional"].get(d)
+        value = maths.combine(
+            c.mean if c else None, p.mean if p else None, settings.citizen_weight
+        ).value
+        if value is not None:
+            bands.append(maths.band(value, settings.band_thresholds))
+    band = (
+        maths.overall_band(bands, combined.value, settings.band_thresholds)
+        if combined.value is not None
+        else None
+    )
+    sides = [overall.get((True, "citizen")), overall.get((True, "professional"))]
+    return LeagueRow(
+        service_id=service_id,
+        service_name=name,
+        combined=combined.value,
+        citizen=headline["citizen"],
+        professional=headline["professional"],
+        band=band,
+        trend=maths.trend(overall.get((True, None)), overall.get((False, None))),
+        low_confidence=any(x is None or x.low_confidence for x in sides),
+        single_perspective=combined.single_perspective,
+    )

@@ -285,6 +285,31 @@ def summarise(
     )
 
 
+def summary_from_moments(
+    n: int,
+    mean: float,
+    sd: float | None,
+    *,
+    min_n: int = DEFAULT_MIN_N,
+    confidence: float = 0.95,
+) -> Summary:
+    """The same Summary as ``summarise`` from (n, mean, sample sd) computed elsewhere (SQL)."""
+    if n < 1:
+        raise ValueError("no scores to summarise")
+    mean = min(max(mean, 0.0), 100.0)
+    if n == 1 or sd is None:
+        return Summary(n=n, mean=mean, sd=None, lower=None, upper=None, low_confidence=n < min_n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    return Summary(
+        n=n,
+        mean=mean,
+        sd=sd,
+        lower=max(0.0, mean - half),
+        upper=min(100.0, mean + half),
+        low_confidence=n < min_n,
+    )
+
+
 # --------------------------------------------------------------------------- perspectives
 
 
