@@ -106,6 +106,23 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- content
 
 
+def print_noise_and_log(out: Any, noisy: list[str], target: Any) -> None:
+    """The closing lines every bench prints: disturbed scenarios and the server's errors."""
+    if noisy:
+        out(
+            "warning: other processes used over 20% of a core during: "
+            + "; ".join(noisy)
+            + " -- these figures are disturbed; rerun on a quiet machine"
+        )
+    if target.log_file is not None:
+        try:
+            lines = target.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
+        out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+
+
 def build_checklist(n: int = N_QUESTIONS) -> dict[str, Any]:
     """A realistic checklist of ``n`` scored questions (the starters' wording, six domains)."""
     care = json.loads((STARTERS / "care_home_visit.json").read_text())
@@ -957,19 +974,7 @@ def report(
     noisy = [
         f"{r.name} (conc {r.concurrency})" for r in results.values() if (r.other_pct() or 0) > 20
     ]
-    if noisy:
-        out(
-            "warning: other processes used over 20% of a core during: "
-            + "; ".join(noisy)
-            + " -- these figures are disturbed; rerun on a quiet machine"
-        )
-    if target.log_file is not None:
-        try:
-            lines = target.log_file.read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
-        out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+    print_noise_and_log(out, noisy, target)
     cli = ceiling.cpu_pct("client")
     if cli is not None and cli >= 85:
         out(

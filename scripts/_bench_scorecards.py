@@ -369,19 +369,7 @@ def report(
         f"league {ratios[1]:.2f}x"
     )
     noisy = [r.name for r in results.values() if (r.other_pct() or 0) > 20]
-    if noisy:
-        out(
-            "warning: other processes used over 20% of a core during: "
-            + "; ".join(noisy)
-            + " -- these figures are disturbed; rerun on a quiet machine"
-        )
-    if target.log_file is not None:
-        try:
-            lines = target.log_file.read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
-        out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+    bl.print_noise_and_log(out, noisy, target)
     return ok
 
 
