@@ -9,8 +9,8 @@ in as its scrutiny member and measures, one request at a time (latency, not thro
       random sample of the services with visits in that period, so sizes are the
       organisation's own mix;
   (b) GET /v1/scorecards?kind=K for the kind with the most scores in the period;
-  (c) the floors: the same aggregate queries those endpoints run (SCORES_SQL + ANSWERS_SQL
-      for the same services and periods; LEAGUE_SQL for the kind), imported from
+  (c) the floors: the same aggregate queries those endpoints run (SCORES_SQL + QUESTIONS_SQL
+      + AGREEMENT_SQL for the same services and periods; LEAGUE_SQL for the kind), imported from
       inspections/scorecards/routes.py and executed with asyncpg from this process, rows
       fetched, nothing computed; and, for reference, PostgreSQL's own execution time of that
       SQL (EXPLAIN ANALYZE), so that row transfer and decoding show as the difference;
@@ -61,7 +61,27 @@ import _seed_bulk as sb  # noqa: E402
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
-from inspections.scorecards.routes import ANSWERS_SQL, LEAGUE_SQL, SCORES_SQL  # noqa: E402
+from inspections.scorecards.routes import (  # noqa: E402
+    AGREEMENT_SQL,
+    FINAL_ANSWERS,
+    LEAGUE_SQL,
+    QUESTIONS_SQL,
+    SCORES_SQL,
+)
+
+CARD_FLOOR = "SCORES_SQL + QUESTIONS_SQL + AGREEMENT_SQL"
+
+
+def card_queries(
+    sid: uuid.UUID, start: dt.datetime, end: dt.datetime, prev: dt.datetime
+) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """The statements one scorecard request runs on its data, with their parameters."""
+    return [
+        ("SCORES_SQL", SCORES_SQL, (sid, start, prev, end)),
+        ("QUESTIONS_SQL", QUESTIONS_SQL, (sid, start, end)),
+        ("AGREEMENT_SQL", AGREEMENT_SQL, (sid, start, end)),
+    ]
+
 
 SCORECARD_P95_GOAL_MS = 50.0
 LEAGUE_GOAL_MS = 300.0
@@ -140,7 +160,9 @@ async def prepare(args: argparse.Namespace, target: bl.Target, conn: asyncpg.Con
     sizes: dict[str, list[int]] = {"score rows": [], "answer rows": []}
     for sid in sample:
         sizes["score rows"].append(len(await conn.fetch(SCORES_SQL, sid, start, prev, end)))
-        sizes["answer rows"].append(len(await conn.fetch(ANSWERS_SQL, sid, start, end)))
+        sizes["answer rows"].append(
+            await conn.fetchval("select count(*)" + FINAL_ANSWERS, sid, start, end)
+        )
     table_sizes = {
         t: await conn.fetchval("select pg_total_relation_size($1::regclass)", t)
         for t in ("answers", "submission_scores", "submissions", "visits")
@@ -220,7 +242,7 @@ async def server_side(conn: asyncpg.Connection, scene: Scene) -> None:
 
     start, end, prev = periods()
     scene.server_ms["scorecard"] = [
-        await ms(SCORES_SQL, sid, start, prev, end) + await ms(ANSWERS_SQL, sid, start, end)
+        sum([await ms(sql, *params) for _, sql, params in card_queries(sid, start, end, prev)])
         for sid in scene.sample[:50]
     ]
     scene.server_ms["league"] = [
@@ -301,7 +323,7 @@ def report(
     card_ms, league_ms = scene.server_ms["scorecard"], scene.server_ms["league"]
     out(
         "(c) in PostgreSQL: execution time (EXPLAIN ANALYZE, no transfer or decoding) of "
-        f"SCORES_SQL + ANSWERS_SQL median {statistics.median(card_ms):.2f} ms, p95 "
+        f"{CARD_FLOOR} median {statistics.median(card_ms):.2f} ms, p95 "
         f"{pct_f(card_ms, 95):.2f} ms ({len(card_ms)} sampled services); LEAGUE_SQL median "
         f"{statistics.median(league_ms):.1f} ms ({len(league_ms)} runs)"
     )
@@ -379,11 +401,10 @@ def report(
 async def explain(conn: asyncpg.Connection, scene: Scene) -> None:
     start, end, prev = periods()
     sid = scene.sample[0]
-    for title, sql, params in (
-        ("SCORES_SQL", SCORES_SQL, (sid, start, prev, end)),
-        ("ANSWERS_SQL", ANSWERS_SQL, (sid, start, end)),
+    for title, sql, params in [
+        *card_queries(sid, start, end, prev),
         ("LEAGUE_SQL", LEAGUE_SQL, (scene.org, scene.kind, start, prev, end)),
-    ):
+    ]:
         plan = await conn.fetch("explain (analyze, buffers) " + sql, *params)
         print(f"\n-- EXPLAIN (ANALYZE, BUFFERS) {title}")
         for r in plan:
@@ -486,9 +507,8 @@ async def bench(args: argparse.Namespace, target: bl.Target) -> int:
         async def card_sql() -> int:
             start, end, prev = periods()
             sid = next(floor_cards)
-            a = await conn.fetch(SCORES_SQL, sid, start, prev, end)
-            b = await conn.fetch(ANSWERS_SQL, sid, start, end)
-            return len(a) + len(b)
+            queries = card_queries(sid, start, end, prev)
+            return sum([len(await conn.fetch(sql, *p)) for _, sql, p in queries])
 
         async def league_sql() -> int:
             start, end, prev = periods()
@@ -504,7 +524,7 @@ async def bench(args: argparse.Namespace, target: bl.Target) -> int:
             "raw",
         )
         results["scorecard_sql"] = await run_sql(
-            "(a) floor: SCORES_SQL + ANSWERS_SQL", target, card_sql, args.seconds, args.warmup
+            f"(a) floor: {CARD_FLOOR}", target, card_sql, args.seconds, args.warmup
         )
         results["league"] = await bl.run(
             target,

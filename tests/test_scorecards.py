@@ -8,6 +8,9 @@ import io
 import uuid
 from typing import Any
 
+import pytest
+
+from inspections.scorecards.maths import QuestionRating, perspective_agreement
 from tests.helpers import Api, assert_problem
 from tests.test_visits import Scene
 
@@ -134,6 +137,14 @@ async def test_scorecard_shows_the_dignity_gap_divergence_and_band(api: Api) -> 
     assert card["questions"][0]["question_key"] in ("privacy", "respect")
     assert card["questions"][0]["gap_pct"] < -50
     assert card["agreement_alpha"] is not None and card["agreement_alpha"] < 0.5
+    # PostgreSQL's medians give the same alpha as the pure reference over the same answers.
+    rows = await api.conn.fetch(
+        """select s.visit_id visit, a.question_key question, s.perspective, s.user_id rater,
+                  a.points, a.max_points
+             from answers a join submissions s on s.id = a.submission_id"""
+    )
+    ratings = [QuestionRating(**dict(r)) for r in rows]
+    assert card["agreement_alpha"] == pytest.approx(perspective_agreement(ratings), abs=1e-12)
     assert any("Dignity: citizens scored" in n and "diverge" in n for n in card["notes"])
     assert domain(card, "dignity")["trend"] is None  # nothing in the previous period
 

@@ -156,42 +156,23 @@ def build(
     return overall, domains, card.band
 
 
-def questions(answer_rows: list[Any]) -> tuple[list[QuestionCard], float | None]:
-    """Per question, each perspective's mean points; and the agreement between them."""
-    acc: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    maxima: dict[str, float] = {}
-    ratings = []
-    for r in answer_rows:
-        acc[r["question_key"], r["domain"]][r["perspective"]].append(r["points"])
-        maxima[r["question_key"]] = max(maxima.get(r["question_key"], 0.0), r["max_points"])
-        ratings.append(
-            maths.QuestionRating(
-                visit=r["visit_id"],
-                question=r["question_key"],
-                perspective=r["perspective"],
-                rater=r["user_id"],
-                points=r["points"],
-                max_points=r["max_points"],
-            )
-        )
+def questions(rows: list[Any]) -> list[QuestionCard]:
+    """Per question, each perspective's mean points (QUESTIONS_SQL), biggest gaps first."""
     cards = []
-    for (key, domain), by in acc.items():
-        c = maths.mean_of(by.get("citizen", []))
-        p = maths.mean_of(by.get("professional", []))
-        gap = None if c is None or p is None else 100 * (c - p) / maxima[key]
+    for r in rows:
+        c, p, top = r["citizen"], r["professional"], r["max_points"]
         cards.append(
             QuestionCard(
-                question_key=key,
-                domain=domain,
-                max_points=maxima[key],
+                question_key=r["question_key"],
+                domain=r["domain"],
+                max_points=top,
                 citizen_mean_points=c,
                 professional_mean_points=p,
-                gap_pct=gap,
+                gap_pct=None if c is None or p is None else 100 * (c - p) / top,
             )
         )
-    # The items that drive a gap first.
     cards.sort(key=lambda q: (q.gap_pct is None, -abs(q.gap_pct or 0), q.question_key))
-    return cards, maths.perspective_agreement(ratings)
+    return cards
 
 
 _BAND_WORDS = {

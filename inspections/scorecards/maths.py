@@ -746,6 +746,40 @@ def perspective_agreement(
     pairs count as much as cross-perspective ones, so it is not agreement *between* the
     perspectives; offered for comparison.
     """
+    units = _rater_units(ratings)
+    if mode == "median":
+        return units_agreement([_perspective_medians(u) for u in units])
+    if mode == "raters":
+        coders = sorted({who for u in units for who in u}, key=lambda w: (w[0], str(w[1])))
+        data = [[u.get(c) for u in units] for c in coders]
+        return krippendorff_alpha(data, "ordinal") if units else None
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def agreement_units(ratings: Iterable[RatingLike]) -> list[tuple[float, float]]:
+    """(citizen median, professional median) of every unit both perspectives scored.
+
+    What the scorecard's AGREEMENT_SQL computes in PostgreSQL; this is its reference.
+    """
+    return [_perspective_medians(u) for u in _rater_units(ratings)]
+
+
+def units_agreement(units: Sequence[tuple[float, float]]) -> float | None:
+    """Ordinal alpha between the two perspectives from their per-unit medians."""
+    if not units:
+        return None
+    return krippendorff_alpha([[c for c, _ in units], [p for _, p in units]], "ordinal")
+
+
+def _perspective_medians(unit: Mapping[tuple[str, Id], float]) -> tuple[float, float]:
+    def side(name: str) -> float:
+        return statistics.median([v for (p, _), v in unit.items() if p == name])
+
+    return side("citizen"), side("professional")
+
+
+def _rater_units(ratings: Iterable[RatingLike]) -> list[dict[tuple[str, Id], float]]:
+    """Per shared unit, each (perspective, rater)'s median share of the maximum."""
     by_unit: dict[tuple[Id, str], dict[tuple[str, Id], list[float]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -760,14 +794,4 @@ def perspective_agreement(
         raters = {who: statistics.median(vs) for who, vs in by_unit[key].items()}
         if {p for p, _ in raters} == {"citizen", "professional"}:
             units.append(raters)
-    if mode == "median":
-        data: list[list[float | None]] = [
-            [statistics.median([v for (p, _), v in u.items() if p == side]) for u in units]
-            for side in ("citizen", "professional")
-        ]
-    elif mode == "raters":
-        coders = sorted({who for u in units for who in u}, key=lambda w: (w[0], str(w[1])))
-        data = [[u.get(c) for u in units] for c in coders]
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-    return krippendorff_alpha(data, "ordinal") if units else None
+    return units

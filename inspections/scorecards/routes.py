@@ -14,7 +14,7 @@ from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from inspections.audit.log import audit
-from inspections.scorecards import compute
+from inspections.scorecards import compute, maths
 from inspections.scorecards.schemas import (
     LeaguePage,
     LeagueRow,
@@ -40,14 +40,41 @@ SCORES_SQL = """
       from submission_scores
      where service_id = $1 and visit_starts_at >= $3 and visit_starts_at < $4"""
 
-ANSWERS_SQL = """
-    select v.id visit_id, s.user_id, s.perspective, a.question_key, a.domain, a.points,
-           a.max_points
+# Per question and per (visit, question) the answers are reduced in PostgreSQL, so Python
+# sees one row per question and one per shared unit instead of every answer: decoding
+# ~1,500 answer rows into Python objects cost more than the queries themselves.
+# visits_service_idx finds the period's visits; answers by submission come from their key.
+FINAL_ANSWERS = """
       from visits v
       join submissions s on s.visit_id = v.id and s.state = 'final'
       join answers a on a.submission_id = s.id
      where v.service_id = $1 and v.starts_at >= $2 and v.starts_at < $3
        and a.points is not null and a.max_points > 0"""
+
+# Each perspective's mean points per question (the items that drive a gap).
+QUESTIONS_SQL = f"""
+    select a.question_key, a.domain, max(a.max_points)::float8 max_points,
+           avg(a.points::float8) filter (where s.perspective = 'citizen') citizen,
+           avg(a.points::float8) filter (where s.perspective = 'professional') professional
+    {FINAL_ANSWERS}
+     group by 1, 2"""
+
+# maths.agreement_units in SQL: per (visit, question) both perspectives scored, the median
+# over each perspective's raters of each rater's median share of the maximum.
+AGREEMENT_SQL = f"""
+    with rater as (
+        select v.id visit_id, a.question_key, s.perspective,
+               percentile_cont(0.5) within group (order by a.points::float8 / a.max_points)
+                   as value
+        {FINAL_ANSWERS}
+         group by v.id, a.question_key, s.perspective, s.user_id)
+    select percentile_cont(0.5) within group (order by value)
+               filter (where perspective = 'citizen') citizen,
+           percentile_cont(0.5) within group (order by value)
+               filter (where perspective = 'professional') professional
+      from rater
+     group by visit_id, question_key
+    having bool_or(perspective = 'citizen') and bool_or(perspective = 'professional')"""
 
 
 async def scoring_settings(db: asyncpg.Connection, organisation_id: UUID) -> ScoringSettings:
@@ -79,7 +106,9 @@ async def service_scorecard(
     current = [r for r in rows if r["current"]]
     previous = [r for r in rows if not r["current"]]
     overall, domains, computed = compute.build(current, previous, settings)
-    questions, alpha = compute.questions(await db.fetch(ANSWERS_SQL, service_id, start, end))
+    questions = compute.questions(await db.fetch(QUESTIONS_SQL, service_id, start, end))
+    units = await db.fetch(AGREEMENT_SQL, service_id, start, end)
+    alpha = maths.units_agreement([(u[0], u[1]) for u in units])
     override_row = await db.fetchrow(
         """select band, reason, created_by by, created_at at from scorecard_overrides
             where service_id = $1 and period_from = $2 and period_to = $3
