@@ -37,6 +37,7 @@ ROLES = (
     "coordinator",
     "scrutiny_member",
     "service_manager",
+    "safeguarding_lead",
 )
 
 

@@ -43,6 +43,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     site_timezone: str = "Europe/London"  # reads EXIF times that carry no UTC offset
     sweep_interval_s: int = 3600  # 0 disables the in-app orphan sweeper
     sweep_grace_s: int = 3600  # objects and stuck uploads younger than this are left alone
+    # Notifications. Email goes through this SMTP server; unset host: emails wait in the
+    # outbox (nothing is lost) until one is configured.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Co-assessment <no-reply@localhost>"
+    deliver_interval_s: float = 5.0  # how often the in-app worker looks; 0 disables it
+    deliver_max_attempts: int = 10  # then the notification is marked failed (and kept)
+    webhook_timeout_s: float = 10.0
+    # Where people reach this service: links in emails, public report and photo URLs.
+    public_base_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

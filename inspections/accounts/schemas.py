@@ -16,8 +16,9 @@ Role = Literal[
     "coordinator",
     "scrutiny_member",
     "service_manager",
+    "safeguarding_lead",
 ]
-Roles = Annotated[list[Role], Meta(min_length=1, max_length=5)]
+Roles = Annotated[list[Role], Meta(min_length=1, max_length=6)]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=120)]
 
 
