@@ -13,6 +13,7 @@ from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
@@ -25,7 +26,7 @@ from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
-LIFESPANS = [caches_lifespan, media_lifespan]
+LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan]
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$"]
 
 
