@@ -13,6 +13,9 @@ from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.findings import reports as finding_reports
+from inspections.findings import routes as findings
+from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
@@ -47,6 +50,9 @@ def route_handlers(settings: Settings) -> list[Any]:
         *submissions.route_handlers,
         *evidence.route_handlers,
         *scorecards.route_handlers,
+        *notifications.route_handlers,
+        *findings.route_handlers,
+        *finding_reports.route_handlers,
         # Pages for browsers (HTML; session cookie from the sign-in page).
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,

@@ -17,6 +17,7 @@ import msgspec
 
 # The events an organisation's webhooks can subscribe to.
 EVENTS = (
+    "report.factual_check",  # a draft report sent to the service to check its facts
     "report.published",  # findings published to the service's managers
     "response.due_soon",  # a response is due in 5 working days
     "response.overdue",
@@ -24,6 +25,7 @@ EVENTS = (
     "verification.requested",
     "safeguarding.raised",
 )
+
 
 class Notice(msgspec.Struct, kw_only=True, frozen=True):
     """One event to announce: an email to people, and a JSON payload to webhooks."""
