@@ -13,6 +13,7 @@ from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.findings import public as public_reports
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.notifications import routes as notifications
@@ -30,7 +31,7 @@ from service.settings import Settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
 LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan]
-PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$"]
+PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$", "^/public/", "^/v1/public/", "^/open311/"]
 
 
 def make_auth(settings: Settings) -> JWTCookieAuth:
@@ -53,6 +54,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         *notifications.route_handlers,
         *findings.route_handlers,
         *finding_reports.route_handlers,
+        *public_reports.route_handlers,
         # Pages for browsers (HTML; session cookie from the sign-in page).
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,
