@@ -172,6 +172,44 @@ async def _sweep(dsn: str, settings: Settings) -> dict:
             await asyncio.to_thread(s3.stop)
 
 
+async def _deliver(dsn: str, settings: Settings, once: bool) -> dict:
+    """Send the outbox's due notifications: until none is due (--once), or until signalled.
+
+    Safe beside the app's own worker and other `deliver` processes (rows are claimed with
+    FOR UPDATE SKIP LOCKED); or the only sender, with the app's worker off
+    (DELIVER_INTERVAL_S=0).
+    """
+    from inspections.notifications.deliver import (
+        DeliveryReport,
+        deliver_once,
+        http_client,
+        run_worker,
+    )
+    from service.logs import configure_logging
+
+    configure_logging(settings.log_level)  # failed deliveries are logged to stderr
+    await db.migrate(dsn, _migrations())
+    pool = await db.create_pool(dsn, 1, 2)
+    http = http_client(settings)
+    try:
+        total = DeliveryReport()
+        if once:
+            # A failed row is rescheduled into the future, so this ends.
+            while (report := await deliver_once(pool, settings, http)).claimed:
+                total.add(report)
+        else:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)  # finish the batch in flight, then exit
+            interval = settings.deliver_interval_s or 5.0
+            total = await run_worker(pool, settings, http, dsn, stop, interval)
+        return msgspec.to_builtins(total)
+    finally:
+        await http.aclose()
+        await pool.close()
+
+
 def _jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
@@ -264,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "sweep-orphans", help="delete stored objects no evidence refers to, and stuck uploads"
     )
+    p = sub.add_parser(
+        "deliver", help="send waiting notifications (email, webhooks); prints what it did"
+    )
+    p.add_argument("--once", action="store_true", help="stop when nothing more is due")
     p = sub.add_parser("create-org", help="create an organisation; prints its JSON")
     p.add_argument("--name", required=True)
     p = sub.add_parser("create-user", help="create a user with a password; prints its JSON")
@@ -284,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             _out(asyncio.run(_seed_demo(dsn, settings)))
         elif args.cmd == "sweep-orphans":
             _out(asyncio.run(_sweep(dsn, settings)))
+        elif args.cmd == "deliver":
+            _out(asyncio.run(_deliver(dsn, settings, args.once)))
         elif args.cmd == "create-org":
             _out(asyncio.run(_create_org(dsn, args.name)))
         elif args.cmd == "create-user":

@@ -1,0 +1,224 @@
+"""Webhooks an organisation registers, and what its outbox has sent (coordinators only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import Meta
+
+from inspections.audit.log import audit
+from inspections.notifications.deliver import new_secret
+from inspections.notifications.outbox import EVENTS
+from service.auth import Principal, require_roles
+from service.db import DB
+from service.errors import FieldError, not_found, problem_responses, unprocessable
+from service.schema import Body, Limit, Page, decode_cursor, encode_cursor
+
+AuthedRequest = Request[Principal, Any, Any]
+coordinators = [require_roles("coordinator")]
+
+Event = Literal[EVENTS]  # type: ignore[valid-type]
+Status = Literal["pending", "delivered", "failed"]
+# http is for a receiver on this machine (development, tests); anything else needs TLS.
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class WebhookCreate(Body, kw_only=True):
+    url: Annotated[str, Meta(min_length=1, max_length=2000, examples=["https://example.org/hook"])]
+    events: Annotated[list[Event], Meta(min_length=1, max_length=len(EVENTS))]
+
+
+class Webhook(Body, kw_only=True):
+    id: UUID
+    url: str
+    events: list[str]
+    active: bool
+    created_at: dt.datetime
+
+
+class WebhookCreated(Webhook, kw_only=True):
+    secret: Annotated[
+        str,
+        Meta(
+            description="Verifies the webhook-signature header (Standard Webhooks). "
+            "Shown only in this response: store it now."
+        ),
+    ]
+
+
+class WebhookPage(Page[Webhook]):
+    """The organisation's webhooks, newest first (deactivated ones too)."""
+
+
+class Notification(Body, kw_only=True):
+    id: int
+    event: str
+    channel: str
+    recipient: str  # an email address, or a webhook id
+    subject: str
+    status: Status
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None
+    failed_at: dt.datetime | None
+    last_error: str | None
+
+
+class NotificationPage(Page[Notification]):
+    """Outbox rows, newest first."""
+
+
+def _check_url(url: str) -> str:
+    """https anywhere; http only to this machine. No credentials or fragment in the URL."""
+    reason = None
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        parts, host, reason = None, "", "is not a URL"
+    if parts is not None:
+        if parts.scheme not in ("https", "http") or not host:
+            reason = "must be an https:// URL"
+        elif parts.scheme == "http" and host not in LOCAL_HOSTS:
+            reason = "must use https (http only for localhost)"
+        elif parts.username is not None or parts.password is not None:
+            reason = "must not carry credentials; verify deliveries by their signature"
+        elif parts.fragment:
+            reason = "must not have a #fragment"
+        elif any(c.isspace() for c in url):
+            reason = "must not contain spaces"
+    if reason:
+        raise unprocessable(f"url {reason}.", [FieldError(field="$.url", reason=reason)])
+    return url
+
+
+@post(
+    "/v1/webhooks",
+    guards=coordinators,
+    tags=["notifications"],
+    summary="Register a webhook; its signing secret is shown only in this response",
+    description="The organisation's events are POSTed to the URL as JSON, signed as "
+    "Standard Webhooks are (webhook-id, webhook-timestamp, webhook-signature: "
+    "v1,<base64 HMAC-SHA256 of id.timestamp.body>). A 2xx answer is a delivery; "
+    "anything else is retried with growing delays. Redirects are not followed.",
+    responses=problem_responses(401, 403, 422),
+)
+async def create_webhook(
+    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB
+) -> WebhookCreated:
+    url = _check_url(data.url)
+    events = list(dict.fromkeys(data.events))
+    secret = new_secret()
+    row = await db.fetchrow(
+        """insert into webhooks (organisation_id, url, secret, events, created_by)
+           values ($1, $2, $3, $4, $5)
+        returning id, url, events, active, created_at""",
+        request.user.organisation_id,
+        url,
+        secret,
+        events,
+        request.user.user_id,
+    )
+    await audit(db, request, "webhook.create", "webhook", row["id"], {"url": url, "events": events})
+    return WebhookCreated(**dict(row), secret=secret)
+
+
+@get(
+    "/v1/webhooks",
+    guards=coordinators,
+    tags=["notifications"],
+    summary="The organisation's webhooks (without their secrets)",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_webhooks(
+    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
+) -> WebhookPage:
+    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    rows = await db.fetch(
+        """select id, url, events, active, created_at from webhooks
+            where organisation_id = $1
+              and ($2::timestamptz is null or (created_at, id) < ($2, $3))
+            order by created_at desc, id desc
+            limit $4""",
+        request.user.organisation_id,
+        *after,
+        limit + 1,
+    )
+    items = [Webhook(**dict(r)) for r in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    nxt = encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None
+    return WebhookPage(items=items, next_cursor=nxt)
+
+
+@delete(
+    "/v1/webhooks/{webhook_id:uuid}",
+    guards=coordinators,
+    tags=["notifications"],
+    summary="Deactivate a webhook: nothing more is sent to it",
+    description="Notifications still waiting for it are marked failed when their turn comes.",
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db: DB) -> None:
+    was_active = await db.fetchval(
+        """select active from webhooks where id = $1 and organisation_id = $2 for update""",
+        webhook_id,
+        request.user.organisation_id,
+    )
+    if was_active is None:
+        raise not_found("webhook")
+    if was_active:
+        await db.execute("update webhooks set active = false where id = $1", webhook_id)
+        await audit(db, request, "webhook.deactivate", "webhook", webhook_id)
+
+
+@get(
+    "/v1/notifications",
+    guards=coordinators,
+    tags=["notifications"],
+    summary="What the organisation's outbox holds: pending, delivered and failed notifications",
+    description="Nothing is deleted: a notification that could not be delivered after the "
+    "last attempt stays here as failed, with its last error.",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_notifications(
+    request: AuthedRequest,
+    db: DB,
+    status: FromQuery[Status | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> NotificationPage:
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    rows = await db.fetch(
+        """select id, event, channel, recipient, subject, attempts, created_at,
+                  next_attempt_at, delivered_at, failed_at, last_error,
+                  case when delivered_at is not null then 'delivered'
+                       when failed_at is not null then 'failed'
+                       else 'pending' end as status
+             from outbox
+            where organisation_id = $1
+              and ($2::bigint is null or id < $2)
+              and case $3::text
+                      when 'pending' then delivered_at is null and failed_at is null
+                      when 'delivered' then delivered_at is not null
+                      when 'failed' then failed_at is not null
+                      else true end
+            order by id desc
+            limit $4""",
+        request.user.organisation_id,
+        before,
+        status,
+        limit + 1,
+    )
+    items = [Notification(**dict(r)) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return NotificationPage(items=items, next_cursor=nxt)
+
+
+route_handlers = [create_webhook, list_webhooks, delete_webhook, list_notifications]
