@@ -16,6 +16,7 @@ from inspections.checklists import routes as checklists
 from inspections.findings import public as public_reports
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
+from inspections.findings.reminders import reminders_lifespan
 from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import page as scorecard_page
@@ -30,7 +31,7 @@ from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
-LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan]
+LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan, reminders_lifespan]
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$", "^/public/", "^/v1/public/", "^/open311/"]
 
 

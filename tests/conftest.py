@@ -91,6 +91,8 @@ def make_settings(database_url: str, seaweed: SeaweedFS, **overrides: object) ->
         db_pool_min=1,
         db_pool_max=5,
         log_level="WARNING",
+        # Tests run reminder scans themselves, on the dates they choose.
+        reminder_interval_s=0,
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -395,3 +395,41 @@ async def test_publication_waits_for_linked_photos(api: Api) -> None:
     assert photo in body["detail"]
     assert await api.conn.fetchval("select status from visit_reports") == "draft"
     assert await api.conn.fetchval("select count(*) from outbox") == 0
+
+
+async def test_reminders_are_enqueued_once_when_due_soon_and_when_overdue(api: Api) -> None:
+    from inspections.findings.reminders import scan
+
+    f = await Findings(api).build()
+    bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
+    names = (await f.raise_(f.bob, **NAMES)).json()
+    report = (
+        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
+    ).json()
+    r = await api.client.post(
+        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
+    )
+    assert r.status_code == 200, r.text
+    settings = api.client.app.state.settings
+    await f.update(f.manager, names["id"], type="decline", reason="No.")  # answered: no reminder
+    # Due 2026-01-15. Thursday 8 Jan is 5 working days before: "due soon", once.
+    assert await scan(api.conn, settings, dt.date(2026, 1, 7)) == 0  # 6 working days left
+    assert await scan(api.conn, settings, dt.date(2026, 1, 8)) == 1  # the one manager
+    assert await scan(api.conn, settings, dt.date(2026, 1, 9)) == 0  # already told
+    # The day after the due date: overdue, to the manager and the coordinator, once.
+    assert await scan(api.conn, settings, dt.date(2026, 1, 15)) == 0
+    assert await scan(api.conn, settings, dt.date(2026, 1, 16)) == 2
+    assert await scan(api.conn, settings, dt.date(2026, 2, 1)) == 0
+    rows = await api.conn.fetch(
+        """select event, payload -> 'data' ->> 'finding_id' finding from outbox
+            where event like 'response.%' order by id"""
+    )
+    assert [(r["event"], r["finding"]) for r in rows] == [
+        ("response.posted", names["id"]),
+        ("response.posted", names["id"]),
+        ("response.posted", names["id"]),
+        ("response.posted", names["id"]),
+        ("response.due_soon", bells["id"]),
+        ("response.overdue", bells["id"]),
+        ("response.overdue", bells["id"]),
+    ]

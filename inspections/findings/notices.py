@@ -77,9 +77,7 @@ async def safeguarding_raised(
     )
 
 
-async def factual_check(
-    db: asyncpg.Connection, settings: Settings, org: UUID, report: Any
-) -> None:
+async def factual_check(db: asyncpg.Connection, settings: Settings, org: UUID, report: Any) -> None:
     await enqueue(
         db,
         org,

@@ -15,6 +15,9 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+# Encoded here rather than by a connection's codec: enqueue works on any connection.
+_json = msgspec.json.Encoder()
+
 # The events an organisation's webhooks can subscribe to.
 EVENTS = (
     "report.factual_check",  # a draft report sent to the service to check its facts
@@ -56,7 +59,7 @@ async def enqueue(
            added as (
                insert into outbox (organisation_id, event, event_key, channel, recipient,
                                    subject, body, payload)
-               select $1, $2, $4, channel, recipient, $5, $6, $7 from recipients
+               select $1, $2, $4, channel, recipient, $5, $6, $7::text::jsonb from recipients
                on conflict (event_key, channel, recipient) do nothing
                returning 1)
            select count(*)::int from added""",
@@ -66,5 +69,5 @@ async def enqueue(
         notice.key,
         notice.subject,
         notice.text,
-        payload,
+        _json.encode(payload).decode(),
     )
