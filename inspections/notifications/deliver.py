@@ -314,7 +314,7 @@ class _Listener:
             conn = await asyncpg.connect(self.dsn, timeout=10)
             await conn.add_listener(CHANNEL, self._on_notify)
             conn.add_termination_listener(lambda _c: self.wake.set())
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except Exception:  # any failure to listen only delays delivery until the next poll
             if not self._warned:
                 log.warning("outbox listener unavailable; polling only until it reconnects")
                 self._warned = True
