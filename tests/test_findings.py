@@ -300,6 +300,12 @@ async def test_safeguarding_is_seen_only_by_raiser_coordinators_and_leads(api: A
     assert report["findings"] == []
     await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)
     assert (await f.get(f.lead, cid)).json()["status"] == "raised"
+    # Not through the report, for the manager, the rest of the team or scrutiny either.
+    for who in (f.manager, f.bob, f.scrutiny):
+        r = await api.client.get(f"/v1/reports/{report['id']}", headers=who)
+        assert r.status_code == 200 and cid not in r.text and "Bruising" not in r.text
+        r = await api.client.get("/v1/findings", params={"visit": f.visit["id"]}, headers=who)
+        assert cid not in r.text
     summary = (await api.client.get("/v1/findings/summary", headers=f.coord)).json()
     assert summary["items"] == []
     # The lead was told at once; the email holds no details.
