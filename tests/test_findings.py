@@ -212,6 +212,16 @@ async def test_from_findings_to_a_verified_fix(api: Api) -> None:
     assert row["recommendations"] == 2 and row["answered"] == 2
     assert row["answered_on_time"] == 0 and row["overdue"] == 0
     assert row["declined"] == 1 and row["verified"] == 1
+    # The same beside the committee's scorecard page.
+    r = await client.get(
+        f"/services/{f.s.service['id']}/scorecard",
+        params={"from": "2025-01-01"},
+        headers=f.scrutiny,
+    )
+    assert r.status_code == 200, r.text
+    assert "Recommendations to this service" in r.text
+    assert '<th scope="row">Verified by citizen inspectors</th><td>1</td>' in r.text
+    assert '<th scope="row">Answered late</th><td>2</td>' in r.text
 
     # Notifications waited in the outbox, each once.
     events = [r["event"] for r in await api.conn.fetch("select event from outbox order by id")]

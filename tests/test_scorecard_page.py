@@ -123,8 +123,10 @@ async def test_the_page_shows_the_seeded_care_home(api: Api) -> None:
         "Each domain",
         "Things to know",
         "Items that drive the biggest gaps",
+        "Recommendations to this service",
         "How to read this scorecard",
     ]
+    assert "No report with recommendations was published in this period." in text
     assert ("h3", "Dignity Good") in headings and ("h3", "Safety Outstanding") in headings
     assert "Care home · scorecard for " in text
     # The band, big, among all four band words.

@@ -513,6 +513,20 @@ async def summary(
     start = period_from or end - dt.timedelta(days=365)
     if end < start:
         raise unprocessable("from must not be after to.")
+    return SummaryPage(
+        period_from=start, period_to=end, items=await summaries(db, user, start, end, tz)
+    )
+
+
+async def summaries(
+    db: asyncpg.Connection,
+    user: Principal,
+    start: dt.date,
+    end: dt.date,
+    tz: str,
+    service_id: UUID | None = None,
+) -> list[ServiceSummary]:
+    """Per service, what became of the recommendations of reports published start..end."""
     rows = await db.fetch(
         """select s.id service_id, s.name service_name,
                   count(*)::int recommendations,
@@ -529,6 +543,7 @@ async def summary(
              join services s on s.id = f.service_id
             where f.organisation_id = $1 and f.recommendation is not null and f.in_report
               and f.severity <> 'safeguarding' and r.published_on between $2 and $3
+              and ($8::uuid is null or s.id = $8)
               and (not $4 or exists (select 1 from service_managers m
                                      where m.service_id = s.id and m.user_id = $7))
             group by s.id, s.name order by s.name, s.id""",
@@ -539,12 +554,9 @@ async def summary(
         tz,
         today(tz),
         user.user_id,
+        service_id,
     )
-    return SummaryPage(
-        period_from=start,
-        period_to=end,
-        items=[ServiceSummary(**dict(r)) for r in rows],
-    )
+    return [ServiceSummary(**dict(r)) for r in rows]
 
 
 @get(

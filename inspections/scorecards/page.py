@@ -31,6 +31,8 @@ from inspections.accounts.signin_page import (
     message_page,
     redirect_to_signin,
 )
+from inspections.findings.routes import summaries
+from inspections.findings.schemas import ServiceSummary
 from inspections.scorecards import compute
 from inspections.scorecards.routes import scoring_settings, service_scorecard
 from inspections.scorecards.schemas import (
@@ -506,7 +508,33 @@ def period_form(card: Scorecard) -> str:
     )
 
 
-def render(card: Scorecard, settings: ScoringSettings) -> tuple[str, str]:
+def recommendations_section(s: ServiceSummary | None) -> str:
+    """What became of what inspectors recommended: the committee's other question."""
+    head = "<section><h2>Recommendations to this service</h2>"
+    if s is None:
+        return (
+            head + "<p>No report with recommendations was published in this period.</p></section>"
+        )
+    rows = [
+        ("Recommendations made", s.recommendations),
+        ("Answered on time", s.answered_on_time),
+        ("Answered late", s.answered - s.answered_on_time),
+        ("Declined (with a published reason)", s.declined),
+        ("Overdue: no answer past the due date", s.overdue),
+        ("Done, says the service: awaiting verification", s.done_by_service),
+        ("Verified by citizen inspectors", s.verified),
+    ]
+    return (
+        head
+        + "<table><caption>From reports published in this period</caption><tbody>"
+        + "".join(f'<tr><th scope="row">{esc(k)}</th><td>{v}</td></tr>' for k, v in rows)
+        + "</tbody></table></section>"
+    )
+
+
+def render(
+    card: Scorecard, settings: ScoringSettings, recs: ServiceSummary | None = None
+) -> tuple[str, str]:
     """The page's title and main content."""
     last_day = card.period_to - dt.timedelta(microseconds=1)
     title = f"{card.service_name}: scorecard ({compute.band_words(card.band)})"
@@ -520,6 +548,7 @@ def render(card: Scorecard, settings: ScoringSettings) -> tuple[str, str]:
         + domain_cards(card)
         + notes_section(card)
         + items_section(card)
+        + recommendations_section(recs)
         + how_to_read(card, settings)
         + f'<p class="muted">From final submissions only. Produced '
         f"{esc(day(dt.datetime.now(dt.UTC)))}.</p>"
@@ -600,7 +629,10 @@ async def scorecard_page(
             return message_page(422, "Check the dates", "The start must be before the end.", user)
         raise
     settings = await scoring_settings(db, user.organisation_id)
-    title, body = render(card, settings)
+    tz = request.app.state.settings.site_timezone
+    last_day = (card.period_to - dt.timedelta(microseconds=1)).date()
+    recs = await summaries(db, user, card.period_from.date(), last_day, tz, service_id)
+    title, body = render(card, settings, recs[0] if recs else None)
     response = html_response(title, body, css=PAGE_CSS, principal=user)
     keep_session_alive(request, token, response)
     return response
