@@ -74,6 +74,7 @@ async def seed_demo(database_url: str, org_id: str, coordinator: dict[str, Any])
             ("Dr Priya Professional", ["professional_inspector"]),
             ("Morgan Manager", ["service_manager"]),
             ("Councillor Jones", ["scrutiny_member"]),
+            ("Sasha Safeguarding", ["safeguarding_lead"]),
         ):
             email = name.lower().replace(" ", ".") + f".{org_id[:8]}@example.org"
             r = await c.post("/v1/invites", headers=coord, json={"email": email, "roles": roles})
@@ -128,6 +129,7 @@ async def seed_demo(database_url: str, org_id: str, coordinator: dict[str, Any])
             },
         ]
         now = dt.datetime.now(dt.UTC)
+        visits: dict[int, dict[str, Any]] = {}
         for days_ago in (200, 120, 60, 14):
             start = now - dt.timedelta(days=days_ago)
             r = await c.post(
@@ -143,7 +145,7 @@ async def seed_demo(database_url: str, org_id: str, coordinator: dict[str, Any])
                 },
             )
             r.raise_for_status()
-            visit = r.json()
+            visit = visits[days_ago] = r.json()
             for member in team:
                 who = next(p for p in people.values() if p["id"] == member["user_id"])
                 h = await sign_in(who["email"])
@@ -161,6 +163,7 @@ async def seed_demo(database_url: str, org_id: str, coordinator: dict[str, Any])
                 if r.status_code >= 400:
                     raise RuntimeError(f"demo submission refused: {r.text}")
         card = (await c.get(f"/v1/services/{service['id']}/scorecard", headers=coord)).json()
+        report = await _findings(c, coord, sign_in, people, visits[60], now)
     dignity = next(d for d in card["domains"] if d["domain"] == "dignity")
     return {
         "organisation_id": org_id,
@@ -171,10 +174,118 @@ async def seed_demo(database_url: str, org_id: str, coordinator: dict[str, Any])
             "scrutiny_member": people["Councillor Jones"]["email"],
             "service_manager": people["Morgan Manager"]["email"],
             "citizen_inspector": people["Rose Citizen"]["email"],
+            "safeguarding_lead": people["Sasha Safeguarding"]["email"],
         },
+        "public_report": f"/public/reports/{report['id']}",
         "scorecard": {
             "band": card["band"],
             "dignity_gap": round(dignity["gap"], 1),
             "dignity_diverges": dignity["diverges"],
         },
     }
+
+
+async def _findings(
+    c: Any,
+    coord: dict[str, str],
+    sign_in: Any,
+    people: dict[str, Any],
+    visit: Any,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The 60-days-ago visit's findings, published 50 days ago: one recommendation
+    accepted, done and verified by a citizen; one still unanswered (so overdue); good
+    practice; and a safeguarding concern that only the lead and coordinator see."""
+    rose = await sign_in(people["Rose Citizen"]["email"])
+    sam = await sign_in(people["Sam Citizen"]["email"])
+    manager = await sign_in(people["Morgan Manager"]["email"])
+    found = {}
+    for who, key, body in (
+        (
+            rose,
+            "consent",
+            {
+                "title": "Residents not asked before personal care",
+                "description": "Two residents told us staff start washing them without asking.",
+                "domain": "dignity",
+                "severity": "major",
+                "recommendation": "Ask and wait for consent before any personal care; "
+                "include it in supervision.",
+            },
+        ),
+        (
+            sam,
+            "bells",
+            {
+                "title": "Call bells out of reach",
+                "domain": "safety",
+                "severity": "minor",
+                "recommendation": "Check every evening that call bells are within reach.",
+            },
+        ),
+        (
+            sam,
+            "garden",
+            {
+                "title": "The garden is used every day",
+                "severity": "positive",
+                "description": "Residents showed us the vegetables they grow.",
+            },
+        ),
+        (
+            rose,
+            "concern",
+            {
+                "title": "A resident seemed afraid of one carer",
+                "severity": "safeguarding",
+                "description": "Raised with the home's lead on the day.",
+            },
+        ),
+    ):
+        r = await c.put(f"/v1/visits/{visit['id']}/findings/{uuid.uuid4()}", headers=who, json=body)
+        r.raise_for_status()
+        found[key] = r.json()
+    r = await c.put(
+        f"/v1/visits/{visit['id']}/report",
+        headers=coord,
+        json={"summary": "A friendly home where residents' dignity needs more care."},
+    )
+    r.raise_for_status()
+    report = r.json()
+    (await c.post(f"/v1/reports/{report['id']}/send", headers=coord)).raise_for_status()
+    published_on = (now - dt.timedelta(days=50)).date().isoformat()
+    r = await c.post(
+        f"/v1/reports/{report['id']}/publish",
+        headers=coord,
+        json={"published_on": published_on},
+    )
+    r.raise_for_status()
+    consent = found["consent"]["id"]
+    target = (now + dt.timedelta(days=30)).date().isoformat()
+    for who, body in (
+        (
+            manager,
+            {
+                "type": "accept",
+                "actions": [
+                    {
+                        "action": "Consent in every care plan review",
+                        "owner": "Deputy manager",
+                        "target_date": target,
+                    }
+                ],
+            },
+        ),
+        (manager, {"type": "action_done", "action": 1, "note": "Reviewed all 32 plans."}),
+        (
+            rose,
+            {
+                "type": "verify",
+                "outcome": "confirmed",
+                "note": "On our revisit every resident we asked said staff ask first.",
+            },
+        ),
+    ):
+        r = await c.put(f"/v1/findings/{consent}/updates/{uuid.uuid4()}", headers=who, json=body)
+        r.raise_for_status()
+    return report

@@ -278,6 +278,26 @@ async def test_seed_demo_shows_the_gap(settings: Any) -> None:
     assert demo["scorecard"]["dignity_gap"] < -20
     assert demo["scorecard"]["dignity_diverges"] is True
     assert demo["scorecard"]["band"] in ("good", "requires_improvement")
+    # Its published report: a verified fix, an overdue recommendation, good practice; the
+    # safeguarding concern stays out of it.
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        statuses = sorted(
+            r[0]
+            for r in await conn.fetch(
+                "select status from findings where organisation_id = $1",
+                uuid.UUID(demo["organisation_id"]),
+            )
+        )
+        overdue = await conn.fetchval(
+            "select count(*) from findings where status = 'open' and due_on < current_date"
+        )
+    finally:
+        await conn.close()
+    assert statuses == ["noted", "open", "raised", "verified"] and overdue == 1
+    assert demo["public_report"].startswith("/public/reports/")
 
 
 async def test_league_row_agrees_with_the_service_scorecard(api: Api) -> None:
