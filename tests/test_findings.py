@@ -449,3 +449,36 @@ async def test_reminders_are_enqueued_once_when_due_soon_and_when_overdue(api: A
         ("response.overdue", bells["id"]),
         ("response.overdue", bells["id"]),
     ]
+
+
+async def test_deadlines_follow_the_organisations_jurisdiction(api: Api) -> None:
+    f = await Findings(api).build()
+    url = "/v1/organisation/findings-settings"
+    assert (await api.client.get(url, headers=f.scrutiny)).json() == {
+        "jurisdiction": "england-and-wales",
+        "response_working_days": 20,
+        "reminder_working_days": 5,
+    }
+    assert_problem(await api.client.patch(url, headers=f.manager, json={}), 403)
+    assert_problem(await api.client.patch(url, headers=f.coord, json={"jurisdiction": "x"}), 422)
+    assert_problem(
+        await api.client.patch(url, headers=f.coord, json={"response_working_days": 0}), 422
+    )
+    r = await api.client.patch(url, headers=f.coord, json={"jurisdiction": "scotland"})
+    assert r.status_code == 200 and r.json()["jurisdiction"] == "scotland"
+    assert r.json()["response_working_days"] == 20
+    assert (
+        await api.conn.fetchval(
+            "select count(*) from audit_log where action = 'organisation.findings_settings'"
+        )
+        == 1
+    )
+    await f.raise_(f.ann, **CALL_BELLS)
+    report = (
+        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
+    ).json()
+    r = await api.client.post(
+        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
+    )
+    # Scotland also keeps 2 January: one working day later than England and Wales.
+    assert r.json()["findings"][0]["due_on"] == "2026-01-16"

@@ -13,10 +13,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import msgspec
 
 from inspections.findings import rules
 from inspections.findings.schemas import ActionOut, Finding, FindingSettings, HistoryEntry
+from inspections.org_settings import read_section
 from service.auth import Principal
 from service.errors import not_found
 
@@ -79,8 +79,7 @@ def local_date(moment: dt.datetime | None, timezone: str) -> dt.date | None:
 
 
 async def finding_settings(db: asyncpg.Connection, organisation_id: UUID) -> FindingSettings:
-    raw = await db.fetchval("select settings from organisations where id = $1", organisation_id)
-    return msgspec.convert(raw.get("findings", {}), FindingSettings)
+    return await read_section(db, organisation_id, "findings", FindingSettings)
 
 
 async def load_findings(

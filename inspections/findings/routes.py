@@ -44,6 +44,7 @@ from inspections.findings.schemas import (
     SummaryPage,
     Update,
 )
+from inspections.org_settings import patch_section
 from inspections.visits.queries import may_see_visit, visit_in_org
 from service.auth import Principal, require_roles
 from service.db import DB
@@ -581,15 +582,7 @@ async def patch_settings(
     data: JSONBody[FindingSettingsPatch], request: AuthedRequest, db: DB
 ) -> FindingSettings:
     org = request.user.organisation_id
-    current = msgspec.to_builtins(await finding_settings(db, org))
-    changes = msgspec.to_builtins(data)
-    merged = msgspec.convert({**current, **changes}, FindingSettings)
-    await db.execute(
-        """update organisations set settings = jsonb_set(settings, '{findings}', $2::jsonb)
-            where id = $1""",
-        org,
-        msgspec.to_builtins(merged),
-    )
+    merged, changes = await patch_section(db, org, "findings", FindingSettings, data)
     await audit(db, request, "organisation.findings_settings", "organisation", org, changes)
     return merged
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-import msgspec
 from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from inspections.audit.log import audit
+from inspections.org_settings import patch_section, read_section
 from inspections.scorecards import compute, maths
 from inspections.scorecards.schemas import (
     LeaguePage,
@@ -78,8 +78,7 @@ AGREEMENT_SQL = f"""
 
 
 async def scoring_settings(db: asyncpg.Connection, organisation_id: UUID) -> ScoringSettings:
-    raw = await db.fetchval("select settings from organisations where id = $1", organisation_id)
-    return msgspec.convert(raw.get("scoring", {}), ScoringSettings)
+    return await read_section(db, organisation_id, "scoring", ScoringSettings)
 
 
 def _period(
@@ -221,21 +220,14 @@ async def get_scoring(request: AuthedRequest, db: DB) -> ScoringSettings:
 async def patch_scoring(
     data: JSONBody[ScoringSettingsPatch], request: AuthedRequest, db: DB
 ) -> ScoringSettings:
-    current = msgspec.to_builtins(await scoring_settings(db, request.user.organisation_id))
-    changes = {k: v for k, v in msgspec.to_builtins(data).items()}
-    merged = msgspec.convert({**current, **changes}, ScoringSettings)
-    t = merged.band_thresholds
-    if not 0 < t[0] < t[1] < t[2] <= 100:
-        raise unprocessable("band_thresholds must be three increasing percentages.")
-    await db.execute(
-        """update organisations set settings = jsonb_set(settings, '{scoring}', $2::jsonb)
-            where id = $1""",
-        request.user.organisation_id,
-        msgspec.to_builtins(merged),
-    )
-    await audit(
-        db, request, "organisation.scoring", "organisation", request.user.organisation_id, changes
-    )
+    def increasing(merged: ScoringSettings) -> None:
+        t = merged.band_thresholds
+        if not 0 < t[0] < t[1] < t[2] <= 100:
+            raise unprocessable("band_thresholds must be three increasing percentages.")
+
+    org = request.user.organisation_id
+    merged, changes = await patch_section(db, org, "scoring", ScoringSettings, data, increasing)
+    await audit(db, request, "organisation.scoring", "organisation", org, changes)
     return merged
 
 
