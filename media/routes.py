@@ -149,8 +149,35 @@ async def evidence_row(db: asyncpg.Connection, user: Principal, evidence_id: UUI
     return row
 
 
+def safeguarded(caller: str, privileged: str) -> str:
+    """SQL: evidence row ``e`` is hidden from the caller (parameter ``caller``; ``privileged``
+    true for coordinators and safeguarding leads). A photo linked to a safeguarding concern
+    is as private as the concern: only coordinators, safeguarding leads, whoever uploaded
+    it and whoever raised the concern see it."""
+    return f"""(exists (select 1 from findings f
+                         where f.severity = 'safeguarding' and e.id = any(f.evidence_ids)
+                           and f.raised_by <> {caller})
+                and e.uploaded_by <> {caller} and not {privileged})"""
+
+
 async def may_read_evidence(db: asyncpg.Connection, user: Principal, row: Any) -> None:
-    """Coordinators and scrutiny members of the organisation, and the visit's team."""
+    """Coordinators and scrutiny members of the organisation, and the visit's team; a
+    safeguarding concern's photos only as the concern itself (see safeguarded)."""
+    lead = user.has("coordinator", "safeguarding_lead")
+    if await db.fetchval(
+        f"select {safeguarded('$2', '$3')} from evidence e where e.id = $1",
+        row["id"],
+        user.user_id,
+        lead,
+    ):
+        raise not_found("evidence")
+    if lead and await db.fetchval(
+        """select exists (select 1 from findings f where f.severity = 'safeguarding'
+                             and $1 = any(f.evidence_ids) and f.organisation_id = $2)""",
+        row["id"],
+        user.organisation_id,
+    ):
+        return  # a safeguarding lead reads the concern's photos, though not on the team
     if user.has("coordinator", "scrutiny_member"):
         return
     member = await db.fetchval(
@@ -579,10 +606,14 @@ async def list_visit_evidence(
 ) -> list[Evidence]:
     visit = await visit_in_org(db, request.user, visit_id)
     may_see_visit(request.user, visit)
+    user = request.user
     rows = await db.fetch(
-        """select * from evidence where visit_id = $1 and deleted_at is null
-            order by created_at, id""",
+        f"""select * from evidence e where e.visit_id = $1 and e.deleted_at is null
+              and not {safeguarded("$2", "$3")}
+            order by e.created_at, e.id""",
         visit_id,
+        user.user_id,
+        user.has("coordinator", "safeguarding_lead"),
     )
     return [await present(state, r, request.user) for r in rows]
 

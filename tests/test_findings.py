@@ -294,9 +294,20 @@ async def test_publishing_today_counts_working_days_and_is_on_time(api: Api) -> 
 
 
 async def test_safeguarding_is_seen_only_by_raiser_coordinators_and_leads(api: Api) -> None:
+    from tests.test_evidence import GPS_PHOTO, Photos
+
     f = await Findings(api).build()
-    concern = (await f.raise_(f.ann, **CONCERN)).json()
+    photo = (await Photos(api, f.s, f.visit).upload(f.ann, GPS_PHOTO.read_bytes())).json()
+    concern = (await f.raise_(f.ann, **{**CONCERN, "evidence_ids": [photo["id"]]})).json()
     cid = concern["id"]
+    # Its photo is as private as the concern.
+    for who in (f.ann, f.coord, f.lead):
+        assert (await api.client.get(f"/v1/evidence/{photo['id']}", headers=who)).status_code == 200
+    for who in (f.bob, f.scrutiny, f.manager):
+        r = await api.client.get(f"/v1/evidence/{photo['id']}", headers=who)
+        assert r.status_code in (403, 404), r.text
+    r = await api.client.get(f"/v1/visits/{f.visit['id']}/evidence", headers=f.bob)
+    assert r.status_code == 200 and r.json() == []
     for who in (f.ann, f.coord, f.lead):
         assert (await f.get(who, cid)).status_code == 200
     for who in (f.manager, f.bob, f.pro, f.scrutiny):

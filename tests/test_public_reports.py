@@ -143,3 +143,15 @@ async def test_nothing_personal_or_safeguarding_in_any_public_output(api: Api) -
     loose = (await photos.upload(f.ann, other_photo.read_bytes())).json()
     assert loose["id"] != photo["id"]
     assert_problem(await anon.get(f"/public/evidence/{loose['id']}/display"), 404)
+    # A photo also linked to the safeguarding concern stops being public.
+    display = f"/public/evidence/{photo['id']}/display"
+    assert (await anon.get(display)).status_code == 200
+    r = await api.client.put(
+        f"/v1/visits/{f.visit['id']}/findings/{f.concern['id']}",
+        headers={**f.ann, "If-Match": f.concern["etag"]},
+        json={**CONCERN, "evidence_ids": [photo["id"]]},
+    )
+    assert r.status_code == 200, r.text
+    assert_problem(await anon.get(display), 404)
+    pub = (await anon.get(f"/v1/public/reports/{report['id']}")).json()
+    assert all(x["photos"] == [] for x in pub["findings"])

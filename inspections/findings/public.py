@@ -42,6 +42,10 @@ PUBLIC_FINDINGS = """
       join organisations o on o.id = f.organisation_id
      where f.in_report and f.severity <> 'safeguarding' and f.status <> 'draft'"""
 
+# A photo also linked to a safeguarding concern is never public, whatever else links it.
+NOT_SAFEGUARDING = """not exists (select 1 from findings sf
+                        where sf.severity = 'safeguarding' and e.id = any(sf.evidence_ids))"""
+
 PUBLIC_REPORTS = """
     select r.id, r.summary, r.published_at, r.published_on, v.starts_at, s.id service_id,
            s.name service_name, s.kind service_kind, s.address, o.name organisation_name,
@@ -130,8 +134,8 @@ class PublicReportPage(Body, kw_only=True):
 
 async def _ready_photos(db: asyncpg.Connection, ids: list[UUID]) -> set[UUID]:
     rows = await db.fetch(
-        """select id from evidence where id = any($1::uuid[]) and status = 'ready'
-              and deleted_at is null and display_key is not null""",
+        f"""select e.id from evidence e where e.id = any($1::uuid[]) and e.status = 'ready'
+              and e.deleted_at is null and e.display_key is not null and {NOT_SAFEGUARDING}""",
         ids,
     )
     return {r["id"] for r in rows}
@@ -313,6 +317,9 @@ async def public_photo(
     row = await db.fetchrow(
         """select e.display_key, e.thumb_key from evidence e
             where e.id = $1 and e.status = 'ready' and e.deleted_at is null
+              and """
+        + NOT_SAFEGUARDING
+        + """
               and (exists (select 1 from ("""
         + PUBLIC_FINDINGS
         + """) pf
