@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     deliver_interval_s: float = 5.0  # how often the in-app worker looks; 0 disables it
     deliver_max_attempts: int = 10  # then the notification is marked failed (and kept)
     webhook_timeout_s: float = 10.0
+    # Webhooks to private, loopback or link-local addresses are refused unless this is set
+    # (local development, tests): they would let a URL reach what only our servers reach.
+    webhook_allow_private: bool = False
     reminder_interval_s: float = 3600  # scan for responses due soon or overdue; 0 disables
     # Where people reach this service: links in emails, public report and photo URLs.
     public_base_url: str | None = None

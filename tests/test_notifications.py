@@ -150,6 +150,8 @@ def settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:
         deliver_interval_s=0,
         deliver_max_attempts=3,
         webhook_timeout_s=5,
+        # The receiver listens on 127.0.0.1; production refuses such addresses.
+        webhook_allow_private=True,
     )
 
 

@@ -31,11 +31,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import msgspec
 
+from inspections.notifications.addresses import refusal
 from service.settings import Settings
 
 log = logging.getLogger("inspections.notifications")
@@ -182,6 +184,14 @@ async def _post_webhook(
 ) -> _Outcome:
     if row["url"] is None or not row["active"]:
         return _Outcome(False, "webhook deactivated or deleted; not sent", give_up=True)
+    parts = urlsplit(row["url"])
+    why = await refusal(
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+        settings.webhook_allow_private,
+    )
+    if why:
+        return _Outcome(False, why)
     body = _json.encode(row["payload"])
     msg_id, ts = str(row["id"]), int(time.time())
     headers = {

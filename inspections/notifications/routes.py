@@ -8,10 +8,12 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from litestar import Request, delete, get, post
+from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from inspections.audit.log import audit
+from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
 from inspections.notifications.outbox import EVENTS
 from service.auth import Principal, require_roles
@@ -111,9 +113,17 @@ def _check_url(url: str) -> str:
     responses=problem_responses(401, 403, 422),
 )
 async def create_webhook(
-    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB
+    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: State
 ) -> WebhookCreated:
     url = _check_url(data.url)
+    parts = urlsplit(url)
+    why = await refusal(
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+        state.settings.webhook_allow_private,
+    )
+    if why:
+        raise unprocessable(f"url {why}.", [FieldError(field="$.url", reason=why)])
     events = list(dict.fromkeys(data.events))
     secret = new_secret()
     row = await db.fetchrow(
