@@ -164,19 +164,18 @@ async def may_read_evidence(db: asyncpg.Connection, user: Principal, row: Any) -
     """Coordinators and scrutiny members of the organisation, and the visit's team; a
     safeguarding concern's photos only as the concern itself (see safeguarded)."""
     lead = user.has("coordinator", "safeguarding_lead")
-    if await db.fetchval(
-        f"select {safeguarded('$2', '$3')} from evidence e where e.id = $1",
+    guard = await db.fetchrow(
+        f"""select {safeguarded("$2", "$3")} hidden,
+                   exists (select 1 from findings f where f.severity = 'safeguarding'
+                              and e.id = any(f.evidence_ids)) concern
+              from evidence e where e.id = $1""",
         row["id"],
         user.user_id,
         lead,
-    ):
+    )
+    if guard["hidden"]:
         raise not_found("evidence")
-    if lead and await db.fetchval(
-        """select exists (select 1 from findings f where f.severity = 'safeguarding'
-                             and $1 = any(f.evidence_ids) and f.organisation_id = $2)""",
-        row["id"],
-        user.organisation_id,
-    ):
+    if lead and guard["concern"]:
         return  # a safeguarding lead reads the concern's photos, though not on the team
     if user.has("coordinator", "scrutiny_member"):
         return

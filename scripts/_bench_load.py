@@ -58,7 +58,7 @@ from argon2 import PasswordHasher  # noqa: E402
 
 from inspections.wiring import MIGRATIONS  # noqa: E402
 from service import db  # noqa: E402
-from service.devstack import Postgres, SeaweedFS, free_port  # noqa: E402
+from service.devstack import Postgres, SeaweedFS, free_port, granian_command  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 STARTERS = ROOT / "inspections" / "checklists" / "starter"
@@ -289,22 +289,7 @@ class Stack:
             # The run lasts longer than the default 15 min only with very long --seconds.
             "ACCESS_TOKEN_TTL_S": os.environ.get("ACCESS_TOKEN_TTL_S", "7200"),
         }
-        cmd = [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "service.asgi:app",
-        ]
+        cmd = granian_command("127.0.0.1", port)
         log(f"starting granian on port {port} (log: {self.server_log}) ...")
         with self.server_log.open("wb") as out:
             self.server = subprocess.Popen(
@@ -1160,8 +1145,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_on_stack(
+    args: argparse.Namespace,
+    prefix: str,
+    bench_fn: Callable[[argparse.Namespace, Target], Awaitable[int]],
+) -> int:
+    """Run a benchmark against --url/--dsn, or else a throwaway Stack in a temp folder
+    that is torn down however the run ends (Ctrl-C, SIGTERM or an error)."""
     args.loadavg = os.getloadavg()
 
     def on_term(*_: object) -> None:
@@ -1169,18 +1159,22 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     if args.url:
-        return asyncio.run(bench(args, Target(args.url.rstrip("/"), args.dsn)))
-    with tempfile.TemporaryDirectory(prefix="bench-bundle-") as d:
+        return asyncio.run(bench_fn(args, Target(args.url.rstrip("/"), args.dsn)))
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
         os.chmod(d, 0o755)  # PostgreSQL runs as 'postgres' when we are root
         stack = Stack(Path(d), args.log_level, args.pg_fast)
         try:
             target = stack.start()
-            return asyncio.run(bench(args, target))
+            return asyncio.run(bench_fn(args, target))
         except KeyboardInterrupt:
             log("interrupted")
             return 130
         finally:
             stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_on_stack(parse_args(argv), "bench-bundle-", bench)
 
 
 if __name__ == "__main__":

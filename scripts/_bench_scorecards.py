@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -603,26 +602,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    args.loadavg = os.getloadavg()
-
-    def on_term(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    if args.url:
-        return asyncio.run(bench(args, bl.Target(args.url.rstrip("/"), args.dsn)))
-    with tempfile.TemporaryDirectory(prefix="bench-scorecards-") as d:
-        os.chmod(d, 0o755)  # PostgreSQL runs as 'postgres' when we are root
-        stack = bl.Stack(Path(d), args.log_level, args.pg_fast)
-        try:
-            target = stack.start()
-            return asyncio.run(bench(args, target))
-        except KeyboardInterrupt:
-            log("interrupted")
-            return 130
-        finally:
-            stack.stop()
+    return bl.run_on_stack(parse_args(argv), "bench-scorecards-", bench)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ def _jwt_secret(settings: Settings) -> str:
 
 def serve(settings: Settings) -> int:
     """Embedded PostgreSQL and SeaweedFS when not configured, migrate, then run granian."""
-    from service.devstack import Postgres, SeaweedFS
+    from service.devstack import Postgres, SeaweedFS, granian_command
 
     data = Path(settings.data_dir)
     env = dict(os.environ)
@@ -258,22 +258,7 @@ def serve(settings: Settings) -> int:
             flush=True,
         )
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--factory",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.port),
-                "--workers",
-                str(settings.workers),
-                "--no-access-log",
-                "service.asgi:app",
-            ],
+            granian_command(settings.host, settings.port, settings.workers),
             env=env,
         )
         return server.wait()

@@ -59,6 +59,16 @@ _INSTALL_PG_HINT = (
 # --------------------------------------------------------------------------- helpers
 
 
+def granian_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """How serve, the benchmarks and the live-server tests run the app: the same server,
+    flags and factory (its access log off: the app writes its own JSON request log)."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "service.asgi:app",
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is currently free."""
     return _free_ports(1)[0]

@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from service.devstack import free_port
+from service.devstack import free_port, granian_command
 from service.settings import Settings
 from tests.conftest import ROOT
 from tests.helpers import Api
@@ -32,22 +31,7 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]
         if value is not None:
             env[name.upper()] = str(value)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "service.asgi:app",
-        ],
+        granian_command("127.0.0.1", port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

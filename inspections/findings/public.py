@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery
 
 from inspections.accounts.signin_page import esc, html_response, message_page
 from inspections.findings import rules
-from inspections.findings.queries import local_date, today
+from inspections.findings.queries import actions_and_history, local_date, today
 from service.auth import PUBLIC
 from service.db import DB
 from service.errors import Problem, not_found, problem_responses
@@ -142,40 +142,35 @@ async def _ready_photos(db: asyncpg.Connection, ids: list[UUID]) -> set[UUID]:
 
 
 async def public_findings(db: asyncpg.Connection, rows: list[Any], tz: str) -> list[PublicFinding]:
-    ids = [r["id"] for r in rows]
-    actions: dict[UUID, list[PublicAction]] = {i: [] for i in ids}
-    for a in await db.fetch(
-        """select finding_id, action, owner, target_date, done_at from finding_actions
-            where finding_id = any($1::uuid[]) order by finding_id, position""",
-        ids,
-    ):
-        actions[a["finding_id"]].append(
+    all_actions, all_history = await actions_and_history(db, [r["id"] for r in rows])
+    actions = {
+        i: [
             PublicAction(
-                action=a["action"],
-                owner=a["owner"],
-                target_date=a["target_date"],
-                done=a["done_at"] is not None,
+                action=a.action,
+                owner=a.owner,
+                target_date=a.target_date,
+                done=a.done_at is not None,
             )
-        )
-    history: dict[UUID, list[PublicUpdate]] = {i: [] for i in ids}
-    photo_ids: dict[UUID, list[UUID]] = {r["id"]: list(r["evidence_ids"]) for r in rows}
+            for a in acts
+        ]
+        for i, acts in all_actions.items()
+    }
     # What happened after publication is public; drafting before it is not.
-    for h in await db.fetch(
-        """select finding_id, kind, to_status, actor_role, note, evidence_ids, created_at
-             from finding_updates where finding_id = any($1::uuid[]) and to_status <> 'draft'
-            order by finding_id, created_at, id""",
-        ids,
-    ):
-        history[h["finding_id"]].append(
-            PublicUpdate(
-                kind=h["kind"],
-                status=h["to_status"],
-                by=h["actor_role"],
-                note=h["note"],
-                at=h["created_at"],
-            )
-        )
-        photo_ids[h["finding_id"]] += list(h["evidence_ids"])
+    history = {
+        i: [
+            PublicUpdate(kind=h.kind, status=h.to_status, by=h.actor_role, note=h.note, at=h.at)
+            for h in hs
+            if h.to_status != "draft"
+        ]
+        for i, hs in all_history.items()
+    }
+    photo_ids = {
+        r["id"]: [
+            *r["evidence_ids"],
+            *(e for h in all_history[r["id"]] for e in h.evidence_ids if h.to_status != "draft"),
+        ]
+        for r in rows
+    }
     ready = await _ready_photos(db, [e for es in photo_ids.values() for e in es])
     now = today(tz)
     out = []
@@ -196,7 +191,7 @@ async def public_findings(db: asyncpg.Connection, rows: list[Any], tz: str) -> l
                 responded_on=responded,
                 responded_on_time=rules.on_time(responded, r["due_on"]),
                 decline_reason=r["decline_reason"],
-                actions=actions[r["id"]],
+                actions=actions.get(r["id"], []),
                 photos=[
                     PublicPhoto(
                         display_url=f"/public/evidence/{e}/display",
@@ -205,7 +200,7 @@ async def public_findings(db: asyncpg.Connection, rows: list[Any], tz: str) -> l
                     for e in dict.fromkeys(photo_ids[r["id"]])
                     if e in ready
                 ],
-                history=history[r["id"]],
+                history=history.get(r["id"], []),
             )
         )
     return out
@@ -382,34 +377,16 @@ class Open311Request(Body):
     media_url: str | None
 
 
+# The kinds of published finding (safeguarding is never one): the page's labels and the
+# Open311 service list and requests all read this one table.
+SEVERITIES = {
+    "positive": ("Good practice", "Good practice inspectors saw", "good practice"),
+    "minor": ("Minor issue", "A minor issue, with a recommendation", "recommendation"),
+    "major": ("Major issue", "A major issue, with a recommendation", "recommendation"),
+}
 OPEN311_SERVICES = [
-    Open311Service(
-        "positive",
-        "Good practice",
-        "Good practice inspectors saw",
-        False,
-        "batch",
-        "good practice",
-        "findings",
-    ),
-    Open311Service(
-        "minor",
-        "Minor issue",
-        "A minor issue, with a recommendation",
-        False,
-        "batch",
-        "recommendation",
-        "findings",
-    ),
-    Open311Service(
-        "major",
-        "Major issue",
-        "A major issue, with a recommendation",
-        False,
-        "batch",
-        "recommendation",
-        "findings",
-    ),
+    Open311Service(code, name, description, False, "batch", keywords, "findings")
+    for code, (name, description, keywords) in SEVERITIES.items()
 ]
 CLOSED = ("verified", "declined", "noted")
 
@@ -422,9 +399,7 @@ def _open311(f: Any, public: PublicFinding, base: str) -> Open311Request:
         service_request_id=str(f["id"]),
         status="closed" if f["status"] in CLOSED else "open",
         status_notes=notes,
-        service_name=next(
-            s.service_name for s in OPEN311_SERVICES if s.service_code == f["severity"]
-        ),
+        service_name=SEVERITIES[f["severity"]][0],
         service_code=f["severity"],
         description=f"{f['service_name']}: {f['title']}. {f['description']}".strip(),
         agency_responsible=f["organisation_name"],
@@ -543,13 +518,11 @@ ol.history{padding-left:1.25rem;font-size:.95rem}
 @media print{article.finding{break-inside:avoid}}
 """
 
-_SEVERITY = {"positive": "Good practice", "minor": "Minor", "major": "Major"}
-
 
 def _finding_html(f: PublicFinding) -> str:
     parts = [
         '<article class="finding">',
-        f'<p class="sev">{esc(_SEVERITY.get(f.severity, f.severity))}'
+        f'<p class="sev">{esc(SEVERITIES[f.severity][0])}'
         + (f" · {esc(f.domain.replace('_', ' '))}" if f.domain else "")
         + "</p>",
         f"<h3>{esc(f.title)}</h3>",

@@ -82,11 +82,10 @@ async def finding_settings(db: asyncpg.Connection, organisation_id: UUID) -> Fin
     return await read_section(db, organisation_id, "findings", FindingSettings)
 
 
-async def load_findings(
-    db: asyncpg.Connection, rows: list[Any], timezone: str, public: bool = False
-) -> list[Finding]:
-    """Findings from FINDING_SQL rows, with their actions and history."""
-    ids = [r["id"] for r in rows]
+async def actions_and_history(
+    db: asyncpg.Connection, ids: list[UUID]
+) -> tuple[dict[UUID, list[ActionOut]], dict[UUID, list[HistoryEntry]]]:
+    """Each finding's action plan and history, oldest first (for the API and the public)."""
     actions: dict[UUID, list[ActionOut]] = defaultdict(list)
     for a in await db.fetch(
         """select finding_id, position, action, owner, target_date, done_at
@@ -114,6 +113,12 @@ async def load_findings(
         history[h["finding_id"]].append(
             HistoryEntry(**{k: h[k] for k in HistoryEntry.__struct_fields__})
         )
+    return actions, history
+
+
+async def load_findings(db: asyncpg.Connection, rows: list[Any], timezone: str) -> list[Finding]:
+    """Findings from FINDING_SQL rows, with their actions and history."""
+    actions, history = await actions_and_history(db, [r["id"] for r in rows])
     now = today(timezone)
     out = []
     for r in rows:

@@ -49,36 +49,29 @@ def answer_counts(rows: list[Any]) -> dict[tuple[str, str], int]:
     return counts
 
 
-def _stats(d: maths.DomainScores | None, answers: int) -> Stats | None:
-    if d is None:
-        return None
-    s = d.summary
+def _stats(
+    score: float, s: maths.Summary, who: maths.DomainScores | maths.PerspectiveScores, answers: int
+) -> Stats:
     return Stats(
-        score=s.mean,
+        score=score,
         lower=s.lower,
         upper=s.upper,
         submissions=s.n,
-        raters=d.raters,
-        visits=d.visits,
+        raters=who.raters,
+        visits=who.visits,
         answers=answers,
         low_confidence=s.low_confidence,
     )
+
+
+def _domain_stats(d: maths.DomainScores | None, answers: int) -> Stats | None:
+    return None if d is None else _stats(d.summary.mean, d.summary, d, answers)
 
 
 def _overall_stats(p: maths.PerspectiveScores, answers: int) -> Stats | None:
     if p.overall is None or p.overall_summary is None:
         return None
-    s = p.overall_summary
-    return Stats(
-        score=p.overall,
-        lower=s.lower,
-        upper=s.upper,
-        submissions=p.submissions,
-        raters=p.raters,
-        visits=p.visits,
-        answers=answers,
-        low_confidence=s.low_confidence,
-    )
+    return _stats(p.overall, p.overall_summary, p, answers)
 
 
 def pooled(subs: dict[str, list[maths.SubmissionScores]], domain: str, min_n: int):  # type: ignore[no-untyped-def]
@@ -124,8 +117,8 @@ def build(
         domains.append(
             DomainCard(
                 domain=name,
-                citizen=_stats(d.citizen, counts[("citizen", name)]),
-                professional=_stats(d.professional, counts[("professional", name)]),
+                citizen=_domain_stats(d.citizen, counts[("citizen", name)]),
+                professional=_domain_stats(d.professional, counts[("professional", name)]),
                 combined=Combined(
                     score=d.combined.value,
                     citizen_weight=settings.citizen_weight,
