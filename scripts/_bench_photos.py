@@ -66,7 +66,7 @@ from media.pipeline import process_photo  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.storage import ObjectStore  # noqa: E402
 
-SOURCE_PHOTO = ROOT.parent / "shared" / "fixtures" / "photos" / "gps" / "DSCN0010.jpg"
+SOURCE_PHOTO = ROOT / "tests" / "fixtures" / "photos" / "gps" / "DSCN0010.jpg"
 SIZE = (4000, 3000)  # 12 MP, stored landscape; Orientation 6 says "rotate for portrait"
 HEIC_QUALITY = 50  # ~3 MB for these pixels, what a phone's 12 MP HEIC weighs
 # Where the photo says it was taken: on the bench's service (52.1 N, 1.2 W).

@@ -8,23 +8,29 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
 from inspections.wiring import MIGRATIONS
 from service import db
 from service.app import create_app
-from service.devstack import Postgres, SeaweedFS
+from service.devstack import Postgres, SeaweedFS, free_port, granian_command
 from service.settings import Settings
 from tests.helpers import Api
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"  # shipped with the project (licence in photos/README.md)
+PHOTOS = FIXTURES / "photos"
 TEMPLATE = "coassess_template"
 _counter = itertools.count()
 
@@ -116,3 +122,104 @@ async def api(client: AsyncTestClient, settings: Settings) -> AsyncIterator[Api]
         yield Api(client, conn)
     finally:
         await conn.close()
+
+
+# --------------------------------------------------------------------------- a real server
+
+def start_live_server(
+    settings: Settings, tmp_path: Path, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """granian serving create_app on a free port, ready when /ready answers 200."""
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "WORKERS": str(workers), **(extra_env or {})}
+    for name in Settings.__struct_fields__:
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = str(value)
+    proc = subprocess.Popen(
+        granian_command("127.0.0.1", port, workers=workers),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    # A condition, not a duration: wait until it answers (or has died); the deadline only
+    # turns a hung start into a failure with the server's log instead of a hung suite.
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server did not start: {err[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_live_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    proc, base = start_live_server(settings, tmp_path)
+    try:
+        yield base, tmp_path
+    finally:
+        stop_live_server(proc)
+
+
+# --------------------------------------------------------------------------- a real browser
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing (as CI does). Fails, never skips."""
+    path = shutil.which("chromium")
+    if path:
+        return path
+    log = []
+    # Another apt process (unattended upgrades, a second suite) may hold the dpkg lock:
+    # apt waits for it (DPkg::Lock::Timeout) rather than failing at once.
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    for command in (
+        ["apt-get", *wait, "install", "-y", "--no-install-recommends", "chromium"],
+        ["apt-get", *wait, "update"],
+        ["apt-get", *wait, "install", "-y", "--no-install-recommends", "chromium"],
+    ):
+        print(f"\n[tests] Chromium is missing; running {' '.join(command)} "
+              "(waits for any other apt process) ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        log.append(f"$ {' '.join(command)} -> {done.returncode}\n{done.stderr[-1500:]}")
+        if "install" in command and done.returncode == 0:
+            break
+    path = shutil.which("chromium")
+    if not path:
+        pytest.fail("Could not install Debian's chromium:\n" + "\n".join(log))
+    return path

@@ -3,56 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-import pytest
 
-from service.devstack import free_port, granian_command
-from service.settings import Settings
-from tests.conftest import ROOT
 from tests.helpers import Api
 from tests.test_evidence import GPS_PHOTO, bucket_keys, scene_with_visit
-
-
-@pytest.fixture
-def live_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    for name in Settings.__struct_fields__:
-        value = getattr(settings, name)
-        if value is not None:
-            env[name.upper()] = str(value)
-    proc = subprocess.Popen(
-        granian_command("127.0.0.1", port),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield base, tmp_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 async def test_upload_cut_off_half_way_leaves_no_row_object_or_temp_file(

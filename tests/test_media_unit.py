@@ -33,8 +33,8 @@ from media.derive import (
 from media.detect import MIME_TYPES, ImageRejected, check_byte_size, detect_format, open_image
 from media.exif import PhotoMeta, read_metadata
 from media.geo import EARTH_RADIUS_M, haversine_m, location_check, time_check
+from tests.conftest import PHOTOS
 
-PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "photos"
 GPS = sorted((PHOTOS / "gps").glob("*.jpg"))
 INVALID = sorted((PHOTOS / "invalid").glob("*.jpg"))
 ORIENTATION = PHOTOS / "orientation"

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import re
 import shutil
-import subprocess
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,9 +28,8 @@ from inspections.scorecards.page import BAND_COLOURS, CITIZEN_COLOUR, PROFESSION
 from service.app import create_app
 from service.devstack import SeaweedFS
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import CHROMIUM_FLAGS, make_settings
 from tests.helpers import PASSWORD, Api
-from tests.test_faults import live_server  # noqa: F401  (a fixture, used by name)
 from tests.test_scorecards import seeded
 
 HTML = "text/html; charset=utf-8"
@@ -462,49 +460,9 @@ def test_colours_meet_wcag_contrast() -> None:
 
 # --------------------------------------------------------------------------- a real browser
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's Chromium, installed with apt-get when missing (as CI does). Fails, never skips."""
-    path = shutil.which("chromium")
-    if path:
-        return path
-    log = []
-    for command in (
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-    ):
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-        log.append(f"$ {' '.join(command)} -> {done.returncode}\n{done.stderr[-1500:]}")
-        if command[1] == "install" and done.returncode == 0:
-            break
-    path = shutil.which("chromium")
-    if not path:
-        pytest.fail("Could not install Debian's chromium:\n" + "\n".join(log))
-    return path
-
-
 async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
     api: Api,
-    live_server: tuple[str, Path],  # noqa: F811
+    live_server: tuple[str, Path],
     chromium: str,
     tmp_path: Path,
 ) -> None:
