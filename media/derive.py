@@ -27,7 +27,7 @@ import os
 import msgspec
 from PIL import Image, ImageCms, ImageOps
 
-from media.detect import DECODE_ERRORS, Source, decode_error, open_image
+from media.detect import DECODE_ERRORS, Source, check_intact, decode_error, open_image, seekable
 from media.exif import orientation_of
 
 DISPLAY_EDGE = 2048
@@ -92,14 +92,17 @@ def make_derivatives(
     """Decode once at reduced scale and produce the display and thumbnail JPEGs.
 
     Raises ``media.detect.ImageRejected`` for unsupported, oversized, corrupt or truncated
-    files: decoding the pixels is itself the truncation check, so callers that make
-    derivatives need not call ``open_image`` first.
+    files: decoding the pixels (and ``check_intact`` for JPEG and HEIF, whose decoders
+    paint over damage) is the integrity check, so callers need not call ``open_image``.
     """
     # Everything happens inside the with: closing an image frees its pixels, and the
     # flattened image may be the opened one itself.
-    with open_image(path, max_pixels, verify=False) as img:
+    src = seekable(path)
+    with open_image(src, max_pixels, verify=False) as img:
         source_format = _FORMAT_NAMES.get(img.format or "", (img.format or "").lower())
         src_w, src_h = img.size
+        # Damage the decoders below would paint over (grey JPEG rows, green HEIF tiles).
+        check_intact(src, source_format, img.mode)
         if source_format == "jpeg":
             request = draft_request(src_w, src_h, min(display_edge, DISPLAY_MIN_EDGE))
             if request is not None:

@@ -16,6 +16,7 @@ import os
 from typing import IO, Literal
 
 import pillow_heif
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 # Registered once at import so Image.open knows the "HEIF" format; it is only ever used
@@ -25,7 +26,7 @@ pillow_heif.register_heif_opener()
 ImageFormat = Literal["jpeg", "png", "webp", "heif"]
 RejectKind = Literal["unsupported-type", "corrupt-image", "too-many-pixels", "too-large"]
 Source = str | os.PathLike[str] | bytes | IO[bytes]
-_Seekable = str | os.PathLike[str] | IO[bytes]  # a path, or a file Pillow can seek
+Seekable = str | os.PathLike[str] | IO[bytes]  # a path, or a file Pillow can seek
 
 # Enough for every magic number below, including an ISO BMFF ftyp box with a long list of
 # compatible brands.
@@ -130,7 +131,7 @@ def open_image(path_or_file: Source, max_pixels: int, *, verify: bool = True) ->
 
     The caller owns the returned image and should close it (``with open_image(...) as im``).
     """
-    src = _seekable(path_or_file)
+    src = seekable(path_or_file)
     fmt = detect_format(_head(src))
     if fmt is None:
         raise ImageRejected(
@@ -140,14 +141,14 @@ def open_image(path_or_file: Source, max_pixels: int, *, verify: bool = True) ->
     img = _open_checked(src, fmt, max_pixels)
     if verify:
         try:
-            _verify(src, fmt)
+            _verify(src, fmt, img.mode)
         except BaseException:
             img.close()
             raise
     return img
 
 
-def _open_checked(src: _Seekable, fmt: str, max_pixels: int) -> Image.Image:
+def _open_checked(src: Seekable, fmt: str, max_pixels: int) -> Image.Image:
     try:
         if not isinstance(src, str | os.PathLike):
             src.seek(0)
@@ -170,34 +171,256 @@ def _open_checked(src: _Seekable, fmt: str, max_pixels: int) -> Image.Image:
     return img
 
 
-def _verify(src: _Seekable, fmt: str) -> None:
+def _verify(src: Seekable, fmt: str, mode: str) -> None:
     """Reject truncated or damaged files without paying for a full decode.
 
-    JPEG: Pillow opens lazily and only notices truncation when it decodes, so decode at the
-    smallest DCT scale (1/8): libjpeg still reads every entropy-coded byte, which is what
-    finds truncation (even a missing EOI marker raises "image file is truncated"), but it
-    skips most of the IDCT and colour work. Looking for FFD9 at the end of the file would
-    be cheaper but wrong: phones append data after EOI (Google/Samsung motion photos).
-    PNG: ``verify()`` walks every chunk and checks its CRC without inflating pixels.
-    WebP and HEIF: the decoders parse the whole container at open and already reject
-    truncated files there; damaged HEVC/VP8 payloads are found when pixels are decoded.
+    JPEG and HEIF: ``check_intact`` (libjpeg-turbo with warnings as errors; the HEIF
+    container's item data against the file). PNG: ``verify()`` walks every chunk and
+    checks its CRC without inflating pixels. WebP: the decoder parses the whole container
+    at open and already rejects truncated files there; damaged VP8 payloads are found when
+    pixels are decoded.
 
     All of this relies on PIL.ImageFile.LOAD_TRUNCATED_IMAGES staying False (the default):
     code that sets it to True process-wide turns truncated uploads into accepted ones.
     """
-    if fmt not in ("jpeg", "png"):
+    if fmt in ("jpeg", "heif"):
+        check_intact(src, fmt, mode)
+        return
+    if fmt != "png":
         return
     if not isinstance(src, str | os.PathLike):
         src.seek(0)
     try:
         with Image.open(src, formats=[PIL_FORMATS[fmt]]) as probe:
-            if fmt == "jpeg":
-                probe.draft(probe.mode, (1, 1))
-                probe.load()
-            else:
-                probe.verify()
+            probe.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _corrupt() from exc
+
+
+def check_intact(src: Seekable, fmt: str, mode: str) -> None:
+    """Refuse damage that Pillow's decoders paint over instead of reporting.
+
+    JPEG: Pillow silences libjpeg's warnings, so 16 KB of 0xFF in the scan data ("Corrupt
+    JPEG data: premature end of data segment") or a cut file with an EOI glued on decode
+    to flat grey rows and pass. libjpeg-turbo (simplejpeg, strict) turns those warnings
+    into errors; decoding at 1/8 scale to one channel still reads every entropy-coded
+    byte, which is where the damage is, but skips most of the IDCT and colour work.
+    HEIF: libheif fills a grid tile whose data is missing or unreadable with a flat
+    colour and reports no error, so the container is checked first (``heif_problem``).
+    """
+    if fmt not in ("jpeg", "heif"):
+        return
+    data = _read_all(src)
+    if fmt == "jpeg":
+        try:
+            simplejpeg.decode_jpeg(
+                data,
+                colorspace="CMYK" if mode == "CMYK" else "GRAY",
+                min_height=1,
+                min_width=1,
+                strict=True,
+            )
+        except ValueError as exc:
+            raise _corrupt() from exc
+    elif heif_problem(data) is not None:
+        raise _corrupt()
+
+
+class _Broken(Exception):
+    """The HEIF container contradicts itself or the file's length."""
+
+
+def heif_problem(data: bytes) -> str | None:
+    """Why this HEIF file cannot hold the whole picture, or None when its structure is whole.
+
+    Pure and cheap (no pixel is decoded): every top-level box must fit in the file; every
+    item's extents (iloc) must lie inside the file (or the idat box); and every HEVC-coded
+    item (each grid tile of an iPhone photo) must be a chain of length-prefixed NAL units
+    that fills its data exactly, each with a valid NAL header. Missing bytes show up as an
+    extent past the end of the file, and bytes that never arrived but read as zeros (a
+    preallocated file, an interrupted copy) as a zero-length or invalid NAL unit.
+    """
+    try:
+        _check_heif(memoryview(data))
+    except _Broken as exc:
+        return str(exc)
+    return None
+
+
+def _boxes(data: memoryview, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, end) of each box in data[start:end]; all must fit."""
+    out, pos = [], start
+    while pos < end:
+        if end - pos < 8:
+            raise _Broken(f"a box header is cut off at byte {pos}")
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = bytes(data[pos + 4 : pos + 8])
+        header = 8
+        if size == 1:
+            if end - pos < 16:
+                raise _Broken(f"the {kind!r} box header is cut off")
+            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        elif size == 0:
+            size = end - pos  # the box runs to the end of its container
+        if size < header or pos + size > end:
+            raise _Broken(f"the {kind!r} box at byte {pos} runs past the end of the data")
+        out.append((kind, pos + header, pos + size))
+        pos += size
+    return out
+
+
+class _Reader:
+    def __init__(self, data: memoryview, start: int, end: int) -> None:
+        self.data, self.pos, self.end = data, start, end
+
+    def uint(self, n: int) -> int:
+        if n == 0:
+            return 0
+        if self.pos + n > self.end:
+            raise _Broken("a box is shorter than its fields")
+        value = int.from_bytes(self.data[self.pos : self.pos + n], "big")
+        self.pos += n
+        return value
+
+
+def _check_heif(data: memoryview) -> None:
+    top = _boxes(data, 0, len(data))
+    meta = next(((s, e) for k, s, e in top if k == b"meta"), None)
+    if meta is None:
+        raise _Broken("no meta box")
+    children = {k: (s, e) for k, s, e in _boxes(data, meta[0] + 4, meta[1])}  # FullBox
+    if b"iloc" not in children:
+        raise _Broken("no iloc box")
+    types = _item_types(data, children.get(b"iinf"))
+    nal_length = _nal_length_sizes(data, children.get(b"iprp"))
+    idat = children.get(b"idat")
+    for item, method, extents in _iloc(data, *children[b"iloc"]):
+        if method == 0:
+            base, limit = 0, len(data)
+        elif method == 1:
+            if idat is None:
+                raise _Broken(f"item {item} lives in an idat box that is missing")
+            base, limit = idat[0], idat[1]
+        else:
+            continue  # data made from other items, which are checked themselves
+        parts = []
+        for offset, length in extents:
+            start = base + offset
+            stop = limit if length == 0 else start + length
+            if start > limit or stop > limit:
+                raise _Broken(f"item {item}'s data lies past the end of the file")
+            parts.append(data[start:stop])
+        if types.get(item) == b"hvc1":
+            _check_nal_units(b"".join(parts), nal_length.get(item, 4), item)
+
+
+def _item_types(data: memoryview, box: tuple[int, int] | None) -> dict[int, bytes]:
+    if box is None:
+        return {}
+    r = _Reader(data, *box)
+    version = r.uint(1)
+    r.uint(3)
+    r.uint(2 if version == 0 else 4)  # entry count: the boxes below say as much
+    types = {}
+    for kind, start, end in _boxes(data, r.pos, box[1]):
+        if kind != b"infe":
+            continue
+        e = _Reader(data, start, end)
+        v = e.uint(1)
+        e.uint(3)
+        if v < 2:
+            continue  # pre-HEIF item info: no item type
+        item = e.uint(2 if v == 2 else 4)
+        e.uint(2)
+        types[item] = bytes(data[e.pos : e.pos + 4])
+    return types
+
+
+def _nal_length_sizes(data: memoryview, iprp: tuple[int, int] | None) -> dict[int, int]:
+    """Item id -> the byte size of its NAL unit lengths, from its hvcC property."""
+    if iprp is None:
+        return {}
+    boxes = _boxes(data, *iprp)
+    ipco = next(((s, e) for k, s, e in boxes if k == b"ipco"), None)
+    if ipco is None:
+        return {}
+    props = _boxes(data, *ipco)
+    out: dict[int, int] = {}
+    for kind, start, end in boxes:
+        if kind != b"ipma":
+            continue
+        r = _Reader(data, start, end)
+        version = r.uint(1)
+        flags = r.uint(3)
+        for _ in range(r.uint(4)):
+            item = r.uint(2 if version < 1 else 4)
+            for _ in range(r.uint(1)):
+                index = r.uint(2) & 0x7FFF if flags & 1 else r.uint(1) & 0x7F
+                if 1 <= index <= len(props) and props[index - 1][0] == b"hvcC":
+                    _, p_start, p_end = props[index - 1]
+                    if p_end - p_start <= 21:
+                        raise _Broken(f"item {item}'s hvcC is too short")
+                    out[item] = (data[p_start + 21] & 3) + 1
+    return out
+
+
+def _iloc(data: memoryview, start: int, end: int) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """(item id, construction method, [(offset incl. base offset, length)]) per item."""
+    r = _Reader(data, start, end)
+    version = r.uint(1)
+    r.uint(3)
+    sizes = r.uint(2)
+    offset_size, length_size = sizes >> 12, (sizes >> 8) & 0xF
+    base_size, index_size = (sizes >> 4) & 0xF, sizes & 0xF if version in (1, 2) else 0
+    items = []
+    for _ in range(r.uint(2 if version < 2 else 4)):
+        item = r.uint(2 if version < 2 else 4)
+        method = r.uint(2) & 0xF if version in (1, 2) else 0
+        r.uint(2)  # data reference index: 0 is this file
+        base = r.uint(base_size)
+        extents = []
+        for _ in range(r.uint(2)):
+            r.uint(index_size)
+            offset = r.uint(offset_size)
+            extents.append((base + offset, r.uint(length_size)))
+        items.append((item, method, extents))
+    return items
+
+
+def _check_nal_units(sample: bytes, length_size: int, item: int) -> None:
+    pos, end = 0, len(sample)
+    if end == 0:
+        raise _Broken(f"item {item} has no data")
+    while pos < end:
+        if end - pos < length_size:
+            raise _Broken(f"item {item}: a NAL unit length is cut off")
+        size = int.from_bytes(sample[pos : pos + length_size], "big")
+        pos += length_size
+        if size < 2 or pos + size > end:
+            raise _Broken(f"item {item}: a NAL unit of {size} bytes does not fit its data")
+        # forbidden_zero_bit must be 0 and nuh_temporal_id_plus1 never 0 (H.265 7.3.1.2)
+        if sample[pos] & 0x80 or not sample[pos + 1] & 0x07:
+            raise _Broken(f"item {item}: an invalid NAL unit header")
+        # Emulation prevention (H.265 7.4.2): inside a NAL unit 00 00 00/01/02 never
+        # occur and the last byte is never 00, so bytes that read as zeros are caught
+        # even inside one large slice (a single-image HEIC).
+        unit = sample[pos : pos + size]
+        if unit[-1] == 0 or any(z in unit for z in _FORBIDDEN_IN_NAL):
+            raise _Broken(f"item {item}: a NAL unit holds bytes no encoder writes")
+        pos += size
+
+
+_FORBIDDEN_IN_NAL = (b"\x00\x00\x00", b"\x00\x00\x01", b"\x00\x00\x02")
+
+
+def _read_all(src: Seekable) -> bytes:
+    if isinstance(src, str | os.PathLike):
+        with open(src, "rb") as f:
+            return f.read()
+    src.seek(0)
+    data = src.read()
+    src.seek(0)
+    return data
 
 
 def decode_error(exc: BaseException) -> ImageRejected:
@@ -220,7 +443,8 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _seekable(src: Source) -> _Seekable:
+def seekable(src: Source) -> Seekable:
+    """A path, or a file Pillow can seek: a non-seekable stream is read into memory once."""
     if isinstance(src, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(src))
     if isinstance(src, str | os.PathLike):

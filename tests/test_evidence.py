@@ -162,14 +162,58 @@ async def test_retries_never_duplicate_and_same_bytes_are_recognised(api: Api) -
     assert [e["id"] for e in listed.json()] == [evidence_id]
 
 
+GRID_HEIC = FIXTURES / "heic" / "grid_tiles.heic"  # 4 x 3 HEVC tiles, as an iPhone writes
+
+
+def _cut(data: bytes, keep: float = 0.6) -> bytes:
+    return data[: int(len(data) * keep)]
+
+
+def _zero_tail(data: bytes, keep: float = 0.6) -> bytes:
+    """Full length, but only the first part arrived: the rest reads as zeros."""
+    return _cut(data, keep) + bytes(len(data) - int(len(data) * keep))
+
+
+def _ff_run(data: bytes, at: float = 0.4) -> bytes:
+    """16 KB of 0xFF over the JPEG's scan data (libjpeg only warns; rows decode grey)."""
+    o = int(len(data) * at)
+    return data[:o] + b"\xff" * 16384 + data[o + 16384 :]
+
+
+def _encoded(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.open(GPS_PHOTO).save(buf, fmt)
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     ("make", "status", "kind"),
     [
         (lambda: b"Dear diary, today we visited Elm House.\n" * 50, 415, "photo-unsupported-type"),
         (lambda: GPS_PHOTO.read_bytes()[:60_000], 422, "photo-corrupt-image"),
         (lambda: _bomb_png(), 413, "photo-too-many-pixels"),
+        (
+            lambda: _ff_run((PHOTOS / "gps" / "DSCN0012.jpg").read_bytes()),
+            422,
+            "photo-corrupt-image",
+        ),
+        (lambda: _cut(GPS_PHOTO.read_bytes()) + b"\xff\xd9", 422, "photo-corrupt-image"),
+        (lambda: _cut(_encoded("PNG")), 422, "photo-corrupt-image"),
+        (lambda: _cut(_encoded("WEBP")), 422, "photo-corrupt-image"),
+        (lambda: _cut(GRID_HEIC.read_bytes()), 422, "photo-corrupt-image"),
+        (lambda: _zero_tail(GRID_HEIC.read_bytes()), 422, "photo-corrupt-image"),
     ],
-    ids=["text-named-jpg", "truncated-jpeg", "decompression-bomb"],
+    ids=[
+        "text-named-jpg",
+        "truncated-jpeg",
+        "decompression-bomb",
+        "jpeg-ff-run-in-scan-data",
+        "jpeg-cut-then-eoi",
+        "truncated-png",
+        "truncated-webp",
+        "truncated-grid-heic",
+        "grid-heic-missing-tiles",
+    ],
 )
 async def test_bad_files_are_refused_and_leave_nothing_behind(
     api: Api, make: Any, status: int, kind: str
@@ -181,6 +225,20 @@ async def test_bad_files_are_refused_and_leave_nothing_behind(
     assert body["detail"]
     assert await api.conn.fetchval("select count(*) from evidence") == 0
     assert await bucket_keys(api, p.scene.org) == []
+
+
+async def test_every_real_camera_photo_is_accepted(api: Api) -> None:
+    # The integrity checks must not refuse sound photos: the invalid/ ones have malformed
+    # EXIF but whole pixels.
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    photos = sorted(PHOTOS.glob("*/*.jpg")) + [GRID_HEIC]
+    for photo in photos:
+        r = await p.upload(ann, photo.read_bytes(), name=photo.name)
+        assert r.status_code in (200, 201), (photo.name, r.text)
+        assert r.json()["status"] == "ready"
+    distinct = {hashlib.sha256(photo.read_bytes()).digest() for photo in photos}
+    assert await api.conn.fetchval("select count(*) from evidence") == len(distinct)
 
 
 async def test_who_may_add_and_see_evidence(api: Api) -> None:

@@ -30,10 +30,17 @@ from media.derive import (
     naive_pipeline,
     target_size,
 )
-from media.detect import MIME_TYPES, ImageRejected, check_byte_size, detect_format, open_image
+from media.detect import (
+    MIME_TYPES,
+    ImageRejected,
+    check_byte_size,
+    detect_format,
+    heif_problem,
+    open_image,
+)
 from media.exif import PhotoMeta, read_metadata
 from media.geo import EARTH_RADIUS_M, haversine_m, location_check, time_check
-from tests.conftest import PHOTOS
+from tests.conftest import FIXTURES, PHOTOS
 
 GPS = sorted((PHOTOS / "gps").glob("*.jpg"))
 INVALID = sorted((PHOTOS / "invalid").glob("*.jpg"))
@@ -1053,3 +1060,99 @@ def test_derivatives_struct_roundtrips() -> None:
 
     d = make_derivatives(GPS[0], MAX_PIXELS)
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(d), type=Derivatives) == d
+
+
+# ------------------------------------------- damage the decoders paint over (issue 11)
+
+GRID_HEIC = FIXTURES / "heic" / "grid_tiles.heic"  # 4 x 3 tiles, as an iPhone writes
+
+
+def _ff_run_in_scan(data: bytes, at: float) -> bytes:
+    """16 KB of 0xFF written over the scan data at a fraction of the file."""
+    o = int(len(data) * at)
+    return data[:o] + b"\xff" * 16384 + data[o + 16384 :]
+
+
+def _zero_tail(data: bytes, keep: float = 0.6) -> bytes:
+    """The file's full length, but only its first part arrived; the rest reads as zeros."""
+    k = int(len(data) * keep)
+    return data[:k] + bytes(len(data) - k)
+
+
+def _rejected_as_corrupt(data: bytes) -> None:
+    # make_derivatives is what the upload pipeline runs on every photo.
+    with pytest.raises(ImageRejected) as info:
+        make_derivatives(data, MAX_PIXELS)
+    assert info.value.kind == "corrupt-image" and info.value.status == 422
+
+
+def test_jpeg_with_ff_run_in_scan_data_is_refused() -> None:
+    # libjpeg only warns ("premature end of data segment") and Pillow hides the warning:
+    # the last rows decode flat grey. Pillow alone accepts this very file.
+    data = _ff_run_in_scan(GPS[1].read_bytes(), 0.4)
+    with Image.open(io.BytesIO(data)) as plain:
+        plain.load()
+    _rejected_as_corrupt(data)
+
+
+@pytest.mark.parametrize("photo", GPS + INVALID, ids=lambda p: p.name)
+def test_jpeg_damage_anywhere_in_scan_data_is_refused(photo: Path) -> None:
+    data = photo.read_bytes()
+    for at in (0.3, 0.5, 0.7):
+        _rejected_as_corrupt(_ff_run_in_scan(data, at))
+    # Cut short and closed with an EOI marker: no truncation error, grey rows again.
+    _rejected_as_corrupt(data[: int(len(data) * 0.6)] + b"\xff\xd9")
+
+
+@pytest.mark.parametrize(
+    "photo", GPS + INVALID + sorted(ORIENTATION.glob("*.jpg")), ids=lambda p: p.name
+)
+def test_every_real_camera_photo_passes_the_integrity_checks(photo: Path) -> None:
+    # No false positives: real photos (the invalid/ ones have malformed EXIF, sound pixels).
+    with open_image(photo, MAX_PIXELS) as img:
+        assert img.size[0] > 0
+    assert make_derivatives(photo, MAX_PIXELS).thumb
+
+
+def _as(fmt: str, src: Image.Image) -> bytes:
+    if fmt == "heif":
+        return GRID_HEIC.read_bytes()
+    buf = io.BytesIO()
+    src.save(buf, fmt.upper(), **({"quality": 85} if fmt != "png" else {}))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "heif"])
+def test_truncated_and_corrupt_files_of_every_accepted_format_are_refused(fmt: str) -> None:
+    data = _as(fmt, Image.open(GPS[0]))
+    assert make_derivatives(data, MAX_PIXELS).source_format == fmt  # intact: accepted
+    _rejected_as_corrupt(data[: int(len(data) * 0.6)])  # cut at 60%
+    _rejected_as_corrupt(data[: len(data) // 2] + b"\xff" * 4096 + data[len(data) // 2 + 4096 :])
+
+
+def test_grid_heic_with_missing_tiles_is_refused() -> None:
+    data = GRID_HEIC.read_bytes()
+    assert heif_problem(data) is None
+    damaged = _zero_tail(data)
+    # libheif alone decodes it without complaint, painting the missing tiles green.
+    with Image.open(io.BytesIO(damaged)) as plain:
+        plain.load()
+        assert plain.getpixel((500, 380)) == (0, 136, 0)
+    assert heif_problem(damaged) is not None
+    _rejected_as_corrupt(damaged)
+
+
+def test_single_image_heic_with_missing_data_is_refused(heic_with_gps: bytes) -> None:
+    assert heif_problem(heic_with_gps) is None
+    assert "past the end" in (heif_problem(heic_with_gps[: len(heic_with_gps) // 2]) or "")
+    damaged = _zero_tail(heic_with_gps, 0.8)
+    assert heif_problem(damaged) is not None
+    _rejected_as_corrupt(damaged)
+
+
+@given(cut=st.integers(min_value=1, max_value=60_000))
+@HYP
+def test_heif_check_never_crashes_on_cut_files(cut: int) -> None:
+    data = GRID_HEIC.read_bytes()
+    problem = heif_problem(data[:-cut])
+    assert isinstance(problem, str) and problem
