@@ -157,6 +157,11 @@ async def put_finding(
     may_see_visit(user, visit)
     member = next((m for m in visit.team if m.user_id == user.user_id), None)
     body_hash = _hash(data)
+    # Twins of one PUT (a retry overlapping its slow first attempt, a second device) queue
+    # here until the first commits, then find its row and answer as a replay would.
+    await db.execute(
+        "select pg_advisory_xact_lock(hashtext('finding'), hashtext($1::uuid::text))", finding_id
+    )
     existing = await db.fetchrow(
         """select f.visit_id, f.raised_by, f.severity, f.status, f.body_hash,
                   r.status report_status
@@ -239,12 +244,11 @@ async def put_finding(
         body_hash,
     ]
     if existing is None:
-        inserted = await db.fetchval(
+        await db.execute(
             """insert into findings (id, organisation_id, visit_id, service_id, raised_by,
                    raised_as, status, title, description, domain, question_keys, severity,
                    evidence_ids, recommendation, body_hash)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-               on conflict do nothing returning id""",
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
             finding_id,
             user.organisation_id,
             visit_id,
@@ -254,8 +258,6 @@ async def put_finding(
             "raised" if safeguarding else "draft",
             *fields,
         )
-        if inserted is None:  # a concurrent retry won; answer as its replay
-            raise conflict("This finding is being saved by another request; retry.", "busy")
         status_code = 201
         became_safeguarding = safeguarding
         await history(

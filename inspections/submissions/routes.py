@@ -132,6 +132,12 @@ async def put_submission(
         raise forbidden("Only members of this visit's team can submit answers to it.")
     body_hash = hashlib.sha256(_enc.encode(data)).digest()
 
+    # Twins of one PUT (a retry overlapping its slow first attempt, a second device) queue
+    # here until the first commits, then find its row and answer as a replay would.
+    await db.execute(
+        "select pg_advisory_xact_lock(hashtext('submission'), hashtext($1::uuid::text))",
+        submission_id,
+    )
     existing = await db.fetchrow(
         "select visit_id, user_id, state, body_hash from submissions where id = $1 for update",
         submission_id,
@@ -198,23 +204,15 @@ async def put_submission(
             final,
         )
         if inserted is None:
-            # A racing twin of this request, or another submission of mine for this visit.
-            other = await db.fetchrow(
+            # Twins of this id wait on the lock above, so this is another submission of mine.
+            other = await db.fetchval(
                 "select id from submissions where visit_id = $1 and user_id = $2",
                 visit_id,
                 user.user_id,
             )
-            if other is not None and other["id"] != submission_id:
-                raise conflict(
-                    f"You already have submission {other['id']} for this visit.",
-                    "one-submission-per-inspector",
-                )
-            # Our own id, just committed by a twin: answer as a replay would.
-            raise Problem(
-                409,
-                "conflict",
-                "Conflict",
-                "The same submission was being saved at the same moment; retry.",
+            raise conflict(
+                f"You already have submission {other} for this visit.",
+                "one-submission-per-inspector",
             )
         status = 201
     else:
