@@ -86,7 +86,9 @@ async def test_the_phone_flow_end_to_end(api: Api) -> None:
     ann = await api.login(s.ann)
 
     # The inspector's list shows the visit with its bundle's ETag.
-    mine = (await api.client.get("/v1/me/visits", headers=ann)).json()
+    page = (await api.client.get("/v1/me/visits", headers=ann)).json()
+    assert page["next_cursor"] is None
+    mine = page["items"]
     assert [v["id"] for v in mine] == [visit["id"]]
     assert mine[0]["perspective"] == "citizen" and mine[0]["submission"] is None
 
@@ -187,6 +189,35 @@ async def test_the_phone_flow_end_to_end(api: Api) -> None:
     assert r.json()["checklist"]["content"]["sections"][0]["questions"][0]["prompt"] != (
         "New wording"
     )
+
+
+async def test_my_visits_are_a_cursor_paginated_list_like_every_other(api: Api) -> None:
+    s = await Scene(api).build()
+    ids = []
+    for hours in (30, 10, 20, 40, 50):  # made out of order, listed soonest first
+        starts = NOW + dt.timedelta(hours=hours)
+        r = await s.visit(
+            starts_at=starts.isoformat(), ends_at=(starts + dt.timedelta(hours=2)).isoformat()
+        )
+        assert r.status_code == 201, r.text
+        ids.append((starts, r.json()["id"]))
+    ann = await api.login(s.ann)
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        r = await api.client.get("/v1/me/visits", headers=ann, params=params)
+        assert r.status_code == 200, r.text
+        assert set(r.json()) == {"items", "next_cursor"}
+        seen += [v["id"] for v in r.json()["items"]]
+        pages += 1
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [i for _, i in sorted(ids)] and pages == 3
+    # Someone else's visits are not mine; a forged cursor is a clear 400.
+    assert (await api.client.get("/v1/me/visits", headers=s.coord)).json()["items"] == []
+    r = await api.client.get("/v1/me/visits", headers=ann, params={"cursor": "bm9wZQ"})
+    assert_problem(r, 400, "bad-cursor")
 
 
 async def test_team_rules_are_422_with_reasons(api: Api) -> None:

@@ -30,6 +30,7 @@ from inspections.visits.schemas import (
     BundleVisit,
     CancelRequest,
     MyVisit,
+    MyVisitPage,
     Status,
     Visit,
     VisitCreate,
@@ -391,9 +392,12 @@ async def _build_bundle(state: State, user: Principal, visit_id: UUID) -> tuple[
     "/v1/me/visits",
     tags=["phone"],
     summary="My visits, upcoming and of the last 30 days, with each bundle's ETag",
-    responses=problem_responses(401),
+    responses=problem_responses(400, 401),
 )
-async def my_visits(request: AuthedRequest, db: DB) -> list[MyVisit]:
+async def my_visits(
+    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
+) -> MyVisitPage:
+    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
     rows = await db.fetch(
         """select v.id, v.service_id, s.name service_name, v.starts_at, v.ends_at, v.status,
                   m.perspective, m.is_lead lead, v.updated_at vu, s.updated_at su,
@@ -405,10 +409,13 @@ async def my_visits(request: AuthedRequest, db: DB) -> list[MyVisit]:
              join services s on s.id = v.service_id
              left join submissions sub on sub.visit_id = v.id and sub.user_id = m.user_id
             where m.user_id = $1 and v.ends_at > now() - interval '30 days'
-            order by v.starts_at, v.id""",
+              and ($2::timestamptz is null or (v.starts_at, v.id) > ($2, $3))
+            order by v.starts_at, v.id limit $4""",
         request.user.user_id,
+        *after,
+        limit + 1,
     )
-    return [
+    items = [
         MyVisit(
             id=r["id"],
             service_id=r["service_id"],
@@ -421,8 +428,14 @@ async def my_visits(request: AuthedRequest, db: DB) -> list[MyVisit]:
             bundle_etag=q.bundle_etag(r["id"], r["vu"], r["su"], r["tu"]),
             submission={"id": r["sub_id"], "state": r["sub_state"]} if r["sub_id"] else None,
         )
-        for r in rows
+        for r in rows[:limit]
     ]
+    nxt = (
+        encode_cursor(items[-1].starts_at.isoformat(), str(items[-1].id))
+        if len(rows) > limit
+        else None
+    )
+    return MyVisitPage(items=items, next_cursor=nxt)
 
 
 route_handlers = [

@@ -121,3 +121,7 @@ class MyVisit(Body, kw_only=True):
     lead: bool
     bundle_etag: str
     submission: MySubmission | None
+
+
+class MyVisitPage(Page[MyVisit]):
+    """A page of my visits, soonest first."""
