@@ -17,6 +17,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.openapi.spec import (
+    Encoding,
+    Example,
     OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIType,
@@ -30,10 +32,11 @@ from litestar.status_codes import HTTP_200_OK
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
 from inspections.checklists.questions import questions
-from inspections.visits.queries import may_see_visit, visit_in_org
+from inspections.visits.queries import DOOR_RULE, may_see_visit, visit_door, visit_in_org
 from inspections.visits.schemas import Visit
 from media import ingest, keys
 from media.schemas import (
+    UPLOAD_METADATA_EXAMPLE,
     Evidence,
     EvidenceMeta,
     Location,
@@ -58,7 +61,6 @@ from service.errors import (
 
 AuthedRequest = Request[Principal, Any, Any]
 _meta_decoder = msgspec.json.Decoder(EvidenceMeta)
-UPLOAD_STATES = ("planned", "in_progress")
 
 
 @dataclass
@@ -86,6 +88,13 @@ class MultipartUploadOperation(Operation):
             description="Part 'metadata' (JSON, first) and part 'file' (the photo's bytes).",
             content={
                 "multipart/form-data": OpenAPIMediaType(
+                    examples={
+                        "photo": Example(
+                            summary="A photo with the phone\x27s location fix",
+                            value={"metadata": UPLOAD_METADATA_EXAMPLE, "file": "(the bytes)"},
+                        )
+                    },
+                    encoding={"metadata": Encoding(content_type="application/json")},
                     schema=Schema(
                         type=OpenAPIType.OBJECT,
                         required=["metadata", "file"],
@@ -96,7 +105,7 @@ class MultipartUploadOperation(Operation):
                             ),
                             "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
                         },
-                    )
+                    ),
                 )
             },
         )
@@ -106,12 +115,13 @@ class MultipartUploadOperation(Operation):
 
 
 async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: EvidenceMeta) -> Visit:
-    """Only team members add evidence, only while the visit takes submissions."""
+    """Only team members add evidence, only while the visit's door is open (DOOR_RULE)."""
     visit = await visit_in_org(db, user, meta.visit_id)
     if not any(m.user_id == user.user_id for m in visit.team):
         raise forbidden("Only members of this visit's team can add evidence to it.")
-    if visit.status not in UPLOAD_STATES:
-        raise conflict(f"This visit is {visit.status}; it takes no more evidence.", "visit-closed")
+    closed = await visit_door(db, visit)
+    if closed is not None:
+        raise conflict(closed, "visit-closed")
     errors = []
     if meta.submission_id is not None:
         owner = await db.fetchval(
@@ -292,7 +302,8 @@ async def _existing(
         "Idempotent on metadata.evidence_id: the same id again returns the existing evidence "
         "(200). The same bytes already in this visit return that evidence with duplicate_of. "
         "The file is recognised by content (JPEG, PNG, WebP, HEIC); anything else, a damaged "
-        "file or too many pixels is refused and leaves nothing behind."
+        "or incomplete file (422 photo-corrupt-image: send it again) or too many pixels is "
+        "refused and leaves nothing behind. " + DOOR_RULE
     ),
     request_max_body_size=None,  # capped while streaming, by MAX_PHOTO_BYTES
     operation_class=MultipartUploadOperation,
@@ -373,6 +384,7 @@ async def upload_evidence(request: AuthedRequest, state: State) -> Response[Evid
     "/v1/evidence/uploads",
     tags=["evidence"],
     summary="Start a direct-to-store upload: returns a presigned POST for the bytes",
+    description=DOOR_RULE,
     responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 async def start_upload(
@@ -440,7 +452,9 @@ async def start_upload(
     tags=["evidence"],
     status_code=HTTP_200_OK,
     summary="The bytes are in the store: fetch, check and process them",
-    description="Idempotent: completing a ready upload again returns it.",
+    description="Idempotent: completing a ready upload again returns it. The door is "
+    "checked again here: an upload started while it was open but completed after it "
+    "closed is refused. " + DOOR_RULE,
     responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
 )
 async def complete_upload(

@@ -18,7 +18,7 @@ from media.sweep import sweep
 from service import db
 from tests.conftest import FIXTURES
 from tests.helpers import Api, assert_problem
-from tests.test_visits import Scene
+from tests.test_visits import Scene, answers
 
 PHOTOS = FIXTURES / "photos"
 GPS_PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
@@ -443,3 +443,112 @@ def _bomb_png() -> bytes:
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 30001 * 10)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+# ------------------------------------------------------------ the visit's door (issue 11)
+
+
+async def _final(api: Api, p: Photos, who: dict[str, Any]) -> None:
+    h = await api.login(who)
+    r = await api.client.put(
+        f"/v1/visits/{p.visit['id']}/submissions/{uuid.uuid4()}",
+        headers=h,
+        json={"state": "final", "answers": answers()},
+    )
+    assert r.status_code == 201, r.text
+
+
+async def _presigned(api: Api, p: Photos, who: dict[str, str], content: bytes) -> str:
+    """Start a direct upload and put the bytes in the store; returns the evidence id."""
+    evidence_id = str(uuid.uuid4())
+    r = await api.client.post(
+        "/v1/evidence/uploads",
+        headers=who,
+        json={"evidence_id": evidence_id, "visit_id": p.visit["id"]},
+    )
+    assert r.status_code == 201, r.text
+    upload = r.json()["upload"]
+    async with httpx.AsyncClient() as store:
+        sent = await store.post(
+            upload["url"], data=upload["fields"], files={"file": ("x.jpg", content)}
+        )
+        assert sent.status_code in (200, 204), sent.text
+    return evidence_id
+
+
+def _finding_url(p: Photos) -> str:
+    return f"/v1/visits/{p.visit['id']}/findings/{uuid.uuid4()}"
+
+
+NAMES = {"title": "Doors have no names", "severity": "minor", "recommendation": "Name them."}
+
+
+@pytest.mark.parametrize("order", ["answers-then-photos", "photos-then-answers"])
+async def test_the_teams_photos_and_findings_are_taken_until_the_door_closes(
+    api: Api, order: str
+) -> None:
+    p = await scene_with_visit(api)
+    s = p.scene
+    ann, pro = await api.login(s.ann), await api.login(s.pro)
+    photos = [PHOTOS / "gps" / f"DSCN00{n}.jpg" for n in (12, 21, 25, 27)]
+    if order == "photos-then-answers":
+        assert (await p.upload(ann, photos[0].read_bytes())).status_code == 201
+    for who in (s.ann, s.bob, s.pro):  # the last member's final submission...
+        await _final(api, p, who)
+    v = (await api.client.get(f"/v1/visits/{p.visit['id']}", headers=s.coord)).json()
+    assert v["status"] == "submitted" and v["closed_at"] is None
+    # ...then the photos and findings the phone still had queued: all taken.
+    if order == "answers-then-photos":
+        assert (await p.upload(ann, photos[0].read_bytes())).status_code == 201
+    r = await p.upload(pro, photos[1].read_bytes())
+    assert r.status_code == 201 and r.json()["status"] == "ready", r.text
+    direct = await _presigned(api, p, pro, photos[2].read_bytes())
+    r = await api.client.post(f"/v1/evidence/{direct}/complete", headers=pro)
+    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+    assert (await api.client.put(_finding_url(p), headers=pro, json=NAMES)).status_code == 201
+    late = await _presigned(api, p, pro, photos[3].read_bytes())  # bytes in, not completed
+
+    # A coordinator closes the visit: the door shuts for the team.
+    r = await api.client.post(f"/v1/visits/{p.visit['id']}/close", headers=s.coord)
+    assert r.status_code == 200 and r.json()["closed_at"], r.text
+    body = assert_problem(await p.upload(pro, _jpeg_without_exif()), 409, "visit-closed")
+    assert "coordinator closed" in body["detail"]
+    r = await api.client.post(f"/v1/evidence/{late}/complete", headers=pro)
+    assert_problem(r, 409, "visit-closed")
+    r = await api.client.put(_finding_url(p), headers=pro, json=NAMES)
+    assert_problem(r, 409, "visit-closed")
+    # Safeguarding concerns are always taken; the coordinator still reviews findings.
+    concern = {"title": "Bruising on an arm", "severity": "safeguarding"}
+    assert (await api.client.put(_finding_url(p), headers=pro, json=concern)).status_code == 201
+    assert (await api.client.put(_finding_url(p), headers=s.coord, json=NAMES)).status_code == 201
+    ready = await api.conn.fetchval("select count(*) from evidence where status = 'ready'")
+    assert ready == 3
+
+
+async def test_sending_the_report_closes_the_door(api: Api) -> None:
+    p = await scene_with_visit(api)
+    s = p.scene
+    ann = await api.login(s.ann)
+    for who in (s.ann, s.bob, s.pro):
+        await _final(api, p, who)
+    assert (await p.upload(ann, GPS_PHOTO.read_bytes())).status_code == 201
+    r = await api.client.put(
+        f"/v1/visits/{p.visit['id']}/report", headers=s.coord, json={"summary": "Warm."}
+    )
+    assert r.status_code == 201, r.text
+    assert (await api.client.post(f"/v1/reports/{r.json()['id']}/send", headers=s.coord)).is_success
+    body = assert_problem(await p.upload(ann, _jpeg_without_exif()), 409, "visit-closed")
+    assert "report has gone to the service" in body["detail"]
+    assert_problem(await api.client.put(_finding_url(p), headers=ann, json=NAMES), 409)
+
+
+async def test_the_phone_contract_says_when_the_door_closes(api: Api) -> None:
+    doc = (await api.client.get("/schema/openapi.json")).json()["paths"]
+    for path, method in (
+        ("/v1/evidence", "post"),
+        ("/v1/evidence/uploads", "post"),
+        ("/v1/evidence/{evidence_id}/complete", "post"),
+        ("/v1/visits/{visit_id}/findings/{finding_id}", "put"),
+    ):
+        text = doc[path][method]["description"]
+        assert "coordinator closes the visit" in text and "report is sent" in text, path

@@ -45,7 +45,7 @@ from inspections.findings.schemas import (
     Update,
 )
 from inspections.org_settings import patch_section
-from inspections.visits.queries import may_see_visit, visit_in_org
+from inspections.visits.queries import DOOR_RULE, door_closed, may_see_visit, visit_in_org
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
@@ -137,7 +137,7 @@ async def _validate(
         "same body is 200 and changes nothing; changing a finding needs If-Match with its "
         "ETag (412 stale, 428 missing) and is possible until its report goes to the service "
         "(coordinators: until published). A safeguarding finding goes at once to the "
-        "safeguarding leads, and never into a report."
+        "safeguarding leads, and never into a report; it is taken whatever the door. " + DOOR_RULE
     ),
     responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
@@ -197,14 +197,15 @@ async def put_finding(
                 "safeguarding-stays",
             )
         # The raiser (or a coordinator) may add to a safeguarding concern at any time;
-        # other findings are the team's until the report goes to the service, then the
-        # coordinator's until it is published.
+        # other findings are the team's while the visit's door is open, and the
+        # coordinator's until the report is published.
         report_status = existing["report_status"]
         editable = existing["severity"] == "safeguarding" or (
             existing["status"] == "draft"
             and (
-                report_status in (None, "draft")
-                or (user.has("coordinator") and report_status == "factual_check")
+                report_status in (None, "draft", "factual_check")
+                if user.has("coordinator")
+                else door_closed(visit, report_status) is None
             )
         )
         if not editable:
@@ -224,6 +225,10 @@ async def put_finding(
             )
         if visit.status == "cancelled" and data.severity != "safeguarding":
             raise conflict("This visit was cancelled.", "visit-cancelled")
+        if data.severity != "safeguarding" and not user.has("coordinator"):
+            closed = door_closed(visit, report_status)
+            if closed is not None:
+                raise conflict(closed, "visit-closed")
     errors = await _validate(db, user, visit, data)
     if errors:
         raise unprocessable(

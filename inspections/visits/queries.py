@@ -18,8 +18,8 @@ from service.auth import Principal
 from service.errors import forbidden, not_found, unprocessable
 
 VISIT_COLS = """v.id, v.service_id, s.name service_name, v.checklist_id, v.checklist_version,
-    v.starts_at, v.ends_at, v.announced, v.status, v.cancelled_reason, v.created_at,
-    v.updated_at,
+    v.starts_at, v.ends_at, v.announced, v.status, v.cancelled_reason, v.closed_at,
+    v.created_at, v.updated_at,
     coalesce((select json_agg(json_build_object(
                 'user_id', m.user_id, 'display_name', u.display_name,
                 'perspective', m.perspective, 'lead', m.is_lead)
@@ -89,6 +89,35 @@ async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID
     if row is None:
         raise not_found("visit")
     return msgspec.convert(dict(row), Visit)
+
+
+# Said to the phone in the OpenAPI descriptions of the operations the door guards.
+DOOR_RULE = (
+    "A team's evidence and findings are taken until the visit's door closes, in whatever "
+    "order the phone sends them (answers, photos and findings after the last member's "
+    "final submission too). The door closes when a coordinator closes the visit "
+    "(POST /v1/visits/{id}/close) or cancels it, or when the visit's report is sent to "
+    "the service (POST /v1/reports/{id}/send); after that: 409 visit-closed."
+)
+
+
+def door_closed(visit: Visit, report_status: str | None) -> str | None:
+    """Why the visit's team can add no more evidence or findings; None while the door is
+    open (see DOOR_RULE). Reaching 'submitted' because every member is final does not
+    close it: photos and findings often arrive after the answers."""
+    if visit.status == "cancelled":
+        return "This visit was cancelled; it takes no more evidence or findings."
+    if visit.closed_at is not None:
+        return "A coordinator closed this visit; it takes no more evidence or findings."
+    if report_status not in (None, "draft"):
+        return "This visit's report has gone to the service; it takes no more evidence or findings."
+    return None
+
+
+async def visit_door(db: asyncpg.Connection, visit: Visit) -> str | None:
+    """door_closed for a loaded visit, with its report's status."""
+    report = await db.fetchval("select status from visit_reports where visit_id = $1", visit.id)
+    return door_closed(visit, report)
 
 
 def may_see_visit(caller: Principal, visit: Visit) -> None:

@@ -289,10 +289,26 @@ async def cancel_visit(
     status_code=HTTP_200_OK,
     tags=["visits"],
     summary="Close a visit as submitted (even if some inspectors did not finalise)",
+    description="Closing also closes the visit's door: its team's evidence and findings "
+    "are refused from then on (409 visit-closed). A visit whose members are all final is "
+    "still open to them until a coordinator closes it or its report is sent.",
     responses=problem_responses(401, 403, 404, 409),
 )
 async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
-    return await _set_status(request, db, visit_id, "submitted", ("planned", "in_progress"))
+    # Also closes the door (queries.door_closed), even when every member was final already.
+    await db.execute("select 1 from visits where id = $1 for update", visit_id)
+    visit = await q.visit_in_org(db, request.user, visit_id)
+    if visit.status == "submitted" and visit.closed_at is None:
+        await audit(db, request, "visit.submitted", "visit", visit_id)
+    else:
+        await _set_status(request, db, visit_id, "submitted", ("planned", "in_progress"))
+    await db.execute(
+        """update visits set closed_at = now(), closed_by = $2, updated_at = now()
+            where id = $1 and closed_at is null""",
+        visit_id,
+        request.user.user_id,
+    )
+    return await q.visit_in_org(db, request.user, visit_id)
 
 
 @get(

@@ -63,6 +63,7 @@ class Visit(Body, kw_only=True):
     announced: bool
     status: Status
     cancelled_reason: str | None
+    closed_at: dt.datetime | None = None  # a coordinator closed it: the door is closed
     team: list[TeamMember]
     created_at: dt.datetime
     updated_at: dt.datetime
