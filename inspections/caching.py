@@ -1,57 +1,51 @@
-"""The domain's in-process caches and what evicts them (service/invalidation.py).
+"""What each process caches, and why nothing cached can be stale.
 
-- principals: who a (user, device) is now: roles, organisation; evicted on any change to
-  the user or a device revocation. Deactivation therefore still takes effect at once.
-- bundle_stamps: per visit, its organisation, team and bundle ETag, so a phone's 304
-  costs no database round trip; evicted on changes to the visit, its team, its service
-  or a team member.
-- bundles, bundle_not_modified: the 200 and 304 responses by ETag (an ETag always names
-  the same bytes, so these need no eviction; LRU only).
+A change answered 2xx must never be read back stale, by any process: the next request a
+process answers after a write has committed (in this process, in another worker, on another
+host, or by hand in psql) sees it. So only values that cannot go stale are cached:
+
+- bundles, bundle_not_modified: a bundle's 200 and 304 responses by ETag. An ETag always
+  names the same bytes (it hashes what the bundle is made of), so these need no eviction;
+  LRU only.
+- service.auth.CachedToken: an access token whose signature was verified (the signature
+  of a given token never changes; expiry is still checked every time).
+
+What could go stale is read from the database with every request, in one indexed query:
+who the caller is (account active, roles, device not revoked) and, on the bundle route,
+the visit's organisation, team and current ETag together with the caller
+(``load_caller_and_stamps``: a 304 costs that one round trip). There is therefore no
+eviction to forget on any write path and no cross-process window: an earlier design kept
+these in per-process caches evicted by LISTEN/NOTIFY, which answered from stale entries
+for as long as one notification took to arrive (scripts/bench_invalidation measures both).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 from litestar import Litestar
 
-from service.invalidation import Invalidations, LruCache
+from service.auth import CachedToken
+from service.lru import LruCache
 
 
 @asynccontextmanager
 async def caches_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     state = app.state
-    bus = Invalidations(state.settings.database_url)
-    principals: LruCache = LruCache(10_000, 60)
-    stamps: LruCache = LruCache(10_000, 300)
-    bundles: LruCache = LruCache(256, 3600)
-
-    def on_event(payload: str) -> None:
-        kind, _, ident = payload.partition(":")
-        try:
-            key = UUID(ident)
-        except ValueError:
-            return
-        if kind == "user":
-            principals.evict_where(lambda k, _v: k[0] == ident)
-            stamps.evict_where(lambda _k, v: key in v.members)
-        elif kind == "visit":
-            stamps.pop(key)
-        elif kind == "service":
-            stamps.evict_where(lambda _k, v: v.service_id == key)
-
-    def on_lost() -> None:
-        principals.clear()
-        stamps.clear()
-
-    bus.subscribe(on_event, on_lost)
-    state.invalidations, state.principals = bus, principals
-    state.bundle_stamps, state.bundles = stamps, bundles
+    state.bundles = LruCache(256, 3600)
     state.bundle_not_modified = LruCache(10_000, 3600)
-    await bus.start()
-    try:
-        yield
-    finally:
-        await bus.close()
+    yield
+
+
+def evict_user(state: Any, user_id: UUID) -> None:
+    """Forget what this process holds about a person (their verified access tokens).
+
+    Not needed for correctness: their sign-ins are checked against the database on every
+    request, so revoking devices or deactivating them takes effect everywhere at the
+    commit. Call it after such a change to also drop the tokens from memory.
+    """
+    sub = str(user_id)
+    CachedToken.forget(lambda token: token.sub == sub)

@@ -1,8 +1,10 @@
 """Access-token authentication (Litestar's JWTCookieAuth) and role guards.
 
 The access token only names the user and the device; who they are *now* (active, roles,
-device not revoked) is loaded on every request, so deactivation and a revoked device
-take effect at once rather than when the token expires.
+device not revoked) is read from the database on every request, never from a per-process
+cache, so deactivation, a revoked device or a role change takes effect at once in every
+process rather than when the token expires (or when a cache hears about it). A route may
+load its caller together with its own first query, in the same round trip (``LOAD_CALLER``).
 
 Phones send the token as ``Authorization: Bearer``; browsers get the same kind of token in
 an HttpOnly, SameSite=Strict cookie from the sign-in page (``/signin``). The header wins
@@ -29,7 +31,7 @@ from litestar.middleware.authentication import AuthenticationResult
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
-from service.invalidation import LruCache
+from service.lru import LruCache
 
 ROLES = (
     "citizen_inspector",
@@ -76,9 +78,19 @@ class CachedToken(Token):
             raise NotAuthorizedException("Invalid token")
         return token
 
+    @classmethod
+    def forget(cls, predicate: Callable[[CachedToken], bool]) -> None:
+        """Drop verified tokens (a signed-out person's need not stay in memory)."""
+        cls._verified.evict_where(lambda _k, token: predicate(token))
+
 
 # (connection, user id, device id) as the token carries them -> the caller, or None.
 PrincipalLoader = Callable[[ASGIConnection, str, str], Awaitable[Principal | None]]
+
+# Route opt key: a PrincipalLoader that also reads what the route needs first, in one query
+# (the bundle's 304 path), leaving it in ``connection.state``; it must check what the
+# app's loader checks.
+LOAD_CALLER = "load_caller"
 
 
 # The browser session cookie: the same access token as the header carries.
@@ -145,7 +157,9 @@ class TokenAuth(JWTCookieAuth[Principal, Token]):
 
 def make_jwt_auth(secret: str, ttl_s: int, load: PrincipalLoader, exclude: list[str]) -> TokenAuth:
     async def retrieve(token: Token, connection: ASGIConnection) -> Principal | None:
-        principal = await load(connection, token.sub, str(token.extras.get("dev")))
+        handler = connection.scope.get("route_handler")
+        loader: PrincipalLoader = handler.opt.get(LOAD_CALLER, load) if handler else load
+        principal = await loader(connection, token.sub, str(token.extras.get("dev")))
         if principal is None:
             raise NotAuthorizedException(
                 "This sign-in is no longer valid (account deactivated or device signed out)."

@@ -28,33 +28,29 @@ def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def load_principal(connection: ASGIConnection, sub: str, dev: str) -> Principal | None:
-    """Who the caller is now; cached per process, evicted on change (see caching.py).
+# Who a (user, device) is now: one primary-key join, read with every request.
+PRINCIPAL_SQL = """select u.organisation_id, u.roles
+                     from users u join devices d on d.user_id = u.id
+                    where u.id = $1 and d.id = $2 and u.active and d.revoked_at is null"""
 
-    Keyed by the token's own strings, so a cache hit parses nothing.
-    """
-    state = connection.app.state
-    bus, cache = state.invalidations, state.principals
-    if bus.healthy and (cached := cache.get((sub, dev))) is not None:
-        return cached
-    generation = bus.generation
+
+def principal_ids(sub: str, dev: str) -> tuple[UUID, UUID] | None:
+    """The token's user and device ids, or None when they are not ids."""
     try:
-        user_id, device_id = UUID(sub), UUID(dev)
+        return UUID(sub), UUID(dev)
     except ValueError:
         return None
-    row = await state.pool.fetchrow(
-        """select u.organisation_id, u.roles
-             from users u join devices d on d.user_id = u.id
-            where u.id = $1 and d.id = $2 and u.active and d.revoked_at is null""",
-        user_id,
-        device_id,
-    )
+
+
+async def load_principal(connection: ASGIConnection, sub: str, dev: str) -> Principal | None:
+    """Who the caller is now, from the database (never cached: see inspections/caching.py)."""
+    ids = principal_ids(sub, dev)
+    if ids is None:
+        return None
+    row = await connection.app.state.pool.fetchrow(PRINCIPAL_SQL, *ids)
     if row is None:
         return None
-    principal = Principal(user_id, row["organisation_id"], frozenset(row["roles"]), device_id)
-    if bus.healthy and bus.generation == generation:
-        cache.put((sub, dev), principal)
-    return principal
+    return Principal(ids[0], row["organisation_id"], frozenset(row["roles"]), ids[1])
 
 
 async def user_in_org(db: asyncpg.Connection, caller: Principal, user_id: UUID) -> asyncpg.Record:

@@ -10,8 +10,10 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
+from litestar.connection import ASGIConnection
 
 from inspections.accounts.clearance import from_rows
+from inspections.accounts.queries import principal_ids
 from inspections.visits.rules import MemberFacts, TeamRules, team_problems
 from inspections.visits.schemas import TeamMemberIn, Visit
 from service.auth import Principal
@@ -64,19 +66,52 @@ def stamps_from(visit_id: UUID, row: Any) -> BundleStamps:
     )
 
 
-async def bundle_stamps(state: Any, visit_id: UUID) -> BundleStamps | None:
-    """Who may read a visit's bundle, and its current ETag; cached (see caching.py)."""
-    bus, cache = state.invalidations, state.bundle_stamps
-    if bus.healthy and (cached := cache.get(visit_id)) is not None:
-        return cached
-    generation = bus.generation
-    row = await state.pool.fetchrow(STAMPS_SQL, visit_id)
+# The caller (as PRINCIPAL_SQL checks them) and the visit's bundle stamps, in one round trip:
+# the bundle's 304 answers from this alone. No row: the sign-in is no longer valid;
+# a null visit_org: no such visit.
+CALLER_STAMPS_SQL = """
+    select u.organisation_id, u.roles, st.visit_org, st.service_id, st.vu, st.su, st.tu,
+           st.members
+      from users u join devices d on d.user_id = u.id
+      left join lateral (
+            select v.organisation_id visit_org, v.service_id, v.updated_at vu,
+                   s.updated_at su,
+                   (select max(mu.updated_at) from visit_members m
+                      join users mu on mu.id = m.user_id where m.visit_id = v.id) tu,
+                   array(select m.user_id from visit_members m where m.visit_id = v.id) members
+              from visits v join services s on s.id = v.service_id
+             where v.id = $3) st on true
+     where u.id = $1 and d.id = $2 and u.active and d.revoked_at is null"""
+
+
+async def load_caller_and_stamps(
+    connection: ASGIConnection, sub: str, dev: str
+) -> Principal | None:
+    """The bundle route's caller loader (service.auth.LOAD_CALLER): leaves the visit's
+    current BundleStamps (or None) in ``connection.state.bundle_stamps``.
+
+    Read with every request, not cached: a team change or a revoked sign-in made through
+    any process is seen by the very next request in every process (inspections/caching.py).
+    """
+    ids = principal_ids(sub, dev)
+    visit_id = connection.path_params.get("visit_id")
+    if ids is None or visit_id is None:
+        return None
+    visit_id = visit_id if isinstance(visit_id, UUID) else UUID(str(visit_id))
+    row = await connection.app.state.pool.fetchrow(CALLER_STAMPS_SQL, *ids, visit_id)
     if row is None:
         return None
-    stamps = stamps_from(visit_id, row)
-    if bus.healthy and bus.generation == generation:
-        cache.put(visit_id, stamps)
-    return stamps
+    connection.state.bundle_stamps = (
+        None
+        if row["visit_org"] is None
+        else BundleStamps(
+            row["visit_org"],
+            row["service_id"],
+            frozenset(row["members"]),
+            bundle_etag(visit_id, row["vu"], row["su"], row["tu"]),
+        )
+    )
+    return Principal(ids[0], row["organisation_id"], frozenset(row["roles"]), ids[1])
 
 
 async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:

@@ -1,0 +1,362 @@
+"""How long a change answered 2xx can be read back stale by another worker (bench_invalidation).
+
+Starts a throwaway PostgreSQL + SeaweedFS and the app under granian with WORKERS (default 2)
+worker processes, keeps the machine busy (one busy-looping process per core, plus steady
+HTTP load on the bundle's 304 and GET /v1/me), then repeats changes through one connection:
+
+- deactivate / reactivate a person (security: the next request must be 401 / 200);
+- move a person on or off a visit's team (the bundle: new ETag, 403 for the removed).
+
+Right after each change's 2xx, reads go through fresh connections until every worker has
+answered the new state (each connection's worker is read from /proc). A read that still
+shows the old state is stale; the window of one change is the time from its 2xx to the end
+of its last stale read (0 when none was stale). It prints p50/p99/max of that window per
+kind, and, for comparison, how long one PostgreSQL NOTIFY takes from commit to a listener
+under the same load (what a cache evicted by LISTEN/NOTIFY stays stale for).
+
+    scripts/bench_invalidation                  # 200 changes of each kind, 2 workers
+    scripts/bench_invalidation --changes 50 --workers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (ROOT, ROOT / "scripts"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import _bench_load as harness  # noqa: E402
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+from argon2 import PasswordHasher  # noqa: E402
+
+from service.devstack import granian_command  # noqa: E402
+
+PASSWORD = "bench horse battery staple"
+log = harness.log
+
+
+def start_hogs() -> list[subprocess.Popen[bytes]]:
+    """One busy-looping process per core: the load under which the window is measured."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((p / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    out.append(int(p.name))
+    return out
+
+
+def _owner(port: int, client_port: int, workers: list[int]) -> int | None:
+    """The worker process holding the server end of a connection (from /proc)."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and int(f[2].split(":")[1], 16) == client_port:
+            inode = f[9]
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+    return None
+
+
+async def fresh(
+    port: int, workers: list[int], path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes, int | None]:
+    """GET on a brand-new connection: (status, headers, body, worker pid)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = {}
+        for line in lines[1:]:
+            if line:
+                k, _, v = line.partition(":")
+                fields[k.strip().lower()] = v.strip()
+        body = await reader.readexactly(int(fields.get("content-length", "0")))
+        pid = _owner(port, writer.get_extra_info("sockname")[1], workers)
+        return int(lines[0].split()[1]), fields, body, pid
+    finally:
+        writer.close()
+
+
+async def window_after_change(
+    port: int, workers: list[int], path: str, headers: dict[str, str], is_fresh: Any
+) -> tuple[float, int, int]:
+    """Reads from the change's 2xx until every worker answered fresh: (window s, stale, reads)."""
+    t0 = time.perf_counter()
+    fresh_from: set[int] = set()
+    window, stale, reads = 0.0, 0, 0
+    while len(fresh_from) < len(workers):
+        for status, fields, body, pid in await asyncio.gather(
+            *(fresh(port, workers, path, headers) for _ in range(4))
+        ):
+            reads += 1
+            if is_fresh(status, fields, body):
+                if pid is not None:
+                    fresh_from.add(pid)
+            else:
+                stale += 1
+                fresh_from.discard(pid)  # that worker must answer fresh again
+                window = max(window, time.perf_counter() - t0)
+        if reads > 4000:
+            raise RuntimeError("a worker never answered the new state")
+    return window, stale, reads
+
+
+async def notify_latency(dsn: str, n: int) -> list[float]:
+    """A NOTIFY's statement sent to its arrival at a listening connection, n times."""
+    listener, sender = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    got: asyncio.Queue[float] = asyncio.Queue()
+    await listener.add_listener("bench_probe", lambda *_: got.put_nowait(time.perf_counter()))
+    out = []
+    try:
+        for _ in range(n):
+            # From sending the (autocommit) statement: an upper bound on commit -> listener.
+            sent = time.perf_counter()
+            await sender.execute("select pg_notify('bench_probe', 'x')")
+            out.append(await got.get() - sent)
+    finally:
+        await listener.close()
+        await sender.close()
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))] if s else 0.0
+
+
+async def background_load(url: str, stop: asyncio.Event, requests: list[tuple[str, dict]]) -> int:
+    port = int(url.rsplit(":", 1)[1])
+    done = 0
+
+    async def one(path: str, headers: dict[str, str]) -> None:
+        nonlocal done
+        conn = harness.RawConnection("127.0.0.1", port)
+        while not stop.is_set():
+            await conn.request("GET", path, headers, None)
+            done += 1
+        conn.close()
+
+    await asyncio.gather(*(one(p, h) for p, h in requests))
+    return done
+
+
+async def bench(args: argparse.Namespace, target: harness.Target) -> int:
+    assert target.server_pid
+    workers = _children(target.server_pid)
+    port = int(target.url.rsplit(":", 1)[1])
+    conn = await asyncpg.connect(target.dsn)
+    pw = PasswordHasher(time_cost=1, memory_cost=1024).hash(PASSWORD)
+    run = uuid.uuid4().hex[:8]
+    org = await conn.fetchval("insert into organisations (name) values ($1) returning id", run)
+
+    async def user(name: str, *roles: str) -> str:
+        email = f"{name}.{run}@bench.example.org"
+        await conn.execute(
+            """insert into users (organisation_id, email, display_name, password_hash, roles)
+               values ($1, $2, $3, $4, $5)""",
+            org,
+            email,
+            name,
+            pw,
+            list(roles),
+        )
+        return email
+
+    async with httpx.AsyncClient(base_url=target.url, timeout=60, trust_env=False) as c:
+
+        async def sign_in(email: str) -> dict[str, Any]:
+            r = await c.post(
+                "/v1/auth/token", json={"email": email, "password": PASSWORD, "device": "b"}
+            )
+            harness._check(r, 200, "sign in")
+            return r.json()
+
+        def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+            return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+        coord = bearer(await sign_in(await user("coord", "coordinator")))
+        ann, bob, pro, dee = (
+            await user("Ann", "citizen_inspector"),
+            await user("Bob", "citizen_inspector"),
+            await user("Pat", "professional_inspector"),
+            await user("Dee", "citizen_inspector"),
+        )
+        ids = {
+            e: str(await conn.fetchval("select id from users where email = $1", e))
+            for e in (ann, bob, pro, dee)
+        }
+        for e in (ann, bob):
+            for kind in ("course", "safeguarding_check"):
+                await conn.execute(
+                    """insert into training_records
+                         (organisation_id, user_id, kind, course, completed_on, expires_on)
+                       values ($1, $2, $3, 'x', current_date - 30, current_date + 365)""",
+                    org,
+                    uuid.UUID(ids[e]),
+                    kind,
+                )
+        auth = {e: bearer(await sign_in(e)) for e in ids}
+        r = await c.post(
+            "/v1/services",
+            headers=coord,
+            json={"name": "Elm", "kind": "care_home", "lat": 52.1, "lon": -1.2},
+        )
+        harness._check(r, 201, "service")
+        service = r.json()["id"]
+        r = await c.post("/v1/checklists", headers=coord, json=harness.build_checklist(20))
+        harness._check(r, 201, "checklist")
+        checklist = r.json()["id"]
+        harness._check(
+            await c.post(f"/v1/checklists/{checklist}/publish", headers=coord), 200, "publish"
+        )
+        now = time.time()
+        window = {
+            "starts_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+            "ends_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 4 * 3600)),
+        }
+
+        def team(*who: str) -> list[dict[str, Any]]:
+            return [{"user_id": ids[e], "perspective": "citizen"} for e in who] + [
+                {"user_id": ids[pro], "perspective": "professional", "lead": True}
+            ]
+
+        r = await c.post(
+            "/v1/visits",
+            headers=coord,
+            json={"service_id": service, "checklist_id": checklist, **window, "team": team(ann)},
+        )
+        harness._check(r, 201, "visit")
+        visit = r.json()["id"]
+        bundle = f"/v1/visits/{visit}/bundle"
+        etag = (await c.get(bundle, headers=auth[ann])).headers["etag"]
+
+        log(f"load: {os.cpu_count()} CPU hogs + {args.concurrency} keep-alive connections")
+        hogs = start_hogs()
+        stop = asyncio.Event()
+        load = asyncio.ensure_future(
+            background_load(
+                target.url,
+                stop,
+                [
+                    (bundle, {**auth[ann], "If-None-Match": etag})
+                    if i % 2
+                    else ("/v1/me", auth[pro])
+                    for i in range(args.concurrency)
+                ],
+            )
+        )
+        results: dict[str, list[tuple[float, int, int]]] = {"deactivation": [], "team": []}
+        try:
+            on_team = False
+            for i in range(args.changes):
+                # Security: deactivate Dee, then reactivate her; both must reach every worker.
+                active = i % 2 == 1
+                r = await c.patch(f"/v1/users/{ids[dee]}", headers=coord, json={"active": active})
+                harness._check(r, 200, "deactivate")
+                expect = 200 if active else 401
+                results["deactivation"].append(
+                    await window_after_change(
+                        port,
+                        workers,
+                        "/v1/me",
+                        auth[dee],
+                        lambda s, _f, _b, e=expect: s == e,
+                    )
+                )
+                # The bundle: Ann's team gains or loses Pat's colleague Bob.
+                on_team = not on_team
+                r = await c.patch(
+                    f"/v1/visits/{visit}",
+                    headers=coord,
+                    json={"team": team(ann, bob) if on_team else team(ann)},
+                )
+                harness._check(r, 200, "team change")
+                old = etag
+
+                def is_new(status: int, fields: dict[str, str], _b: bytes, old: str = old) -> bool:
+                    return status == 200 and fields.get("etag") != old
+
+                results["team"].append(
+                    await window_after_change(
+                        port, workers, bundle, {**auth[ann], "If-None-Match": old}, is_new
+                    )
+                )
+                etag = (await c.get(bundle, headers=auth[ann])).headers["etag"]
+            notify = await notify_latency(target.dsn, args.changes)
+        finally:
+            stop.set()
+            background = await load
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+    await conn.close()
+
+    print("== bench_invalidation ==")
+    print(
+        f"server: granian --workers {args.workers}; load: {len(hogs)} CPU hogs + "
+        f"{args.concurrency} connections (bundle 304, GET /v1/me), {background} requests"
+    )
+    print(f"{'change':<34}{'n':>6}{'stale/reads':>14}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind, label in (
+        ("deactivation", "deactivate/reactivate -> /v1/me"),
+        ("team", "team change -> bundle ETag"),
+    ):
+        rows = results[kind]
+        w = [r[0] * 1000 for r in rows]
+        stale, reads = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        print(
+            f"{label:<34}{len(rows):>6}{f'{stale}/{reads}':>14}"
+            f"{pct(w, 50):>9.2f}{pct(w, 99):>9.2f}{max(w, default=0):>9.2f}"
+        )
+    n = [x * 1000 for x in notify]
+    print(
+        f"{'one NOTIFY, send -> listener':<34}{len(n):>6}{'':>14}"
+        f"{pct(n, 50):>9.2f}{pct(n, 99):>9.2f}{max(n, default=0):>9.2f}"
+    )
+    print(f"(NOTIFY mean {statistics.fmean(n) if n else 0:.2f} ms)")
+    print("window: from the change's 2xx to the end of its last stale read, 0 if none")
+    harness.print_noise_and_log(print, [], target)
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench_invalidation", description=__doc__)
+    p.add_argument("--changes", type=int, default=200, help="changes of each kind (200)")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")))
+    p.add_argument("--concurrency", type=int, default=8, help="background connections (8)")
+    args = p.parse_args()
+    args.url = args.dsn = None
+    args.log_level, args.pg_fast = "WARNING", False
+    # The harness's stack runs one worker; this bench is about several.
+    harness.granian_command = lambda host, port: granian_command(host, port, args.workers)
+    return harness.run_on_stack(args, "bench-invalidation-", bench)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
