@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from service import db, health
 from service.errors import handle_exception
 from service.logs import configure_logging, request_id_middleware
+from service.pages import static_router, template_config
 from service.settings import Settings
 from service.storage import ObjectStore
 
@@ -57,7 +58,15 @@ def create_app(settings: Settings) -> Litestar:
 
     configure_logging(settings.log_level)
     app = Litestar(
-        route_handlers=[health.health, health.ready, *wiring.route_handlers(settings)],
+        route_handlers=[
+            health.health,
+            health.ready,
+            static_router(),
+            *wiring.route_handlers(settings),
+        ],
+        # Pages' templates: the layout in service/templates, and every slice's templates/
+        # folder (by convention, like migrations/), so the shell names no slice.
+        template_config=template_config(sorted(wiring.MIGRATIONS.parent.glob("*/templates"))),
         lifespan=[lifespan, *wiring.LIFESPANS],
         dependencies={"db": Provide(db.provide_db)},
         exception_handlers={Exception: handle_exception},

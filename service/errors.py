@@ -14,6 +14,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from service.logs import mask_path
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://coassess.dev/problems/"
 log = logging.getLogger("service.errors")
@@ -151,7 +153,8 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             detail = exc.detail or title
         return problem_response(request, Problem(status, kind, title, detail, headers=headers))
     log.exception(
-        "unhandled error", extra={"request_id": request_id_of(request), "path": request.url.path}
+        "unhandled error",
+        extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
     )
     return problem_response(
         request,

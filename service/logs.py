@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import uuid
@@ -43,6 +44,26 @@ def configure_logging(level: str = "INFO") -> None:
 
 access_log = logging.getLogger("service.access")
 
+# Paths that carry a bearer secret (links emailed to people): the secret never reaches a log.
+_SECRET_PAGES = ("/invites/", "/password/reset/")
+_API_INVITE = re.compile(r"^/v1/invites/(?P<code>[^/]+)(?P<rest>/.*)$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+MASK = "***"
+
+
+def mask_path(path: str) -> str:
+    """The path as logs may show it: invite codes and reset tokens replaced by ***.
+
+    ``/v1/invites/<code>/accept`` is masked, ``/v1/invites/<uuid>/resend`` is not (an id).
+    """
+    for prefix in _SECRET_PAGES:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + MASK
+    m = _API_INVITE.match(path)
+    if m is not None and not _UUID.match(m["code"]):
+        return f"/v1/invites/{MASK}{m['rest']}"
+    return path
+
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Give each request an id (or keep a sane client one), echo it, log one line per request."""
@@ -78,7 +99,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 extra={
                     "request_id": rid,
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": mask_path(scope["path"]),
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },

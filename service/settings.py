@@ -26,6 +26,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_token_ttl_s: int = 900
     refresh_token_ttl_days: int = 60
     invite_ttl_days: int = 14
+    # Forgotten passwords: how long an emailed reset link works, and how many requests an
+    # hour one email address and one client address may make (kept in PostgreSQL).
+    password_reset_ttl_min: int = 30
+    password_reset_per_email_per_hour: int = 3
+    password_reset_per_address_per_hour: int = 10
     # Request bodies above this are refused with 413 (photo routes set their own cap).
     max_body_bytes: int = 1_000_000
     signin_rate_per_minute: int = 10

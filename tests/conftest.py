@@ -127,10 +127,14 @@ async def api(client: AsyncTestClient, settings: Settings) -> AsyncIterator[Api]
 # --------------------------------------------------------------------------- a real server
 
 def start_live_server(
-    settings: Settings, tmp_path: Path, workers: int = 1, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    tmp_path: Path,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """granian serving create_app on a free port, ready when /ready answers 200."""
-    port = free_port()
+    """granian serving create_app on ``port`` (default: a free one), ready when /ready is 200."""
+    port = port or free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path), "WORKERS": str(workers), **(extra_env or {})}
     for name in Settings.__struct_fields__:
         value = getattr(settings, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -17,6 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 
+from inspections.accounts import invites, pages, passwords
 from inspections.accounts import queries as q
 from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import (
@@ -24,6 +25,8 @@ from inspections.accounts.schemas import (
     Invite,
     InviteAccept,
     InviteCreate,
+    InvitePage,
+    InviteSummary,
     Me,
     RefreshRequest,
     SignIn,
@@ -195,35 +198,81 @@ async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB)
     "/v1/invites",
     guards=coordinator_only,
     tags=["invites"],
-    summary="Invite a person (single-use code, expires)",
+    summary="Invite a person: emails them a single-use link (expires); the code is shown once",
+    description="The email links to `{PUBLIC_BASE_URL}/invites/{code}` (unset: the address "
+    "serve listens on, `http://HOST:PORT`), where the person sets their name and password; "
+    "the phone app can use `POST /v1/invites/{code}/accept` instead. `link` is what was sent.",
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_invite(
     data: JSONBody[InviteCreate], request: AuthedRequest, db: DB, state: State
 ) -> Invite:
-    if await db.fetchval("select 1 from users where lower(email) = lower($1)", data.email):
-        raise conflict("A person with this email already has an account.", "email-taken")
-    code, code_hash = q.new_secret()
-    row = await db.fetchrow(
-        """insert into invites (organisation_id, email, roles, code_hash, created_by, expires_at)
-           values ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
-           returning id, email, roles, expires_at""",
+    settings: Settings = state.settings
+    row, code = await invites.create(db, settings, request, request.user, data.email, data.roles)
+    return Invite(code=code, link=invites.invite_link(settings, code), **dict(row))
+
+
+@get(
+    "/v1/invites",
+    guards=coordinator_only,
+    tags=["invites"],
+    summary="Invites of my organisation, newest first (open ones unless status says otherwise)",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_invites(
+    request: AuthedRequest,
+    db: DB,
+    status: FromQuery[Literal["open", "accepted", "expired", "all"]] = "open",
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> InvitePage:
+    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    rows = await db.fetch(
+        """select id, email, roles, status, created_at, expires_at, invited_by, sent_count,
+                  last_sent_at, accepted_at, accepted_user_id
+             from (select *, created_by as invited_by,
+                          case when accepted_at is not null then 'accepted'
+                               when expires_at <= now() then 'expired' else 'open' end as status
+                     from invites where organisation_id = $1) i
+            where ($2 = 'all' or status = $2)
+              and ($3::timestamptz is null or (created_at, id) < ($3, $4))
+            order by created_at desc, id desc
+            limit $5""",
         request.user.organisation_id,
-        data.email,
-        list(dict.fromkeys(data.roles)),
-        code_hash,
-        request.user.user_id,
-        state.settings.invite_ttl_days,
+        status,
+        after[0],
+        after[1],
+        limit + 1,
     )
-    await audit(
-        db,
-        request,
-        "invite.create",
-        "invite",
-        row["id"],
-        {"email": data.email, "roles": row["roles"]},
+    items = [InviteSummary(**dict(r)) for r in rows[:limit]]
+    nxt = (
+        encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
+        if len(rows) > limit
+        else None
     )
-    return Invite(code=code, **dict(row))
+    return InvitePage(items=items, next_cursor=nxt)
+
+
+@post(
+    "/v1/invites/{invite_id:uuid}/resend",
+    guards=coordinator_only,
+    tags=["invites"],
+    status_code=HTTP_200_OK,
+    summary="Email an open invite again, with a new link (the earlier link stops working)",
+    responses=problem_responses(401, 403, 404, 409, 410),
+)
+async def resend_invite(
+    invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
+) -> InviteSummary:
+    await invites.resend(db, state.settings, request, request.user, invite_id)
+    row = await db.fetchrow(
+        """select id, email, roles, 'open' as status, created_at, expires_at,
+                  created_by as invited_by, sent_count, last_sent_at, accepted_at,
+                  accepted_user_id
+             from invites where id = $1""",
+        invite_id,
+    )
+    return InviteSummary(**dict(row))
 
 
 @post(
@@ -236,58 +285,7 @@ async def create_invite(
 async def accept_invite(
     code: FromPath[str], data: JSONBody[InviteAccept], request: Request, db: DB, state: State
 ) -> User:
-    # Claim atomically, so two taps on the same link cannot make two accounts.
-    invite = await db.fetchrow(
-        """update invites set accepted_at = now()
-            where code_hash = $1 and accepted_at is null and expires_at > now()
-        returning id, organisation_id, email, roles""",
-        q.digest(code),
-    )
-    if invite is None:
-        state_row = await db.fetchrow(
-            "select accepted_at, expires_at <= now() as expired from invites where code_hash = $1",
-            q.digest(code),
-        )
-        if state_row is None:
-            raise Problem(404, "invite-not-found", "Invite not found", "No such invite code.")
-        if state_row["accepted_at"] is not None:
-            raise Problem(
-                410,
-                "invite-used",
-                "Invite already used",
-                "This invite has already been used; sign in, or ask for a new invite.",
-            )
-        raise Problem(
-            410,
-            "invite-expired",
-            "Invite expired",
-            "This invite has expired; ask your coordinator for a new one.",
-        )
-    if await db.fetchval("select 1 from users where lower(email) = lower($1)", invite["email"]):
-        raise conflict("A person with this email already has an account.", "email-taken")
-    password_hash = await asyncio.to_thread(state.hasher.hash, data.password)
-    user = await db.fetchrow(
-        f"""insert into users (organisation_id, email, display_name, password_hash, roles)
-            values ($1, $2, $3, $4, $5) returning {q.USER_COLS}""",
-        invite["organisation_id"],
-        invite["email"],
-        data.display_name,
-        password_hash,
-        invite["roles"],
-    )
-    await db.execute(
-        "update invites set accepted_user_id = $2 where id = $1", invite["id"], user["id"]
-    )
-    await audit(
-        db,
-        request,
-        "invite.accept",
-        "user",
-        user["id"],
-        {"invite_id": str(invite["id"])},
-        organisation_id=user["organisation_id"],
-        actor_id=user["id"],
-    )
+    user = await invites.accept(db, state.hasher, request, code, data.display_name, data.password)
     return q.to_user(user)
 
 
@@ -500,7 +498,11 @@ def routers(settings: Settings) -> list[Any]:
         ),
         Router("/v1/auth", route_handlers=[refresh, logout], tags=["auth"]),
         create_invite,
+        list_invites,
+        resend_invite,
         accept_invite,
+        *passwords.routers(),
+        *pages.route_handlers,
         me,
         list_users,
         get_user,

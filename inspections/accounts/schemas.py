@@ -46,11 +46,54 @@ class InviteCreate(Body):
 
 
 class Invite(Body):
+    """A new invite: the code is shown this once (and emailed to the invitee as ``link``)."""
+
     id: UUID
     code: str
     email: str
     roles: list[str]
     expires_at: dt.datetime
+    link: str
+
+
+class InviteSummary(Body):
+    """An invite as coordinators list it: never its code."""
+
+    id: UUID
+    email: str
+    roles: list[str]
+    status: Literal["open", "accepted", "expired"]
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    invited_by: UUID | None
+    sent_count: int
+    last_sent_at: dt.datetime | None
+    accepted_at: dt.datetime | None
+    accepted_user_id: UUID | None
+
+
+class InvitePage(Page[InviteSummary]):
+    """A page of invites, newest first."""
+
+
+class PasswordResetRequest(Body):
+    email: Email
+
+
+class PasswordResetConfirm(Body):
+    """The token from the emailed link (in the body, so it stays out of access logs)."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+    password: Password
+
+
+class Message(Body):
+    detail: str
+
+
+class PasswordChanged(Body):
+    detail: str
+    devices_signed_out: int
 
 
 class InviteAccept(Body):

@@ -44,6 +44,7 @@ from service.auth import (
     session_cookie,
 )
 from service.db import DB
+from service.pages import SITE_CSS
 from service.settings import Settings
 
 BROWSER_DEVICE = "web browser"
@@ -52,48 +53,9 @@ HTML = "text/html"  # Litestar adds "; charset=utf-8"
 PAGES_TAG = "browser pages"
 
 # Text #1a1a1a on white is 17.4:1; links #0b4f8a on white 8.4:1; muted #4d4d4d 8.5:1.
-BASE_CSS = """
-*,*::before,*::after{box-sizing:border-box}
-html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,
-sans-serif;font-size:1rem;line-height:1.5;color:#1a1a1a;background:#fff}
-a{color:#0b4f8a}
-a:focus-visible,button:focus-visible,input:focus-visible{outline:3px solid #1a1a1a;
-outline-offset:2px}
-.skip{position:absolute;left:-999px;top:0}
-.skip:focus{left:.5rem;top:.5rem;background:#fff;padding:.5rem;z-index:1}
-header.site{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;
-justify-content:space-between;padding:.5rem 1rem;border-bottom:1px solid #767676}
-header.site .brand{font-weight:700;color:#1a1a1a;text-decoration:none}
-header.site form{margin:0}
-main{max-width:52rem;margin:0 auto;padding:1rem}
-h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0;overflow-wrap:anywhere}
-h2{font-size:1.25rem;line-height:1.3;margin:1.75rem 0 .5rem}
-h3{font-size:1.05rem;margin:0 0 .25rem;overflow-wrap:anywhere}
-p,li,td,th,dd{overflow-wrap:anywhere}
-button{font:inherit;font-weight:600;padding:.5rem 1rem;border:2px solid #0b4f8a;
-border-radius:.25rem;background:#0b4f8a;color:#fff;cursor:pointer}
-button.link{background:#fff;color:#0b4f8a;padding:.25rem .75rem}
-label{display:block;font-weight:600;margin-top:1rem}
-input{font:inherit;width:100%;max-width:24rem;padding:.5rem;border:2px solid #4d4d4d;
-border-radius:.25rem;color:#1a1a1a;background:#fff}
-.error{border-left:.35rem solid #b00020;background:#fdecee;color:#1a1a1a;
-padding:.5rem .75rem;margin:1rem 0}
-.muted{color:#4d4d4d}
-.visually-hidden{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;
-overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
-footer{max-width:52rem;margin:2rem auto 1rem;padding:0 1rem;color:#4d4d4d;font-size:.875rem}
-@page{size:A4;margin:15mm}
-@media print{
-body{color:#000;background:#fff;font-size:11pt}
-header.site,.no-print,.skip{display:none!important}
-main{max-width:none;padding:0}
-a{color:#000;text-decoration:none}
-h2,h3{break-after:avoid}
-/* Keep each block whole (a chart, a table, a domain, a note); sections may flow on. */
-article,figure,table,tr,li,p,.band-box{break-inside:avoid}
-}
-"""
+# One stylesheet for every page: inlined here (by its hash in the CSP), linked as
+# /static/site.css by the template pages (service/pages.py).
+BASE_CSS = SITE_CSS.read_text(encoding="utf-8")
 
 
 def esc(value: object) -> str:
@@ -246,6 +208,7 @@ def _form(next_path: str, email: str = "", error: str | None = None) -> str:
         f'required maxlength="256"{described}>'
         '<p><button type="submit">Sign in</button></p>'
         "</form>"
+        '<p><a href="/password/forgot">Forgotten your password?</a></p>'
     )
 
 
