@@ -84,7 +84,7 @@ DOMAINS = {
     "welcoming": ("The environment", "environment"),
     "staff_interaction": ("Staff and people together", "staff_interaction"),
     "well_organised_and_calm": ("Staff and people together", "staff_interaction"),
-    "overall": ("Staff and people together", "staff_interaction"),
+    "overall_impressions": ("Staff and people together", "staff_interaction"),
     "safety": ("Safety", "safety"),
     "safe": ("Safety", "safety"),
 }

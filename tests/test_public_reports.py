@@ -84,7 +84,7 @@ async def test_the_public_report_shows_responses_and_photos(api: Api) -> None:
     page = r.text
     assert "Call bells left unanswered" in page and "Bell audit" in page
     assert "overdue: response was due 15 January 2026" in page
-    assert "2 citizen inspector(s) and 1 professional inspector(s)" in page
+    assert "made by 2 citizen inspectors and 1 professional inspector together" in page
     assert f'src="/public/evidence/{photo["id"]}/display"' in page
     assert "img-src 'self'" in r.headers["content-security-policy"]
 
@@ -116,6 +116,7 @@ async def test_nothing_personal_or_safeguarding_in_any_public_output(api: Api) -
     outputs = {
         "report json": (await anon.get(f"/v1/public/reports/{report['id']}")).text,
         "report page": (await anon.get(f"/public/reports/{report['id']}")).text,
+        "organisation page": (await anon.get(f"/public/organisations/{f.s.org}")).text,
         "feed": (await anon.get("/v1/public/reports")).text,
         "open311": (await anon.get("/open311/v2/requests.json")).text,
     }
@@ -155,3 +156,77 @@ async def test_nothing_personal_or_safeguarding_in_any_public_output(api: Api) -
     assert_problem(await anon.get(display), 404)
     pub = (await anon.get(f"/v1/public/reports/{report['id']}")).json()
     assert all(x["photos"] == [] for x in pub["findings"])
+
+
+async def test_history_lines_carry_the_dates_they_stand_for(api: Api) -> None:
+    """Published on 15 December 2025 (recorded today): the history agrees with the header."""
+    f, report, _ = await published(api)
+    pub = (await api.client.get(f"/v1/public/reports/{report['id']}")).json()
+    bells = next(x for x in pub["findings"] if x["id"] == f.bells["id"])
+    first = bells["history"][0]
+    assert first["kind"] == "published" and first["on"] == PUBLISHED_ON
+    page = (await api.client.get(f"/public/reports/{report['id']}")).text
+    assert "published 15 December 2025" in page
+    assert "<li>15 December 2025: published by coordinator" in page
+    assert "Response due by 15 January 2026" in page
+    # One way to write a date: no leading zeros, never "(s)".
+    assert not re.search(
+        r"\b0\d (January|February|March|April|May|June|July|August|"
+        r"September|October|November|December)\b",
+        page,
+    )
+    assert "(s)" not in page
+
+
+async def test_each_organisation_has_a_public_index_with_a_contact(api: Api) -> None:
+    f, report, _ = await published(api)
+    anon = api.client
+    org = f.s.org
+    name = await api.conn.fetchval("select name from organisations where id = $1", uuid.UUID(org))
+    # The report page leads to its organisation, not to a sign-in page.
+    page = (await anon.get(f"/public/reports/{report['id']}")).text
+    assert f'<a class="brand" href="/public/organisations/{org}">{name}</a>' in page
+    assert 'class="brand" href="/"' not in page
+    assert "has not published a contact here yet" in page
+
+    # The coordinator sets the organisation's public contact (audited; 422 for nonsense).
+    url = "/v1/organisation/public-profile"
+    assert_problem(await anon.patch(url, headers=f.coord, json={"public_contact": 5}), 422)
+    scrutiny = await api.login(await api.user(org, "scrutiny_member"))
+    r = await anon.patch(url, headers=scrutiny, json={"public_contact": "x@example.org"})
+    assert_problem(r, 403)
+    r = await anon.patch(url, headers=f.coord, json={"public_contact": "enquiries@hw.example"})
+    assert r.status_code == 200 and r.json() == {"public_contact": "enquiries@hw.example"}
+    assert (await anon.get(url, headers=f.coord)).json()["public_contact"] == "enquiries@hw.example"
+    audit = (await anon.get("/v1/audit?action=organisation.public_profile", headers=f.coord)).json()
+    assert audit["items"], audit
+
+    index = await anon.get(f"/public/organisations/{org}")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert index.headers["cache-control"] == "public, max-age=300"
+    html = index.text
+    assert f"<h1>{name}: published visit reports</h1>" in html
+    assert f'<a class="brand" href="/public/organisations/{org}">{name}</a>' in html
+    assert f'href="/public/reports/{report["id"]}">Visit of 10 December 2025</a>' in html
+    assert "published 15 December 2025 · 2 recommendations" in html
+    assert f'href="/v1/public/reports?organisation={org}"' in html
+    assert (
+        f'To contact {name}: <a href="mailto:enquiries@hw.example">enquiries@hw.example</a>' in html
+    )
+    report_page = (await anon.get(f"/public/reports/{report['id']}")).text
+    assert "To contact" in report_page and "enquiries@hw.example" in report_page
+    assert f'href="/public/organisations/{org}?service={f.s.service["id"]}"' in report_page
+    # One service's reports; the feed filtered by organisation; another organisation's empty.
+    one = (await anon.get(f"/public/organisations/{org}?service={f.s.service['id']}")).text
+    assert "Elm House" in one and "Reports on every service" in one
+    feed = (await anon.get("/v1/public/reports", params={"organisation": org})).json()
+    assert [x["id"] for x in feed["items"]] == [report["id"]]
+    assert feed["items"][0]["organisation_id"] == org
+    other = await api.org("Southshire")
+    assert (await anon.get("/v1/public/reports", params={"organisation": other})).json()[
+        "items"
+    ] == []
+    empty = (await anon.get(f"/public/organisations/{other}")).text
+    assert "No report has been published yet." in empty and "Elm House" not in empty
+    missing = await anon.get(f"/public/organisations/{uuid.uuid4()}")
+    assert missing.status_code == 404

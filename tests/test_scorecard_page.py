@@ -178,13 +178,18 @@ async def test_the_page_shows_the_seeded_care_home(api: Api) -> None:
     assert items
     item_text, _ = read(items.group(1))
     said = (
-        "Citizens gave 1.3 of 4 points on average, professionals 4 of 4: "
-        "citizens 67 points lower out of 100."
+        "Citizens: 1.3 of 4 on average (6 answers). Professionals: 4 of 4 (Excellent), all 3 "
+        "answers. Citizens scored this 67 points lower out of 100."
     )
+    # The question as inspectors read it, and the answers in words, not keys and points.
     assert item_text.splitlines() == [
-        f"Privacy (dignity; question key privacy) {said}",
-        f"Respect (dignity; question key respect) {said}",
+        f"Is privacy respected? (dignity) {said}",
+        f"Are people spoken to with respect? (dignity) {said}",
     ]  # call_bells: both 2 of 2, so it drives no gap
+    assert "question key" not in text and "<code>" not in items.group(1)
+    # The service's published reports, for the public too.
+    reports = f"/public/organisations/{s.org}?service={s.service['id']}"
+    assert f'<a href="{reports}">This service’s published visit reports</a>' in html
     assert "Citizens 6 submissions" not in text
     assert "Citizens: 6 submissions by 2 people at 3 visits." in text
     assert "Professionals: 3 submissions by 1 person at 3 visits." in text
@@ -460,6 +465,7 @@ def test_colours_meet_wcag_contrast() -> None:
 
 # --------------------------------------------------------------------------- a real browser
 
+
 async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
     api: Api,
     live_server: tuple[str, Path],
@@ -557,11 +563,28 @@ async def check_page(page: Any, width: int) -> None:
     assert box is not None and 0 < box["width"] <= width
     table = page.get_by_role("table")
     assert "Dignity 33.3 100 −66.7" in " ".join((await table.inner_text()).split())
+    await assert_numbers_whole(page, width)
     # The chart scales with the page (viewBox), yet its words stay at 12 px or more.
     scale = await page.locator("svg[role=img]").evaluate(
         "e => e.getBoundingClientRect().width / e.viewBox.baseVal.width"
     )
     assert 14 * scale >= 12 if width < 500 else scale >= 1, scale
+
+
+async def assert_numbers_whole(page: Any, width: int) -> None:
+    """Every number and column heading of every table sits on one line (never "−63.|1" or
+    "Citize|ns"), and nothing scrolls sideways."""
+    lines = await page.locator("table td, table th[scope=col]").evaluate_all(
+        """cells => cells.map(c => {
+             const r = document.createRange(); r.selectNodeContents(c);
+             const tops = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+             return [c.textContent, tops.size];
+           })"""
+    )
+    assert lines, "no table cells"
+    wrapped = [text for text, n in lines if n > 1]
+    assert not wrapped, (width, wrapped)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 def _stats(score: float, n: int, lower: float | None = None, upper: float | None = None) -> Any:
@@ -619,6 +642,9 @@ def test_render_words_for_trends_one_perspective_overrides_and_no_agreement() ->
         overall=card("overall", _stats(55, 5), _stats(63, 7), 57, "steady", "requires_improvement"),
         band="inadequate",
         computed_band="requires_improvement",
+        band_reason=None,
+        provisional=False,
+        provisional_reason=None,
         override=Override(
             band="inadequate", reason="Safeguarding <alert> raised", by=uuid.uuid4(), at=now
         ),
@@ -639,10 +665,19 @@ def test_render_words_for_trends_one_perspective_overrides_and_no_agreement() ->
     title, body = render(scorecard, ScoringSettings(citizen_weight=0.75))
     text, headings = read(body)
     assert title == "Ward 7 <Acute>: scorecard (Inadequate)"  # escaped when placed in <title>
-    assert "<h1>Ward 7 &lt;Acute&gt;</h1>" in body and "Reason: Safeguarding &lt;alert&gt;" in body
+    assert (
+        "<h1>Ward 7 &lt;Acute&gt;</h1>" in body
+        and "coordinator: Safeguarding &lt;alert&gt; raised" in body
+    )
     assert "Hospital ward · scorecard for 30 December 2025 to 29 June 2026" in text
     assert "Overall band\nInadequate" in text
-    assert "Set by a coordinator (computed from the scores: Requires improvement)" in text
+    assert "Overall band\nInadequate\nBand set by the coordinator: Safeguarding <alert> raised" in (
+        text
+    )
+    assert (
+        "Computed from the scores: Requires improvement. Set by a coordinator on 30 June 2026"
+        in (text)
+    )
     assert "Combined 80 (citizens 80; no professionals)" in text
     assert "Only citizens rated food and drink in this period, so there is no gap" in text
     assert "Only professionals rated safe in this period" in text
@@ -657,3 +692,210 @@ def test_render_words_for_trends_one_perspective_overrides_and_no_agreement() ->
     assert "No question was scored differently" in text
     assert "no ratings from professionals</text>" in body  # in the chart, for food
     assert "Food and drink: citizens 80, professionals no ratings." in text  # its description
+
+
+# --------------------------------------------------------------------------- why this band
+
+FIVE_DOMAINS = ("staff_interaction", "food_and_drink", "overall_impressions", "activities", "safe")
+LOW = FIVE_DOMAINS[:3]  # citizens rate these 1 of 4, professionals 4 of 4: Requires improvement
+
+
+def five_domain_checklist() -> dict[str, Any]:
+    labels = ["Poor", "Fair", "Good", "Excellent"]
+    return {
+        "title": "Five domains",
+        "service_kinds": ["care_home"],
+        "content": {
+            "sections": [
+                {
+                    "title": d.replace("_", " ").capitalize(),
+                    "questions": [
+                        {
+                            "type": "rating",
+                            "key": f"{d}_q",
+                            "prompt": f"How was {d.replace('_', ' ')}?",
+                            "domain": d,
+                            "labels": labels,
+                        }
+                    ],
+                }
+                for d in FIVE_DOMAINS
+            ]
+        },
+    }
+
+
+async def committee_services(api: Api) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Two care homes on a five-domain checklist: Oak Lodge, with 3 visits by 2 citizens and a
+    professional (combined 77.5, but 3 domains Requires improvement), and Birch Court, with
+    a single citizen submission and nothing from professionals."""
+    from tests.test_visits import Scene
+
+    s = await Scene(api).build()
+    checklist = (
+        await api.client.post("/v1/checklists", headers=s.coord, json=five_domain_checklist())
+    ).json()
+    await api.client.post(f"/v1/checklists/{checklist['id']}/publish", headers=s.coord)
+    services = {}
+    for name in ("Oak Lodge", "Birch Court"):
+        services[name] = (
+            await api.client.post(
+                "/v1/services",
+                headers=s.coord,
+                json={"name": name, "kind": "care_home", "lat": 43.4, "lon": 11.8},
+            )
+        ).json()
+    now = dt.datetime.now(dt.UTC)
+
+    async def visit(service: dict[str, Any], days_ago: int, raters: list[Any]) -> None:
+        start = now - dt.timedelta(days=days_ago)
+        r = await api.client.post(
+            "/v1/visits",
+            headers=s.coord,
+            json={
+                "service_id": service["id"],
+                "checklist_id": checklist["id"],
+                "starts_at": start.isoformat(),
+                "ends_at": (start + dt.timedelta(hours=2)).isoformat(),
+                "team": s.team(*((who, side) for who, side in raters)),
+            },
+        )
+        assert r.status_code == 201, r.text
+        visit_id = r.json()["id"]
+        for who, side in raters:
+            answers = [
+                {"question_key": f"{d}_q", "value": 1 if side == "citizen" and d in LOW else 4}
+                for d in FIVE_DOMAINS
+            ]
+            r = await api.client.put(
+                f"/v1/visits/{visit_id}/submissions/{uuid.uuid4()}",
+                headers=await api.login(who),
+                json={"state": "final", "answers": answers},
+            )
+            assert r.status_code == 201, r.text
+
+    for days_ago in (30, 20, 10):
+        await visit(
+            services["Oak Lodge"],
+            days_ago,
+            [(s.ann, "citizen"), (s.bob, "citizen"), (s.pro, "professional")],
+        )
+    await visit(services["Birch Court"], 5, [(s.ann, "citizen")])
+    return s, services["Oak Lodge"], services["Birch Court"]
+
+
+CAPPED = "77.5 would be Good; capped at Requires improvement because 3 domains require improvement."
+PROVISIONAL = "Provisional: 1 citizen visit, no professional visits."
+
+
+async def test_the_band_says_why_it_is_capped_or_provisional(api: Api) -> None:
+    s, oak, birch = await committee_services(api)
+    r = await api.client.get(page_url(oak["id"]), headers=s.coord)
+    assert r.status_code == 200, r.text
+    box = re.search(r'<div class="band-box[^"]*">(.*?)</div>', r.text, re.S)
+    assert box
+    box_text, _ = read(box.group(1))
+    # The reason sits beside the band, from the maths' own rule, not at the foot of the page.
+    assert box_text.splitlines() == ["Overall band", "Requires improvement", CAPPED]
+    card = (await api.client.get(f"/v1/services/{oak['id']}/scorecard", headers=s.coord)).json()
+    assert card["band_reason"]["rule"] == "two_requires_improvement_domains"
+    assert card["band_reason"]["score_band"] == "good"
+    assert card["band_reason"]["requires_improvement_domains"] == 3
+    # A domain is never called plain "Overall" (the band's word): it is Overall impressions.
+    text, headings = read(r.text)
+    assert ("h3", "Overall impressions Requires improvement") in headings
+
+    r = await api.client.get(page_url(birch["id"]), headers=s.coord)
+    box = re.search(r'<div class="band-box[^"]*">(.*?)</div>', r.text, re.S)
+    assert box
+    box_text, _ = read(box.group(1))
+    lines = box_text.splitlines()
+    assert lines[:2] == ["Overall band", "Inadequate"]
+    assert lines[2] == (
+        f"{PROVISIONAL} A firm band needs 3 submissions from citizens and as many from "
+        "professionals."
+    )
+    assert lines[3].startswith("55 would be Requires improvement; capped at Inadequate")
+    text, _ = read(r.text)
+    notes = re.search(r'<ul class="notes">(.*?)</ul>', r.text, re.S)
+    assert notes
+    said = re.findall(r"<li>(.*?)</li>", notes.group(1))
+    # Each caveat once, not once per domain.
+    assert said == [
+        "Only citizens rated this service in this period, so every combined score is theirs alone.",
+        "Every citizen score rests on fewer than 3 submissions: treat it with caution.",
+    ]
+    assert "professionals submissions" not in text and "No professional submissions." in text
+
+
+def test_notes_name_the_domains_a_caveat_holds_for_once() -> None:
+    from inspections.scorecards.compute import OVERALL, notes
+    from inspections.scorecards.schemas import Combined, DomainCard
+
+    def card(name: str, c: Any, p: Any) -> DomainCard:
+        return DomainCard(
+            domain=name,
+            citizen=c,
+            professional=p,
+            combined=Combined(
+                score=50, citizen_weight=0.5, single_perspective=c is None or p is None
+            ),
+            gap=None,
+            diverges=False,
+            band="requires_improvement",
+            trend=None,
+            previous=None,
+        )
+
+    said = notes(
+        card(OVERALL, _stats(50, 5), _stats(50, 2)),
+        [card("dignity", _stats(50, 5), _stats(50, 2)), card("safety", _stats(50, 5), None)],
+        3,
+    )
+    assert said == [
+        "Only citizens rated safety, so the combined score there is theirs alone.",
+        "Fewer than 3 professional submissions behind overall and dignity: treat with caution.",
+    ]
+
+
+async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside_the_band(
+    api: Api, live_server: tuple[str, Path], chromium: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_server
+    s, oak, birch = await committee_services(api)
+    scrutiny = await api.user(s.org, "scrutiny_member")
+    async with httpx.AsyncClient(base_url=base) as c:
+        assert (await browser_sign_in(c, scrutiny)).status_code == 303
+        cookie = c.cookies[COOKIE]
+    shots: list[Path] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            for width in (390, 1280):
+                context = await browser.new_context(viewport={"width": width, "height": 900})
+                await context.add_cookies(
+                    [{"name": COOKIE, "value": cookie, "url": base, "httpOnly": True}]
+                )
+                page = await context.new_page()
+                for name, service, why in (
+                    ("capped", oak, CAPPED),
+                    ("provisional", birch, PROVISIONAL),
+                ):
+                    response = await page.goto(base + page_url(service["id"]))
+                    assert response is not None and response.status == 200
+                    box = " ".join((await page.locator(".band-box").inner_text()).split())
+                    assert why in box, (width, box)
+                    await assert_numbers_whole(page, width)
+                    shot = tmp_path / f"committee-{name}-{width}.png"
+                    await page.screenshot(path=shot, full_page=True)
+                    shots.append(shot)
+                await context.close()
+        finally:
+            await browser.close()
+    # Copies for people to look at.
+    out = Path("/tmp/shots")
+    await asyncio.to_thread(out.mkdir, exist_ok=True)
+    for shot in shots:
+        await asyncio.to_thread(shutil.copy, shot, out / shot.name)

@@ -327,3 +327,165 @@ def test_summary_from_moments_matches_summarise() -> None:
         assert (a.lower is None) == (b.lower is None)
         if a.lower is not None:
             assert abs(a.lower - b.lower) < 1e-9 and abs(a.upper - b.upper) < 1e-9
+
+
+async def submit(api: Api, visit_id: str, who: dict[str, Any], privacy: int, respect: int) -> None:
+    r = await api.client.put(
+        f"/v1/visits/{visit_id}/submissions/{uuid.uuid4()}",
+        headers=await api.login(who),
+        json={
+            "state": "final",
+            "answers": [
+                {"question_key": "privacy", "value": privacy},
+                {"question_key": "respect", "value": respect},
+                {"question_key": "call_bells", "value": True},
+                {"question_key": "clutter", "na": True},
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_league_table_and_scorecards_agree_on_every_band_with_an_override(
+    api: Api,
+) -> None:
+    s, _ = await seeded(api)
+    # A second service with its own scores, so "every service" is more than one.
+    ash = (
+        await api.client.post(
+            "/v1/services",
+            headers=s.coord,
+            json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
+        )
+    ).json()
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    r = await api.client.post(
+        "/v1/visits",
+        headers=s.coord,
+        json={
+            "service_id": ash["id"],
+            "checklist_id": s.checklist["id"],
+            "starts_at": start.isoformat(),
+            "ends_at": (start + dt.timedelta(hours=2)).isoformat(),
+            "team": s.team((s.ann, "citizen"), (s.pro, "professional")),
+        },
+    )
+    assert r.status_code == 201, r.text
+    await submit(api, r.json()["id"], s.ann, 4, 4)
+    await submit(api, r.json()["id"], s.pro, 4, 4)
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    period = {"from": (now - dt.timedelta(days=90)).isoformat(), "to": now.isoformat()}
+    reason = "Safeguarding concerns raised by the local authority in March."
+    r = await api.client.post(
+        f"/v1/services/{s.service['id']}/scorecard/override",
+        headers=s.coord,
+        json={
+            "period_from": period["from"],
+            "period_to": period["to"],
+            "band": "requires_improvement",
+            "reason": reason,
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    # The overridden period exactly, and the default "last 12 months ending now".
+    for params in (period, {}):
+        league = await api.client.get(
+            "/v1/scorecards", params={"kind": "care_home", **params}, headers=s.coord
+        )
+        rows = league.json()["items"]
+        assert {x["service_name"] for x in rows} == {"Elm House", "Ash Court"}
+        for row in rows:
+            card = (
+                await api.client.get(
+                    f"/v1/services/{row['service_id']}/scorecard", params=params, headers=s.coord
+                )
+            ).json()
+            assert row["band"] == card["band"], (params, row["service_name"])
+            assert row["computed_band"] == card["computed_band"]
+        elm = next(x for x in rows if x["service_name"] == "Elm House")
+        assert elm["band"] == "requires_improvement" and elm["computed_band"] == "good"
+        assert elm["override"]["reason"] == reason
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                (
+                    await api.client.get(
+                        "/v1/scorecards?kind=care_home", headers={**s.coord, "Accept": "text/csv"}
+                    )
+                ).text
+            )
+        )
+    )
+    elm_csv = next(x for x in csv_rows if x["service_name"] == "Elm House")
+    assert elm_csv["band"] == "requires_improvement" and elm_csv["override_reason"] == reason
+
+
+async def test_an_override_shows_on_the_default_scorecard_until_new_evidence(api: Api) -> None:
+    s, visits = await seeded(api)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    reason = "Safeguarding concerns raised by the local authority in March."
+    r = await api.client.post(
+        f"/v1/services/{s.service['id']}/scorecard/override",
+        headers=s.coord,
+        json={
+            # Recorded for the year to last week: the default period ends later (now).
+            "period_from": (now - dt.timedelta(days=365)).isoformat(),
+            "period_to": (now - dt.timedelta(days=7)).isoformat(),
+            "band": "requires_improvement",
+            "reason": reason,
+        },
+    )
+    assert r.status_code == 201, r.text
+    url = f"/v1/services/{s.service['id']}/scorecard"
+    card = (await api.client.get(url, headers=s.coord)).json()
+    assert card["band"] == "requires_improvement" and card["computed_band"] == "good"
+    o = card["override"]
+    assert o["reason"] == reason and o["band"] == "requires_improvement"
+    coordinator_id = await api.conn.fetchval(
+        "select created_by from scorecard_overrides where service_id = $1",
+        uuid.UUID(s.service["id"]),
+    )
+    assert o["by"] == str(coordinator_id) and o["by_name"] and o["at"]
+    assert card["override_lapsed"] is None
+    # A period before the override's starts sees none of it.
+    old = {"from": "2020-01-01T00:00:00Z", "to": "2021-01-01T00:00:00Z"}
+    assert (await api.client.get(url, params=old, headers=s.coord)).json()["override"] is None
+
+    # New evidence: a submission finalised after the override was recorded.
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    visit = (
+        await s.visit(
+            starts_at=start.isoformat(), ends_at=(start + dt.timedelta(hours=2)).isoformat()
+        )
+    ).json()
+    await submit(api, visit["id"], s.pro, 4, 4)
+    card = (await api.client.get(url, headers=s.coord)).json()
+    assert card["band"] == card["computed_band"] == "good"
+    assert card["override"] is None and card["override_lapsed"]["reason"] == reason
+    assert any("submissions finalised since then" in n for n in card["notes"])
+    league = (await api.client.get("/v1/scorecards?kind=care_home", headers=s.coord)).json()
+    assert league["items"][0]["band"] == "good" and league["items"][0]["override"] is None
+    # The override endpoint's description documents the rule in the OpenAPI document.
+    spec = (await api.client.get("/schema/openapi.json")).json()
+    described = spec["paths"]["/v1/services/{service_id}/scorecard"]["get"]["description"]
+    assert "until new evidence arrives" in described
+
+
+async def test_questions_carry_their_text_and_answers_in_words(api: Api) -> None:
+    s, _ = await seeded(api)
+    card = (
+        await api.client.get(f"/v1/services/{s.service['id']}/scorecard", headers=s.coord)
+    ).json()
+    q = {x["question_key"]: x for x in card["questions"]}
+    assert q["privacy"]["prompt"] == "Is privacy respected?" and q["privacy"]["type"] == "rating"
+    assert q["privacy"]["citizen_answers"] == "1.3 of 4 on average (6 answers)"
+    assert q["privacy"]["professional_answers"] == "4 of 4 (Excellent), all 3 answers"
+    assert q["call_bells"]["prompt"] == "Are call bells answered?"
+    assert q["call_bells"]["citizen_answers"] == "Yes, all 6 answers"
+    # The band's reason: not capped here, so the score's own band, in words.
+    reason = card["band_reason"]
+    assert reason["rule"] is None and reason["score_band"] == "good"
+    assert reason["words"] == "Combined score 83.3: Good."
+    assert card["provisional"] is False and card["provisional_reason"] is None

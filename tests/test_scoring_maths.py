@@ -29,6 +29,7 @@ from inspections.scorecards.maths import (
     gap,
     krippendorff_alpha,
     overall_band,
+    overall_band_decision,
     perspective_agreement,
     perspective_scores,
     score_from_sums,
@@ -373,6 +374,46 @@ GD, OUT, RI, INAD = "good", "outstanding", "requires_improvement", "inadequate"
 )
 def test_overall_band_rules(domains: list[str], pct: float, expected: str) -> None:
     assert overall_band(domains, pct) == expected
+
+
+@pytest.mark.parametrize(
+    ("domains", "pct", "rule"),
+    [
+        ([INAD, INAD, OUT, OUT, OUT], 90.0, "two_inadequate_domains"),
+        ([INAD, GD, GD], 30.0, None),  # the percentage alone says Inadequate: nothing capped
+        ([INAD, OUT, OUT, OUT, OUT], 95.0, "an_inadequate_domain"),
+        ([RI, RI, RI, OUT, OUT], 67.6, "two_requires_improvement_domains"),
+        ([RI, OUT, OUT, OUT], 90.0, "outstanding_needs_no_domain_below_good"),
+        ([OUT, GD, GD, GD], 90.0, "outstanding_needs_two_outstanding_domains"),
+        ([OUT, OUT, GD], 80.0, None),
+        ([GD, GD, GD], 50.0, None),
+    ],
+)
+def test_overall_band_decision_names_the_rule_that_capped(
+    domains: list[str], pct: float, rule: str | None
+) -> None:
+    decision = overall_band_decision(domains, pct)
+    assert decision.rule == rule and decision.band == overall_band(domains, pct)
+    assert decision.score_band == band(pct) and decision.capped == (rule is not None)
+
+
+def test_the_capping_rule_in_words() -> None:
+    """The committee page's words come from the decision, not from a second derivation."""
+    from inspections.scorecards.compute import band_reason
+
+    reason = band_reason(overall_band_decision([RI, RI, RI, GD, OUT], 67.6), 67.6)
+    assert reason is not None and reason.requires_improvement_domains == 3
+    assert reason.words == (
+        "67.6 would be Good; capped at Requires improvement because 3 domains require improvement."
+    )
+    one = band_reason(overall_band_decision([RI, OUT, OUT], 91.0), 91.0)
+    assert one is not None and one.words == (
+        "91 would be Outstanding; capped at Good because 1 domain requires improvement, "
+        "and Outstanding needs every domain Good or better."
+    )
+    plain = band_reason(overall_band_decision([GD, GD], 70.0), 70.0)
+    assert plain is not None and plain.rule is None
+    assert plain.words == "Combined score 70: Good."
 
 
 def test_overall_band_refuses_unknown_bands() -> None:

@@ -84,9 +84,15 @@ def security_headers(css: str) -> dict[str, str]:
 
 
 def document(
-    title: str, body: str, *, css: str = "", principal: Principal | None = None
+    title: str,
+    body: str,
+    *,
+    css: str = "",
+    principal: Principal | None = None,
+    brand: tuple[str, str] = ("/", "Co-assessment scorecards"),
 ) -> tuple[str, dict[str, str]]:
-    """A whole HTML page and the headers it must be served with."""
+    """A whole HTML page and the headers it must be served with. ``brand`` is the header
+    link (href, words): public pages lead to their organisation, not to sign-in."""
     style = BASE_CSS + css
     account = (
         '<form method="post" action="/signout"><button class="link" type="submit">'
@@ -99,7 +105,7 @@ def document(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{style}</style></head><body>"
         '<a class="skip" href="#main">Skip to content</a>'
-        '<header class="site"><a class="brand" href="/">Co-assessment scorecards</a>'
+        f'<header class="site"><a class="brand" href="{esc(brand[0])}">{esc(brand[1])}</a>'
         f'<nav aria-label="Account">{account}</nav></header>'
         f'<main id="main">{body}</main></body></html>\n'
     )
@@ -115,8 +121,9 @@ def html_response(
     principal: Principal | None = None,
     cookies: list[Cookie] | None = None,
     headers: dict[str, str] | None = None,
+    brand: tuple[str, str] = ("/", "Co-assessment scorecards"),
 ) -> Response[str]:
-    page, sec = document(title, body, css=css, principal=principal)
+    page, sec = document(title, body, css=css, principal=principal, brand=brand)
     return Response(
         page,
         status_code=status,

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from inspections.notifications.outbox import Notice, enqueue
+from inspections.wording import day_month, weekday_date
 from service.settings import Settings
 
 
@@ -116,7 +117,7 @@ async def report_published(
             text=(
                 f"The report of the visit to {report['service_name']} is published:\n{url}\n\n"
                 + (
-                    f"Please respond to each recommendation by {due_on:%A %d %B %Y} "
+                    f"Please respond to each recommendation by {weekday_date(due_on)} "
                     f"(accept with an action plan, or decline with a reason):\n{lines}\n"
                     if recommendations
                     else "It makes no recommendations.\n"
@@ -200,13 +201,13 @@ async def reminder(db: asyncpg.Connection, settings: Settings, row: Any, event: 
         emails += await with_role(db, row["organisation_id"], "coordinator")
         subject = f"Overdue: a response from {row['service_name']}"
         text = (
-            f'The response to "{row["title"]}" was due on {row["due_on"]:%A %d %B %Y} '
+            f'The response to "{row["title"]}" was due on {weekday_date(row["due_on"])} '
             "and has not been given. The report says so publicly until it is.\n"
         )
     else:
-        subject = f"Response due {row['due_on']:%d %B}: {row['service_name']}"
+        subject = f"Response due {day_month(row['due_on'])}: {row['service_name']}"
         text = (
-            f'Please respond to "{row["title"]}" by {row["due_on"]:%A %d %B %Y}: accept '
+            f'Please respond to "{row["title"]}" by {weekday_date(row["due_on"])}: accept '
             "with an action plan, or decline with a reason.\n"
         )
     return await enqueue(

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from litestar import Request, Response, get
+from litestar import Request, Response, get, patch
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import UNSET, Meta, UnsetType
 
 from inspections.accounts.signin_page import esc, html_response, message_page
+from inspections.audit.log import audit
 from inspections.findings import rules
 from inspections.findings.queries import actions_and_history, local_date, today
-from service.auth import PUBLIC
+from inspections.org_settings import patch_section, read_section
+from inspections.wording import long_date, plural
+from service.auth import PUBLIC, Principal, require_roles
 from service.db import DB
 from service.errors import Problem, not_found, problem_responses
 from service.schema import Body, Limit, decode_cursor, encode_cursor
@@ -33,7 +37,8 @@ PUBLIC_TAG = "public open data"
 PUBLIC_FINDINGS = """
     select f.id, f.visit_id, f.title, f.description, f.domain, f.severity, f.evidence_ids,
            f.recommendation, f.status, f.due_on, f.responded_at, f.decline_reason,
-           f.updated_at, r.id report_id, r.published_at, s.id service_id, s.name service_name,
+           f.updated_at, r.id report_id, r.published_at, r.published_on, s.id service_id,
+           s.name service_name,
            s.kind service_kind, s.address, s.lat, s.lon, o.name organisation_name,
            o.id organisation_id
       from findings f
@@ -49,6 +54,7 @@ NOT_SAFEGUARDING = """not exists (select 1 from findings sf
 PUBLIC_REPORTS = """
     select r.id, r.summary, r.published_at, r.published_on, v.starts_at, s.id service_id,
            s.name service_name, s.kind service_kind, s.address, o.name organisation_name,
+           o.id organisation_id,
            (select count(*) from visit_members m
              where m.visit_id = r.visit_id and m.perspective = 'citizen')::int citizens,
            (select count(*) from visit_members m
@@ -82,7 +88,8 @@ class PublicUpdate(Body, kw_only=True):
     status: str
     by: str  # a role, never a person
     note: str
-    at: dt.datetime
+    at: dt.datetime  # when it was recorded
+    on: dt.date  # the date it stands for: publication is dated published_on
 
 
 class PublicPhoto(Body, kw_only=True):
@@ -112,6 +119,7 @@ class PublicFinding(Body, kw_only=True):
 class PublicReport(Body, kw_only=True):
     id: UUID
     organisation: str
+    organisation_id: UUID
     service_id: UUID
     service_name: str
     service_kind: str
@@ -155,10 +163,25 @@ async def public_findings(db: asyncpg.Connection, rows: list[Any], tz: str) -> l
         ]
         for i, acts in all_actions.items()
     }
+    # Publication is dated as the report is (published_on may be set earlier than the day
+    # it was recorded); every other line by the day it happened where the service is.
+    published_on = {r["id"]: r["published_on"] for r in rows}
+
+    def on(finding: UUID, kind: str, at: dt.datetime) -> dt.date:
+        local = local_date(at, tz) or at.date()
+        return (published_on.get(finding) or local) if kind == "published" else local
+
     # What happened after publication is public; drafting before it is not.
     history = {
         i: [
-            PublicUpdate(kind=h.kind, status=h.to_status, by=h.actor_role, note=h.note, at=h.at)
+            PublicUpdate(
+                kind=h.kind,
+                status=h.to_status,
+                by=h.actor_role,
+                note=h.note,
+                at=h.at,
+                on=on(i, h.kind, h.at),
+            )
             for h in hs
             if h.to_status != "draft"
         ]
@@ -221,6 +244,7 @@ async def public_reports(db: asyncpg.Connection, rows: list[Any], tz: str) -> li
             PublicReport(
                 id=r["id"],
                 organisation=r["organisation_name"],
+                organisation_id=r["organisation_id"],
                 service_id=r["service_id"],
                 service_name=r["service_name"],
                 service_kind=r["service_kind"],
@@ -262,6 +286,7 @@ async def public_report_json(report_id: FromPath[UUID], db: DB, state: State) ->
     "/v1/public/reports",
     tags=[PUBLIC_TAG],
     summary="Open data: every published report with its findings and responses, newest first",
+    description="Filter by `service` or `organisation` (ids).",
     responses=problem_responses(400),
     **PUBLIC,
 )
@@ -269,6 +294,7 @@ async def public_feed(
     db: DB,
     state: State,
     service: FromQuery[UUID | None] = None,
+    organisation: FromQuery[UUID | None] = None,
     cursor: FromQuery[str | None] = None,
     limit: Limit = 20,
 ) -> PublicReportPage:
@@ -277,11 +303,13 @@ async def public_feed(
         PUBLIC_REPORTS
         + """ and ($1::uuid is null or r.service_id = $1)
               and ($2::timestamptz is null or (r.published_at, r.id) < ($2, $3::uuid))
+              and ($5::uuid is null or r.organisation_id = $5)
             order by r.published_at desc, r.id desc limit $4""",
         service,
         after[0] if after else None,
         after[1] if after else None,
         limit + 1,
+        organisation,
     )
     items = await public_reports(db, rows[:limit], state.settings.site_timezone)
     nxt = (
@@ -403,7 +431,7 @@ def _open311(f: Any, public: PublicFinding, base: str) -> Open311Request:
         service_code=f["severity"],
         description=f"{f['service_name']}: {f['title']}. {f['description']}".strip(),
         agency_responsible=f["organisation_name"],
-        service_notice=f"Response due by {due:%d %B %Y}" if due else "",
+        service_notice=f"Response due by {long_date(due)}" if due else "",
         requested_datetime=f["published_at"],
         updated_datetime=max(f["updated_at"], f["published_at"]),
         expected_datetime=(dt.datetime.combine(due, dt.time(17), dt.UTC) if due else None),
@@ -515,6 +543,7 @@ article.finding h3{margin:.1rem 0 .4rem}
 .photos{display:flex;flex-wrap:wrap;gap:.5rem}
 .photos img{max-width:min(100%,20rem);height:auto;border-radius:.25rem}
 ol.history{padding-left:1.25rem;font-size:.95rem}
+.contact{border-top:1px solid #767676;padding-top:.75rem;margin-top:1.5rem}
 @media print{article.finding{break-inside:avoid}}
 """
 
@@ -542,12 +571,13 @@ def _finding_html(f: PublicFinding) -> str:
         parts.append(f"<p><strong>Recommendation:</strong> {esc(f.recommendation)}</p>")
         status = f"<p><strong>Status:</strong> {esc(f.status_words)}"
         if f.overdue and f.due_on:
-            status += f' <span class="late">— overdue: response was due {f.due_on:%d %B %Y}</span>'
+            due = long_date(f.due_on)
+            status += f' <span class="late">— overdue: response was due {due}</span>'
         elif f.due_on and f.responded_on is None:
-            status += f" (response due {f.due_on:%d %B %Y})"
+            status += f" (response due {long_date(f.due_on)})"
         if f.responded_on:
             timely = "on time" if f.responded_on_time else "late"
-            status += f". Responded {f.responded_on:%d %B %Y} ({timely})"
+            status += f". Responded {long_date(f.responded_on)} ({timely})"
         parts.append(status + ".</p>")
         if f.decline_reason:
             parts.append(f"<p><strong>Service's reason:</strong> {esc(f.decline_reason)}</p>")
@@ -555,7 +585,7 @@ def _finding_html(f: PublicFinding) -> str:
             parts.append(
                 "<p><strong>Action plan:</strong></p><ul>"
                 + "".join(
-                    f"<li>{esc(a.action)} — {esc(a.owner)}, by {a.target_date:%d %B %Y}"
+                    f"<li>{esc(a.action)} — {esc(a.owner)}, by {long_date(a.target_date)}"
                     + (" (done)" if a.done else "")
                     + "</li>"
                     for a in f.actions
@@ -566,7 +596,7 @@ def _finding_html(f: PublicFinding) -> str:
         parts.append(
             '<details><summary>History</summary><ol class="history">'
             + "".join(
-                f"<li>{h.at:%d %B %Y}: {esc(h.kind.replace('_', ' '))} by {esc(h.by)}"
+                f"<li>{long_date(h.on)}: {esc(h.kind.replace('_', ' '))} by {esc(h.by)}"
                 + (f" — {esc(h.note)}" if h.note else "")
                 + "</li>"
                 for h in f.history
@@ -577,20 +607,20 @@ def _finding_html(f: PublicFinding) -> str:
     return "".join(parts)
 
 
-def render_report(r: PublicReport) -> str:
+def render_report(r: PublicReport, contact: str | None = None) -> str:
     team = r.team
     recs = [f for f in r.findings if f.recommendation]
     good = [f for f in r.findings if not f.recommendation]
     body = [
         f"<h1>{esc(r.service_name)}: visit report</h1>",
-        f'<p class="meta">{esc(r.organisation)} · visited {r.visit_date:%d %B %Y} · published '
-        + (f"{r.published_on:%d %B %Y}" if r.published_on else "")
+        f'<p class="meta">{esc(r.organisation)} · visited {long_date(r.visit_date)}'
+        + (f" · published {long_date(r.published_on)}" if r.published_on else "")
         + (f" · {esc(r.address)}" if r.address else "")
         + "</p>",
-        f"<p>The visit was made by {team['citizen']} citizen inspector(s) and "
-        f"{team['professional']} professional inspector(s) together.</p>",
+        f"<p>The visit was made by {plural(team['citizen'], 'citizen inspector')} and "
+        f"{plural(team['professional'], 'professional inspector')} together.</p>",
         '<ul class="figures">'
-        f"<li>{r.recommendations} recommendation(s)</li>"
+        f"<li>{plural(r.recommendations, 'recommendation')}</li>"
         f"<li>{r.answered_on_time} answered on time</li>"
         f"<li>{r.overdue} overdue</li></ul>",
     ]
@@ -602,7 +632,158 @@ def render_report(r: PublicReport) -> str:
     if good:
         body.append("<h2>What inspectors saw without a recommendation</h2>")
         body += [_finding_html(f) for f in good]
+    org = _org_url(r.organisation_id)
+    body.append(
+        f'<p><a href="{org}?service={r.service_id}">More reports on '
+        f"{esc(r.service_name)}</a> · "
+        f'<a href="{org}">All reports by {esc(r.organisation)}</a></p>'
+    )
+    body.append(contact_html(r.organisation, contact))
     return "".join(body)
+
+
+# --------------------------------------------------------------------------- organisations
+
+
+class PublicProfile(Body, kw_only=True):
+    """What an organisation tells the public on its public pages."""
+
+    # How the public reaches the organisation: an email address, a web address or words
+    # ("Freephone 0800 123 4567"). The organisation's, not a person's: it is public.
+    public_contact: Annotated[str, Meta(min_length=3, max_length=300)] | None = None
+
+
+class PublicProfilePatch(Body, kw_only=True):
+    public_contact: Annotated[str, Meta(min_length=3, max_length=300)] | None | UnsetType = UNSET
+
+
+def _org_url(org_id: UUID) -> str:
+    return f"/public/organisations/{org_id}"
+
+
+def contact_html(organisation: str, contact: str | None) -> str:
+    """A line on how to reach the organisation: a link for an email or web address."""
+    if not contact:
+        return f'<p class="contact">{esc(organisation)} has not published a contact here yet.</p>'
+    text = contact.strip()
+    if "@" in text and " " not in text and not text.startswith(("http://", "https://")):
+        value = f'<a href="mailto:{esc(text)}">{esc(text)}</a>'
+    elif text.startswith("https://") and " " not in text:
+        value = f'<a href="{esc(text)}">{esc(text)}</a>'
+    else:
+        value = esc(text)
+    return f'<p class="contact">To contact {esc(organisation)}: {value}</p>'
+
+
+async def public_profile(db: asyncpg.Connection, org: UUID) -> PublicProfile:
+    return await read_section(db, org, "public", PublicProfile)
+
+
+@get(
+    "/v1/organisation/public-profile",
+    guards=[require_roles("coordinator")],
+    tags=["findings"],
+    summary="What the organisation's public pages say about it (its contact)",
+    responses=problem_responses(401, 403),
+)
+async def get_public_profile(request: Request[Principal, Any, Any], db: DB) -> PublicProfile:
+    return await public_profile(db, request.user.organisation_id)
+
+
+@patch(
+    "/v1/organisation/public-profile",
+    guards=[require_roles("coordinator")],
+    tags=["findings"],
+    summary="Set how the public contacts the organisation (on every public page; audited)",
+    responses=problem_responses(401, 403, 422),
+)
+async def patch_public_profile(
+    data: JSONBody[PublicProfilePatch], request: Request[Principal, Any, Any], db: DB
+) -> PublicProfile:
+    org = request.user.organisation_id
+    merged, changes = await patch_section(db, org, "public", PublicProfile, data)
+    await audit(db, request, "organisation.public_profile", "organisation", org, changes)
+    return merged
+
+
+def _public_page(title: str, body: str, org_id: UUID, org_name: str) -> Response[str]:
+    """A public page: the organisation's name heads it and links to its reports, never to
+    the signed-in side; its own photos are allowed, and it may be cached briefly."""
+    response = html_response(title, body, css=REPORT_CSS, brand=(_org_url(org_id), org_name))
+    csp = response.headers["Content-Security-Policy"].replace(
+        "img-src data:", "img-src 'self' data:"
+    )
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+# An organisation's published reports with their public recommendation counts.
+ORG_REPORTS = """
+    select r.id, r.published_on, r.published_at, v.starts_at, s.id service_id,
+           s.name service_name,
+           (select count(*) from findings f
+             where f.visit_id = r.visit_id and f.in_report and f.recommendation is not null
+               and f.severity <> 'safeguarding' and f.status <> 'draft')::int recommendations
+      from visit_reports r
+      join visits v on v.id = r.visit_id
+      join services s on s.id = r.service_id
+     where r.status = 'published' and r.organisation_id = $1
+       and ($2::uuid is null or r.service_id = $2)
+     order by lower(s.name), s.id, r.published_at desc, r.id"""
+
+
+@get(
+    "/public/organisations/{org_id:uuid}",
+    tags=[PUBLIC_TAG],
+    summary="An organisation's published visit reports, by service (a page; no sign-in)",
+    description="`service` narrows it to one service. Links the open-data feed and says "
+    "how to contact the organisation.",
+    **PUBLIC,
+)
+async def public_organisation_page(
+    org_id: FromPath[UUID], db: DB, state: State, service: FromQuery[UUID | None] = None
+) -> Response[Any]:
+    org = await db.fetchrow("select id, name from organisations where id = $1", org_id)
+    if org is None:
+        return message_page(404, "Not found", "There is no such organisation here.")
+    tz = state.settings.site_timezone
+    rows = await db.fetch(ORG_REPORTS, org_id, service)
+    contact = (await public_profile(db, org_id)).public_contact
+    feed = f"/v1/public/reports?organisation={org_id}" + (f"&service={service}" if service else "")
+    body = [
+        f"<h1>{esc(org['name'])}: published visit reports</h1>",
+        "<p>Reports of visits by citizen and professional inspectors, with what each "
+        "service said it would do about the recommendations, and whether it did.</p>",
+    ]
+    if service:
+        body.append(f'<p><a href="{_org_url(org_id)}">Reports on every service</a></p>')
+    if not rows:
+        body.append("<p>No report has been published yet.</p>")
+    by_service: dict[UUID, list[Any]] = {}
+    for r in rows:
+        by_service.setdefault(r["service_id"], []).append(r)
+    for sid, reports in by_service.items():
+        items = []
+        for r in reports:
+            visited = local_date(r["starts_at"], tz) or r["starts_at"].date()
+            published = f", published {long_date(r['published_on'])}" if r["published_on"] else ""
+            items.append(
+                f'<li><a href="/public/reports/{r["id"]}">Visit of {long_date(visited)}</a>'
+                f"{published} · {plural(r['recommendations'], 'recommendation')}</li>"
+            )
+        body.append(
+            f'<section id="service-{sid}"><h2>{esc(reports[0]["service_name"])}</h2>'
+            f"<ul>{''.join(items)}</ul></section>"
+        )
+    body.append(
+        f'<p>Open data: <a href="{esc(feed)}">these reports as JSON</a>, with their findings '
+        "and the services' responses.</p>"
+    )
+    body.append(contact_html(org["name"], contact))
+    return _public_page(
+        f"{org['name']}: published visit reports", "".join(body), org_id, org["name"]
+    )
 
 
 @get(
@@ -616,16 +797,13 @@ async def public_report_page(report_id: FromPath[UUID], db: DB, state: State) ->
     report = await _one_report(db, report_id, state.settings.site_timezone)
     if report is None:
         return message_page(404, "Report not found", "There is no published report here.")
-    response = html_response(
-        f"{report.service_name}: visit report", render_report(report), css=REPORT_CSS
+    contact = (await public_profile(db, report.organisation_id)).public_contact
+    return _public_page(
+        f"{report.service_name}: visit report",
+        render_report(report, contact),
+        report.organisation_id,
+        report.organisation,
     )
-    # A public page: its own images are allowed, and it may be cached briefly.
-    csp = response.headers["Content-Security-Policy"].replace(
-        "img-src data:", "img-src 'self' data:"
-    )
-    response.headers["Content-Security-Policy"] = csp
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
 
 
 route_handlers = [
@@ -636,4 +814,7 @@ route_handlers = [
     open311_requests,
     open311_request,
     public_report_page,
+    public_organisation_page,
+    get_public_profile,
+    patch_public_profile,
 ]

@@ -25,6 +25,7 @@ from inspections.findings.queries import (
 from inspections.findings.routes import history
 from inspections.findings.schemas import Comment, CommentPut, Publish, Report, ReportPut
 from inspections.visits.queries import visit_in_org
+from inspections.wording import long_date, plural
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
@@ -386,7 +387,7 @@ async def publish_report(
             409,
             "evidence-not-ready",
             "Photos still arriving",
-            f"{len(waiting)} photo(s) linked by findings have not arrived or are still "
+            f"{plural(len(waiting), 'photo')} linked by findings have not arrived or are still "
             "being processed: "
             + ", ".join(f"{w['id']} ({w['status'] or 'not uploaded'})" for w in waiting[:10])
             + ". Publish when they are ready, or unlink them.",
@@ -413,7 +414,7 @@ async def publish_report(
             to,
             user.user_id,
             "coordinator",
-            f"Response due by {due:%d %B %Y}." if to == "open" else "",
+            f"Response due by {long_date(due)}." if to == "open" else "",
         )
     await db.execute(
         """update visit_reports set status = 'published', published_at = now(),

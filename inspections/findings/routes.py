@@ -46,6 +46,7 @@ from inspections.findings.schemas import (
 )
 from inspections.org_settings import patch_section
 from inspections.visits.queries import DOOR_RULE, door_closed, may_see_visit, visit_in_org
+from inspections.wording import plural
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
@@ -232,7 +233,7 @@ async def put_finding(
     errors = await _validate(db, user, visit, data)
     if errors:
         raise unprocessable(
-            f"{len(errors)} problem(s) with the finding: "
+            f"{plural(len(errors), 'problem')} with the finding: "
             + "; ".join(e.reason for e in errors[:10]),
             errors,
         )
@@ -439,7 +440,7 @@ async def put_update(
                 [a.owner for a in actions],
                 [a.target_date for a in actions],
             )
-            note = note or f"Accepted with {len(actions)} action(s)."
+            note = note or f"Accepted with {plural(len(actions), 'action')}."
         case Decline(reason=reason):
             await db.execute(
                 "update findings set decline_reason = $2 where id = $1", finding_id, reason

@@ -25,6 +25,7 @@ from inspections.findings.schemas import (
     Update,
     Verify,
 )
+from inspections.wording import listing, noun
 
 SAFEGUARDING_STATES = ("raised", "acknowledged", "referred", "closed")
 # States in which a published recommendation is still the service's to act on.
@@ -113,7 +114,10 @@ def apply(
             todo = [str(i + 1) for i, d in enumerate(actions_done) if not d]
             if todo:
                 raise Refused(
-                    409, "actions-not-done", f"Action(s) {', '.join(todo)} are not done yet."
+                    409,
+                    "actions-not-done",
+                    f"{noun(len(todo), 'Action')} {listing(todo)} "
+                    f"{noun(len(todo), 'is')} not done yet.",
                 )
             return Outcome("done_by_service", "done")
         case Verify(outcome=outcome):

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
+import msgspec
+
+from inspections.checklists.questions import PassFail, Question, Rating, YesNo
 from inspections.scorecards import maths
 from inspections.scorecards.schemas import (
+    BandReason,
     Combined,
     DomainCard,
+    Override,
     QuestionCard,
     ScoringSettings,
     Stats,
 )
+from inspections.wording import count_words, listing, long_date, plural
 
 # Not a possible domain key (those match ^[a-z]...), so a domain named "overall" is safe.
 OVERALL = "_overall"
@@ -88,7 +94,7 @@ def pooled(subs: dict[str, list[maths.SubmissionScores]], domain: str, min_n: in
 
 def build(
     current_rows: list[Any], previous_rows: list[Any], settings: ScoringSettings
-) -> tuple[DomainCard, list[DomainCard], maths.Band | None]:
+) -> tuple[DomainCard, list[DomainCard], maths.BandDecision | None]:
     kw = {
         "w": settings.citizen_weight,
         "thresholds": settings.band_thresholds,
@@ -146,19 +152,148 @@ def build(
         trend=trend(OVERALL),
         previous=before.overall.value,
     )
-    return overall, domains, card.band
+    return overall, domains, card.decision
 
 
-def questions(rows: list[Any]) -> list[QuestionCard]:
-    """Per question, each perspective's mean points (QUESTIONS_SQL), biggest gaps first."""
+def number(x: float) -> str:
+    """A score for people: one decimal at most, a real minus sign (66.7, 100, −12.5)."""
+    text = f"{x:.1f}".removesuffix(".0")
+    return "0" if text == "-0" else text.replace("-", "\u2212")
+
+
+_RULE_WORDS: dict[str, str] = {
+    "two_inadequate_domains": "{inadequate} are Inadequate",
+    "an_inadequate_domain": "a domain is Inadequate",
+    "two_requires_improvement_domains": "{ri} require improvement",
+    "outstanding_needs_two_outstanding_domains": (
+        "Outstanding needs at least 2 Outstanding domains ({outstanding})"
+    ),
+    "outstanding_needs_no_domain_below_good": (
+        "{ri} requires improvement, and Outstanding needs every domain Good or better"
+    ),
+}
+
+
+def band_reason(decision: maths.BandDecision | None, score: float | None) -> BandReason | None:
+    """The band rule that applied (maths.overall_band_decision), in words."""
+    if decision is None or score is None:
+        return None
+    if decision.rule is None:
+        words = f"Combined score {number(score)}: {band_words(decision.band)}."
+    else:
+        why = _RULE_WORDS[decision.rule].format(
+            inadequate=plural(decision.inadequate_domains, "domain"),
+            ri=plural(decision.requires_improvement_domains, "domain"),
+            outstanding=f"this service has {decision.outstanding_domains}",
+        )
+        words = (
+            f"{number(score)} would be {band_words(decision.score_band)}; "
+            f"capped at {band_words(decision.band)} because {why}."
+        )
+    return BandReason(
+        score=score,
+        score_band=decision.score_band,
+        rule=decision.rule,
+        inadequate_domains=decision.inadequate_domains,
+        requires_improvement_domains=decision.requires_improvement_domains,
+        outstanding_domains=decision.outstanding_domains,
+        words=words,
+    )
+
+
+def provisional(overall: DomainCard) -> str | None:
+    """Why the band is provisional (a perspective missing or thin), or None when it is not."""
+    c, p = overall.citizen, overall.professional
+    if overall.combined.score is None:
+        return None
+    if c is not None and p is not None and not c.low_confidence and not p.low_confidence:
+        return None
+    return (
+        f"Provisional: {count_words(c.visits if c else 0, 'citizen visit')}, "
+        f"{count_words(p.visits if p else 0, 'professional visit')}"
+    )
+
+
+# The newest definition of each question answered at the service's visits in the period.
+DEFINITIONS_SQL = """
+    select distinct on (q ->> 'key') q ->> 'key' as key, q
+      from (select distinct checklist_id, checklist_version from visits
+             where service_id = $1 and starts_at >= $2 and starts_at < $3) used
+      join checklist_versions cv
+        on cv.checklist_id = used.checklist_id and cv.version = used.checklist_version
+     cross join lateral jsonb_array_elements(cv.content -> 'sections') sec
+     cross join lateral jsonb_array_elements(sec -> 'questions') q
+     where q ->> 'key' = any($4::text[])
+     order by q ->> 'key', cv.published_at desc"""
+
+
+def definitions(rows: list[Any]) -> dict[str, Question]:
+    out: dict[str, Question] = {}
+    for r in rows:
+        try:
+            out[r["key"]] = msgspec.convert(r["q"], Question)  # type: ignore[arg-type]
+        except msgspec.ValidationError:
+            continue  # an older content shape: the key stands in for the prompt
+    return out
+
+
+def _value_word(q: Question | None, value: Any) -> str | None:
+    match q:
+        case YesNo():
+            return "Yes" if value is True else "No" if value is False else None
+        case PassFail():
+            return {"pass": "Pass", "qualified_pass": "Qualified pass", "fail": "Fail"}.get(value)
+        case Rating(labels=labels) if isinstance(value, int) and 1 <= value <= len(labels):
+            return f"{value} of {len(labels)} ({labels[value - 1]})"
+    return None
+
+
+def answers_in_words(
+    q: Question | None, counts: Counter[Any], mean_points: float | None, top: float
+) -> str | None:
+    """One perspective's answers to a question: "No", "5 No, 1 Yes", "3 of 4 (Good)",
+    "1.3 of 4 on average (6 answers)"."""
+    n = sum(counts.values())
+    if n == 0 or mean_points is None:
+        return None
+    words = {v: _value_word(q, v) for v in counts}
+    if isinstance(q, Rating) and all(words.values()):
+        if len(counts) == 1:
+            word = next(iter(words.values()))
+            return word if n == 1 else f"{word}, all {n} answers"
+        return f"{number(mean_points)} of {len(q.labels)} on average ({n} answers)"
+    if all(words.values()):
+        if len(counts) == 1:
+            word = next(iter(words.values()))
+            return word if n == 1 else f"{word}, all {n} answers"
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(words[kv[0]])))
+        return ", ".join(f"{k} {words[v]}" for v, k in ranked)
+    return f"{number(mean_points)} of {number(top)} points on average"
+
+
+def questions(
+    rows: list[Any], defs: dict[str, Question] | None = None, value_rows: list[Any] = ()
+) -> list[QuestionCard]:
+    """Per question, each perspective's mean points (QUESTIONS_SQL) and answers in words,
+    biggest gaps first."""
+    defs = defs or {}
+    counts: dict[tuple[str, str], Counter[Any]] = defaultdict(Counter)
+    for v in value_rows:
+        counts[v["question_key"], v["perspective"]][v["value"]] += v["n"]
     cards = []
     for r in rows:
         c, p, top = r["citizen"], r["professional"], r["max_points"]
+        key = r["question_key"]
+        q = defs.get(key)
         cards.append(
             QuestionCard(
-                question_key=r["question_key"],
+                question_key=key,
+                prompt=q.prompt if q else None,
+                type=type(q).__struct_config__.tag if q else None,  # type: ignore[attr-defined]
                 domain=r["domain"],
                 max_points=top,
+                citizen_answers=answers_in_words(q, counts[key, "citizen"], c, top),
+                professional_answers=answers_in_words(q, counts[key, "professional"], p, top),
                 citizen_mean_points=c,
                 professional_mean_points=p,
                 gap_pct=None if c is None or p is None else 100 * (c - p) / top,
@@ -176,24 +311,70 @@ _BAND_WORDS = {
 }
 
 
+def domain_name(key: str) -> str:
+    return "Overall" if key == OVERALL else key.replace("_", " ").capitalize()
+
+
 def notes(overall: DomainCard, domains: list[DomainCard], min_n: int) -> list[str]:
-    """What a committee member should know, in plain words."""
+    """What a committee member should know, in plain words, each caveat once.
+
+    A caveat that holds for several domains is one note naming them (or "every score"
+    when it holds throughout), not one bullet per domain.
+    """
+    rows = [overall, *domains]
     out = []
-    for d in [overall, *domains]:
-        name = "Overall" if d.domain == OVERALL else d.domain.replace("_", " ").capitalize()
+    for d in rows:
         if d.diverges and d.gap is not None:
             who = "lower" if d.gap < 0 else "higher"
             out.append(
-                f"{name}: citizens scored {abs(d.gap):.0f} points {who} than professionals, "
-                "more than chance would explain: the perspectives diverge."
+                f"{domain_name(d.domain)}: citizens scored {abs(d.gap):.0f} points {who} than "
+                "professionals, more than chance would explain: the perspectives diverge."
             )
-        if d.combined.single_perspective:
-            side = "citizens" if d.citizen else "professionals"
-            out.append(f"{name}: only {side} rated this, so the combined score is theirs alone.")
-        for side, stats in (("citizen", d.citizen), ("professional", d.professional)):
-            if stats is not None and stats.low_confidence:
-                out.append(f"{name}: fewer than {min_n} {side} submissions; treat with caution.")
+
+    def where(ds: list[DomainCard]) -> str:
+        return listing(domain_name(d.domain).lower() for d in ds)
+
+    for side, stats_of in (
+        ("citizen", lambda d: d.citizen),
+        ("professional", lambda d: d.professional),
+    ):
+        only = [d for d in rows if d.combined.single_perspective and stats_of(d) is not None]
+        if len(only) == len(rows):
+            out.append(
+                f"Only {side}s rated this service in this period, so every combined score "
+                "is theirs alone."
+            )
+        elif only:
+            out.append(
+                f"Only {side}s rated {where(only)}, so the combined score there is theirs alone."
+            )
+        thin = [d for d in rows if stats_of(d) is not None and stats_of(d).low_confidence]
+        if len(thin) == len(rows):
+            out.append(
+                f"Every {side} score rests on fewer than {plural(min_n, 'submission')}: "
+                "treat it with caution."
+            )
+        elif thin:
+            out.append(
+                f"Fewer than {plural(min_n, side + ' submission')} behind {where(thin)}: "
+                "treat with caution."
+            )
     return out
+
+
+def override_note(override: Override, computed: maths.Band | None) -> str:
+    return (
+        f"The overall band was set to {band_words(override.band)} by a coordinator "
+        f"(computed: {band_words(computed)}). Reason: {override.reason}"
+    )
+
+
+def lapsed_note(lapsed: Override) -> str:
+    return (
+        f"A coordinator set the band to {band_words(lapsed.band)} on "
+        f"{long_date(lapsed.at)}; submissions finalised since then replace it, "
+        "so the band shown is computed from the scores."
+    )
 
 
 def default_period(
@@ -207,7 +388,13 @@ def band_words(band: str | None) -> str:
     return _BAND_WORDS.get(band or "", "Not rated")
 
 
-def league_row(service_id: Any, name: str, rows: list[Any], settings: ScoringSettings) -> Any:
+def league_row(
+    service_id: Any,
+    name: str,
+    rows: list[Any],
+    settings: ScoringSettings,
+    override: Override | None = None,
+) -> Any:
     """One service's league line from LEAGUE_SQL's aggregates (n, mean, sd per group).
 
     Domain means are SQL averages rather than fsum-exact sums: a service exactly on a band
@@ -249,7 +436,9 @@ def league_row(service_id: Any, name: str, rows: list[Any], settings: ScoringSet
         combined=combined.value,
         citizen=headline["citizen"],
         professional=headline["professional"],
-        band=band,
+        band=override.band if override else band,
+        computed_band=band,
+        override=override,
         trend=maths.trend(overall.get((True, None)), overall.get((False, None))),
         low_confidence=any(x is None or x.low_confidence for x in sides),
         single_perspective=combined.single_perspective,

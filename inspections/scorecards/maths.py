@@ -11,6 +11,12 @@ Pipeline, per service x period:
     citizen + professional PerspectiveScores --scorecard--> Scorecard
     (combine, gap, diverges, band, overall_band, trend are the rules it is built from)
 
+Agreement (``perspective_agreement``) is Krippendorff's ordinal alpha on each answer's
+share of its question's maximum (points / max_points), not on raw answer values: a
+checklist mixes 1-4 ratings with pass/fail and yes/no (0 or 2 of 2), and a raw "2" means
+"Fair" on one and "Pass" on another. The share puts every question on the 0-1 footing the
+scores use, and ordinal alpha then uses only its order.
+
 Sums use ``math.fsum`` (exactly rounded), so every result is bit-for-bit independent of
 the order answers and submissions arrive in.
 """
@@ -504,11 +510,39 @@ def band(pct: float, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Band:
     return BANDS[3]
 
 
-def overall_band(
+BandRule = Literal[
+    "two_inadequate_domains",  # rule 1
+    "an_inadequate_domain",  # rule 2
+    "two_requires_improvement_domains",  # rule 2
+    "outstanding_needs_two_outstanding_domains",  # rule 3
+    "outstanding_needs_no_domain_below_good",  # rule 3
+]
+
+
+class BandDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """The overall band and why: the percentage's own band, and the rule that capped it.
+
+    ``rule`` is None when the percentage's band stands. Pages word the rule from these
+    fields; they never re-derive it.
+    """
+
+    band: Band
+    score_band: Band  # the band of the combined percentage alone
+    rule: BandRule | None  # the rule that lowered score_band to band
+    inadequate_domains: int
+    requires_improvement_domains: int
+    outstanding_domains: int
+
+    @property
+    def capped(self) -> bool:
+        return self.rule is not None
+
+
+def overall_band_decision(
     domain_bands: Iterable[Band | str],
     combined_overall_pct: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-) -> Band:
+) -> BandDecision:
     """The overall band: the band of the overall percentage, capped by CQC-style rules.
 
     1. Two or more Inadequate domains: Inadequate (whatever the percentage).
@@ -517,7 +551,9 @@ def overall_band(
        otherwise at most Good.
     Rules only lower the percentage's band, never raise it: two Outstanding domains do
     not make an overall of 80% Outstanding. No domain bands (nothing scored per domain)
-    means Outstanding is out of reach by rule 3. Coordinator overrides live elsewhere.
+    means Outstanding is out of reach by rule 3. Coordinator overrides live elsewhere
+    (overrides.py). The decision names the rule that lowered the band, if any, so a page
+    can say "67.6 would be Good; capped because 3 domains require improvement".
     """
     counts = Counter[str]()
     for b in domain_bands:
@@ -529,14 +565,41 @@ def overall_band(
         counts["requires_improvement"],
         counts["outstanding"],
     )
-    if inadequate >= 2:
-        return "inadequate"
+    own = band(combined_overall_pct, thresholds)
     cap = 3
-    if inadequate >= 1 or ri >= 2:
-        cap = 1
-    elif outstanding < 2 or ri > 0:
-        cap = 2
-    return BANDS[min(BANDS.index(band(combined_overall_pct, thresholds)), cap)]
+    rule: BandRule | None = None
+    rule_at_cap: BandRule | None
+    if inadequate >= 2:
+        cap, rule_at_cap = 0, "two_inadequate_domains"
+    elif inadequate >= 1:
+        cap, rule_at_cap = 1, "an_inadequate_domain"
+    elif ri >= 2:
+        cap, rule_at_cap = 1, "two_requires_improvement_domains"
+    elif ri > 0:
+        cap, rule_at_cap = 2, "outstanding_needs_no_domain_below_good"
+    elif outstanding < 2:
+        cap, rule_at_cap = 2, "outstanding_needs_two_outstanding_domains"
+    else:
+        rule_at_cap = None
+    if BANDS.index(own) > cap:
+        rule = rule_at_cap
+    return BandDecision(
+        band=BANDS[min(BANDS.index(own), cap)],
+        score_band=own,
+        rule=rule,
+        inadequate_domains=inadequate,
+        requires_improvement_domains=ri,
+        outstanding_domains=outstanding,
+    )
+
+
+def overall_band(
+    domain_bands: Iterable[Band | str],
+    combined_overall_pct: float,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> Band:
+    """The overall band alone (see ``overall_band_decision`` for the rules and the why)."""
+    return overall_band_decision(domain_bands, combined_overall_pct, thresholds).band
 
 
 def trend(current: Summary | None, previous: Summary | None) -> Trend | None:
@@ -571,6 +634,7 @@ class Scorecard(msgspec.Struct, frozen=True, kw_only=True):
     gap: float | None
     diverges: bool  # judged on the overall_summary intervals
     band: Band | None  # overall_band of the domain bands and the combined overall
+    decision: BandDecision | None = None  # how band was reached; None without data
 
 
 def scorecard(
@@ -601,6 +665,11 @@ def scorecard(
     overall = combine(citizen.overall, professional.overall, w)
     g = gap(citizen.overall, professional.overall)
     ci, pi = citizen.overall_summary, professional.overall_summary
+    decision = (
+        overall_band_decision([c.band for c in cards.values() if c.band], overall.value, thresholds)
+        if overall.value is not None
+        else None
+    )
     return Scorecard(
         domains=cards,
         overall=overall,
@@ -608,11 +677,8 @@ def scorecard(
         diverges=diverges(
             g, ci.interval if ci else None, pi.interval if pi else None, gap_threshold
         ),
-        band=(
-            overall_band([c.band for c in cards.values() if c.band], overall.value, thresholds)
-            if overall.value is not None
-            else None
-        ),
+        band=decision.band if decision else None,
+        decision=decision,
     )
 
 

@@ -42,6 +42,7 @@ from inspections.scorecards.schemas import (
     ScoringSettings,
     Stats,
 )
+from inspections.wording import long_date, plural
 from service.auth import PUBLIC, authenticate
 from service.db import DB
 from service.errors import Problem
@@ -76,6 +77,7 @@ form.period input{width:auto}
 .band-box p{margin:0}
 .band-label{font-size:.875rem;font-weight:700;text-transform:uppercase;letter-spacing:.05em}
 .band-word{font-size:2.25rem;font-weight:800;line-height:1.15}
+.band-box p.band-why{margin:.35rem 0 0;font-weight:600}
 .scale{display:flex;flex-wrap:wrap;gap:.35rem;list-style:none;padding:0;margin:.5rem 0 1rem;
 font-size:.875rem}
 .scale li{border:1px solid #767676;border-radius:1rem;padding:.1rem .65rem;color:#4d4d4d}
@@ -93,6 +95,11 @@ table{border-collapse:collapse;width:100%;max-width:36rem;margin:1rem 0;font-siz
 caption{text-align:left;font-weight:700;padding-bottom:.25rem}
 th,td{border-bottom:1px solid #767676;padding:.3rem .4rem;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}
+/* Numbers and column headings never break inside a token ("Citize|ns", "\u221263.|1");
+   row headings wrap between words, and inside one only if it alone is too wide. */
+table td,table th[scope=col]{overflow-wrap:normal;white-space:nowrap}
+table th[scope=row]{overflow-wrap:break-word}
+@media (max-width:30rem){table{font-size:.85rem}th,td{padding:.3rem .2rem}}
 .domains{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(min(100%,22rem),1fr))}
 article.domain{border:1px solid #767676;border-radius:.5rem;padding:.75rem 1rem}
 article.domain p{margin:.35rem 0}
@@ -115,10 +122,7 @@ article.domain{margin:0 0 .5rem}
 # --------------------------------------------------------------------------- words
 
 
-def num(x: float) -> str:
-    """A score for people: one decimal at most, a real minus sign (66.7, 100, −12.5)."""
-    text = f"{x:.1f}".removesuffix(".0")
-    return "0" if text == "-0" else text.replace("-", "\u2212")
+num = compute.number  # one way to write a score, in JSON words and on the page
 
 
 def num2(x: float) -> str:
@@ -129,8 +133,7 @@ def nice(key: str) -> str:
     return key.replace("_", " ").capitalize()
 
 
-def day(t: dt.datetime) -> str:
-    return f"{t.day} {t:%B %Y}"
+day = long_date
 
 
 def band_class(band: str | None) -> str:
@@ -164,8 +167,8 @@ def gap_sentence(d: DomainCard, where: str) -> str:
         text = f"Citizens and professionals scored the same {where}."
     else:
         who = "lower" if d.gap < 0 else "higher"
-        points = "point" if round(abs(d.gap)) == 1 else "points"
-        text = f"Citizens scored {abs(d.gap):.0f} {points} {who} than professionals {where}."
+        points = plural(round(abs(d.gap)), "point")
+        text = f"Citizens scored {points} {who} than professionals {where}."
     if d.diverges:
         text += " That is more than chance would explain: the perspectives diverge."
     return text
@@ -204,13 +207,12 @@ def trend_html(d: DomainCard) -> str:
 
 
 def counts(s: Stats | None, who: str) -> str:
+    """Citizens: 6 submissions by 2 people at 3 visits. / No professional submissions."""
     if s is None:
-        return f"No {who} submissions."
-    people = "person" if s.raters == 1 else "people"
-    subs = "submission" if s.submissions == 1 else "submissions"
-    visits = "visit" if s.visits == 1 else "visits"
+        return f"No {who.removesuffix('s')} submissions."
     return (
-        f"{who.capitalize()}: {s.submissions} {subs} by {s.raters} {people} at {s.visits} {visits}."
+        f"{who.capitalize()}: {plural(s.submissions, 'submission')} by "
+        f"{plural(s.raters, 'person')} at {plural(s.visits, 'visit')}."
     )
 
 
@@ -349,7 +351,7 @@ def data_table(card: Scorecard) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def overall_section(card: Scorecard) -> str:
+def overall_section(card: Scorecard, settings: ScoringSettings) -> str:
     o = card.overall
     word = compute.band_words(card.band)
     scale = "".join(
@@ -364,19 +366,44 @@ def overall_section(card: Scorecard) -> str:
             ("outstanding", "Outstanding"),
         )
     )
-    override = ""
-    if card.override is not None:
-        override = (
-            "<p><strong>Set by a coordinator</strong> (computed from the scores: "
-            f"{esc(compute.band_words(card.computed_band))}). Reason: "
-            f"{esc(card.override.reason)}</p>"
+    why = []  # beside the band: how sure it is and which rule or person set it
+    if card.provisional_reason:
+        why.append(
+            f"{card.provisional_reason}. A firm band needs "
+            f"{plural(settings.min_submissions, 'submission')} from citizens and as many "
+            "from professionals."
         )
+    if card.override is not None:
+        why.append(f"Band set by the coordinator: {card.override.reason}")
+    elif card.band_reason is not None and card.band_reason.rule is not None:
+        why.append(card.band_reason.words)
+    extra = ""
+    if card.override is not None:
+        ov = card.override
+        computed = compute.band_words(card.computed_band)
+        if card.band_reason is not None and card.band_reason.rule is not None:
+            computed += f" ({card.band_reason.words.rstrip('.')})"
+        extra = (
+            f"<p>Computed from the scores: {esc(computed)}. Set by "
+            f"{esc(ov.by_name or 'a coordinator')} on {esc(day(ov.at))}"
+            + (
+                f" for {esc(day(ov.period_from))} to "
+                f"{esc(day(ov.period_to - dt.timedelta(microseconds=1)))}"
+                if ov.period_from and ov.period_to
+                else ""
+            )
+            + "; it stands until new submissions are finalised.</p>"
+        )
+    elif card.override_lapsed is not None:
+        extra = f"<p>{esc(compute.lapsed_note(card.override_lapsed))}</p>"
     return (
         '<section aria-labelledby="overall-h"><h2 id="overall-h">Overall rating</h2>'
         f'<div class="band-box {band_class(card.band)}"><p class="band-label">Overall band</p>'
-        f'<p class="band-word">{esc(word)}</p></div>'
+        f'<p class="band-word">{esc(word)}</p>'
+        + "".join(f'<p class="band-why">{esc(w)}</p>' for w in why)
+        + "</div>"
         f'<ol class="scale" aria-label="The four bands, lowest first">{scale}</ol>'
-        f"{override}"
+        f"{extra}"
         f'<p class="combined">{esc(combined_line(o))}</p>'
         f"<p>{esc(gap_sentence(o, 'overall'))}</p>"
         f"<p>{esc(alpha_sentence(card.agreement_alpha))}</p>"
@@ -455,13 +482,17 @@ def items_section(card: Scorecard) -> str:
         for q in items:
             gap = q.gap_pct or 0.0
             who = "lower" if gap < 0 else "higher"
+            fallback = (
+                f"{num(q.citizen_mean_points or 0)} of {num(q.max_points)} points on average",
+                f"{num(q.professional_mean_points or 0)} of {num(q.max_points)} points on average",
+            )
             lis.append(
-                f"<li><strong>{esc(nice(q.question_key))}</strong> "
-                f'<span class="muted">({esc(nice(q.domain).lower())}; question key '
-                f"<code>{esc(q.question_key)}</code>)</span><br>"
-                f"Citizens gave {num(q.citizen_mean_points or 0)} of {num(q.max_points)} points "
-                f"on average, professionals {num(q.professional_mean_points or 0)} of "
-                f"{num(q.max_points)}: citizens {abs(gap):.0f} points {who} out of 100.</li>"
+                f"<li><strong>{esc(q.prompt or nice(q.question_key))}</strong> "
+                f'<span class="muted">({esc(nice(q.domain).lower())})</span><br>'
+                f"Citizens: {esc(q.citizen_answers or fallback[0])}. "
+                f"Professionals: {esc(q.professional_answers or fallback[1])}. "
+                f"Citizens scored this {plural(round(abs(gap)), 'point')} {who} "
+                "out of 100.</li>"
             )
         body = (
             "<p>Questions both citizens and professionals answered, the largest difference "
@@ -508,12 +539,21 @@ def period_form(card: Scorecard) -> str:
     )
 
 
-def recommendations_section(s: ServiceSummary | None) -> str:
+def recommendations_section(s: ServiceSummary | None, reports_url: str | None = None) -> str:
     """What became of what inspectors recommended: the committee's other question."""
     head = "<section><h2>Recommendations to this service</h2>"
+    link = (
+        f'<p><a href="{esc(reports_url)}">This service’s published visit reports</a> '
+        "(public: anyone can read them).</p>"
+        if reports_url
+        else ""
+    )
     if s is None:
         return (
-            head + "<p>No report with recommendations was published in this period.</p></section>"
+            head
+            + "<p>No report with recommendations was published in this period.</p>"
+            + link
+            + "</section>"
         )
     rows = [
         ("Recommendations made", s.recommendations),
@@ -528,12 +568,17 @@ def recommendations_section(s: ServiceSummary | None) -> str:
         head
         + "<table><caption>From reports published in this period</caption><tbody>"
         + "".join(f'<tr><th scope="row">{esc(k)}</th><td>{v}</td></tr>' for k, v in rows)
-        + "</tbody></table></section>"
+        + "</tbody></table>"
+        + link
+        + "</section>"
     )
 
 
 def render(
-    card: Scorecard, settings: ScoringSettings, recs: ServiceSummary | None = None
+    card: Scorecard,
+    settings: ScoringSettings,
+    recs: ServiceSummary | None = None,
+    reports_url: str | None = None,
 ) -> tuple[str, str]:
     """The page's title and main content."""
     last_day = card.period_to - dt.timedelta(microseconds=1)
@@ -543,12 +588,12 @@ def render(
         f'<p class="meta">{esc(nice(card.kind))} · scorecard for '
         f"{esc(day(card.period_from))} to {esc(day(last_day))}</p>"
         + period_form(card)
-        + overall_section(card)
+        + overall_section(card, settings)
         + chart_section(card, settings)
         + domain_cards(card)
         + notes_section(card)
         + items_section(card)
-        + recommendations_section(recs)
+        + recommendations_section(recs, reports_url)
         + how_to_read(card, settings)
         + f'<p class="muted">From final submissions only. Produced '
         f"{esc(day(dt.datetime.now(dt.UTC)))}.</p>"
@@ -632,7 +677,8 @@ async def scorecard_page(
     tz = request.app.state.settings.site_timezone
     last_day = (card.period_to - dt.timedelta(microseconds=1)).date()
     recs = await summaries(db, user, card.period_from.date(), last_day, tz, service_id)
-    title, body = render(card, settings, recs[0] if recs else None)
+    reports_url = f"/public/organisations/{user.organisation_id}?service={service_id}"
+    title, body = render(card, settings, recs[0] if recs else None, reports_url)
     response = html_response(title, body, css=PAGE_CSS, principal=user)
     keep_session_alive(request, token, response)
     return response

@@ -15,10 +15,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from inspections.audit.log import audit
 from inspections.org_settings import patch_section, read_section
 from inspections.scorecards import compute, maths
+from inspections.scorecards.overrides import overrides_for
 from inspections.scorecards.schemas import (
     LeaguePage,
     LeagueRow,
-    Override,
     OverrideRequest,
     Scorecard,
     ScoringSettings,
@@ -59,6 +59,13 @@ QUESTIONS_SQL = f"""
     {FINAL_ANSWERS}
      group by 1, 2"""
 
+# How often each perspective gave each answer, for the answers in words.
+VALUES_SQL = f"""
+    select a.question_key, s.perspective, a.value, count(*)::int n
+    {FINAL_ANSWERS}
+       and a.question_key = any($4::text[])
+     group by 1, 2, 3"""
+
 # maths.agreement_units in SQL: per (visit, question) both perspectives scored, the median
 # over each perspective's raters of each rater's median share of the maximum.
 AGREEMENT_SQL = f"""
@@ -75,6 +82,16 @@ AGREEMENT_SQL = f"""
       from rater
      group by visit_id, question_key
     having bool_or(perspective = 'citizen') and bool_or(perspective = 'professional')"""
+
+
+OVERRIDE_RULE = (
+    "A coordinator's band override applies to every scorecard (and league row) of that "
+    "service whose period overlaps the override's period, until new evidence arrives: once "
+    "a final submission counted in the scorecard was finalised after the override was "
+    "recorded, the computed band stands again (`override_lapsed` says so). `band` is the "
+    "band shown; `computed_band` and `band_reason` say what the scores alone give and which "
+    "rule capped them; `override` carries the overriding band, reason, who and when."
+)
 
 
 async def scoring_settings(db: asyncpg.Connection, organisation_id: UUID) -> ScoringSettings:
@@ -104,25 +121,25 @@ async def service_scorecard(
     rows = await db.fetch(SCORES_SQL, service_id, start, prev_start, end)
     current = [r for r in rows if r["current"]]
     previous = [r for r in rows if not r["current"]]
-    overall, domains, computed = compute.build(current, previous, settings)
-    questions = compute.questions(await db.fetch(QUESTIONS_SQL, service_id, start, end))
+    overall, domains, decision = compute.build(current, previous, settings)
+    computed = decision.band if decision else None
+    question_rows = await db.fetch(QUESTIONS_SQL, service_id, start, end)
+    keys = [r["question_key"] for r in question_rows]
+    questions = compute.questions(
+        question_rows,
+        compute.definitions(await db.fetch(compute.DEFINITIONS_SQL, service_id, start, end, keys)),
+        await db.fetch(VALUES_SQL, service_id, start, end, keys),
+    )
     units = await db.fetch(AGREEMENT_SQL, service_id, start, end)
     alpha = maths.units_agreement([(u[0], u[1]) for u in units])
-    override_row = await db.fetchrow(
-        """select band, reason, created_by by, created_at at from scorecard_overrides
-            where service_id = $1 and period_from = $2 and period_to = $3
-            order by created_at desc limit 1""",
-        service_id,
-        start,
-        end,
+    override, lapsed = (await overrides_for(db, [service_id], start, end)).get(
+        service_id, (None, None)
     )
-    override = Override(**dict(override_row)) if override_row else None
     notes = compute.notes(overall, domains, settings.min_submissions)
     if override:
-        notes.append(
-            f"The overall band was set to {compute.band_words(override.band)} by a coordinator "
-            f"(computed: {compute.band_words(computed)}). Reason: {override.reason}"
-        )
+        notes.append(compute.override_note(override, computed))
+    elif lapsed:
+        notes.append(compute.lapsed_note(lapsed))
     return Scorecard(
         service_id=service.id,
         service_name=service.name,
@@ -132,7 +149,11 @@ async def service_scorecard(
         overall=overall,
         band=override.band if override else computed,
         computed_band=computed,
+        band_reason=compute.band_reason(decision, overall.combined.score),
+        provisional=compute.provisional(overall) is not None,
+        provisional_reason=compute.provisional(overall),
         override=override,
+        override_lapsed=lapsed,
         agreement_alpha=alpha,
         domains=domains,
         questions=questions,
@@ -146,7 +167,8 @@ async def service_scorecard(
     tags=["scorecards"],
     summary="A service's scorecard (default: the last 12 months)",
     description="From final submissions only. Scrutiny members and coordinators see every "
-    "service of their organisation; service managers only the services they manage.",
+    "service of their organisation; service managers only the services they manage. "
+    + OVERRIDE_RULE,
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_scorecard(
@@ -164,6 +186,7 @@ async def get_scorecard(
     guards=[require_roles("coordinator")],
     tags=["scorecards"],
     summary="Override the overall band for a period, with a recorded reason (audited)",
+    description=OVERRIDE_RULE,
     responses=problem_responses(401, 403, 404, 422),
 )
 async def override_band(
@@ -261,6 +284,8 @@ SortKey = Literal["combined", "citizen", "professional", "name"]
     guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
     tags=["scorecards"],
     summary="Every service of a kind side by side; Accept: text/csv for a spreadsheet",
+    description="Each row's band is the band of that service's own scorecard for the same "
+    "period, overrides included. " + OVERRIDE_RULE,
     responses=problem_responses(400, 401, 403, 422),
 )
 async def league_table(
@@ -291,8 +316,16 @@ async def league_table(
     for r in await db.fetch(LEAGUE_SQL, user.organisation_id, kind, start, prev_start, end):
         if r["service_id"] in rows_by_service:
             rows_by_service[r["service_id"]].append(r)
+    overrides = await overrides_for(db, [s["id"] for s in services], start, end)
     table = [
-        compute.league_row(s["id"], s["name"], rows_by_service[s["id"]], settings) for s in services
+        compute.league_row(
+            s["id"],
+            s["name"],
+            rows_by_service[s["id"]],
+            settings,
+            overrides.get(s["id"], (None, None))[0],
+        )
+        for s in services
     ]
 
     def key(row: LeagueRow) -> tuple[Any, ...]:
@@ -322,9 +355,9 @@ async def league_table(
 
 def _csv(rows: list[LeagueRow]) -> str:
     out = io.StringIO()
-    fields = list(LeagueRow.__struct_fields__)
+    fields = [f for f in LeagueRow.__struct_fields__ if f != "override"]
     w = csv.writer(out)
-    w.writerow(fields)
+    w.writerow([*fields, "override_reason"])
     for r in rows:
         w.writerow(
             [
@@ -333,6 +366,7 @@ def _csv(rows: list[LeagueRow]) -> str:
                 else (f"{getattr(r, f):.1f}" if isinstance(getattr(r, f), float) else getattr(r, f))
                 for f in fields
             ]
+            + [r.override.reason if r.override else ""]
         )
     return out.getvalue()
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from inspections.scorecards.maths import Band
+from inspections.scorecards.maths import Band, BandRule
 from service.schema import Body, Page
 
 Trend = Literal["up", "down", "steady"]
@@ -49,18 +49,40 @@ class DomainCard(Body, kw_only=True):
 
 class QuestionCard(Body, kw_only=True):
     question_key: str
+    prompt: str | None = None  # the question as inspectors read it (newest version used)
+    type: str | None = None  # rating, yes_no, pass_fail
     domain: str
     max_points: float
+    # Each perspective's answers in words: "3 of 4 (Good)", "2 No, 1 Yes", "Pass".
+    citizen_answers: str | None = None
+    professional_answers: str | None = None
     citizen_mean_points: float | None
     professional_mean_points: float | None
     gap_pct: float | None  # (citizen - professional) as percent of the maximum
 
 
 class Override(Body, kw_only=True):
+    """A coordinator's band for a period, with the reason (see overrides.py for the rule)."""
+
     band: Band
     reason: str
     by: UUID
-    at: dt.datetime
+    by_name: str | None = None
+    at: dt.datetime  # when it was recorded
+    period_from: dt.datetime | None = None
+    period_to: dt.datetime | None = None
+
+
+class BandReason(Body, kw_only=True):
+    """How the computed band was reached: the score's own band and the rule that capped it."""
+
+    score: float  # the combined overall
+    score_band: Band
+    rule: BandRule | None  # None when the score's band stands
+    inadequate_domains: int
+    requires_improvement_domains: int
+    outstanding_domains: int
+    words: str  # "67.6 would be Good; capped because 3 domains require improvement"
 
 
 class Scorecard(Body, kw_only=True):
@@ -70,9 +92,13 @@ class Scorecard(Body, kw_only=True):
     period_from: dt.datetime
     period_to: dt.datetime
     overall: DomainCard
-    band: Band | None  # after any override
+    band: Band | None  # after any override that applies (overrides.py)
     computed_band: Band | None
-    override: Override | None
+    band_reason: BandReason | None  # why computed_band; None without scores
+    provisional: bool  # a perspective is missing or has fewer than min_submissions
+    provisional_reason: str | None  # "Provisional: 1 citizen visit, no professional visits"
+    override: Override | None  # the coordinator's band, when it applies
+    override_lapsed: Override | None = None  # an override new evidence has superseded
     agreement_alpha: float | None  # Krippendorff's alpha (ordinal), citizens vs professionals
     domains: list[DomainCard]
     questions: list[QuestionCard]
@@ -108,7 +134,9 @@ class LeagueRow(Body, kw_only=True):
     combined: float | None
     citizen: float | None
     professional: float | None
-    band: Band | None
+    band: Band | None  # after any override that applies, as on the service's scorecard
+    computed_band: Band | None
+    override: Override | None
     trend: Trend | None
     low_confidence: bool
     single_perspective: bool

@@ -26,6 +26,7 @@ from inspections.submissions.schemas import (
 )
 from inspections.submissions.validate import ScoredAnswer, check_answers
 from inspections.visits.queries import may_see_visit, visit_in_org
+from inspections.wording import plural
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
@@ -179,7 +180,7 @@ async def put_submission(
         errors = await _missing_photos(db, visit_id, submission_id, scored)
     if errors:
         raise unprocessable(
-            f"{len(errors)} problem(s) with the answers: "
+            f"{plural(len(errors), 'problem')} with the answers: "
             + "; ".join(e.reason for e in errors[:10]),
             errors,
         )

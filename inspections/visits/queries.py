@@ -16,6 +16,7 @@ from inspections.accounts.clearance import from_rows
 from inspections.accounts.queries import principal_ids
 from inspections.visits.rules import MemberFacts, TeamRules, team_problems
 from inspections.visits.schemas import TeamMemberIn, Visit
+from inspections.wording import sentences
 from service.auth import Principal
 from service.errors import forbidden, not_found, unprocessable
 
@@ -222,7 +223,7 @@ async def check_team(
         facts, TeamRules.from_settings(settings), starts_at.date(), ends_at.date()
     )
     if problems:
-        raise unprocessable("; ".join(p.reason for p in problems), problems)
+        raise unprocessable(sentences(p.reason for p in problems), problems)
 
 
 async def write_team(
