@@ -191,6 +191,45 @@ async def may_read_evidence(db: asyncpg.Connection, user: Principal, row: Any) -
 # -- presenting evidence -----------------------------------------------------------------
 
 
+# What everyone but coordinators and the photographer learn of the distance from the service.
+DISTANCE_STEP_M = 100
+
+
+def location_seen_by(user: Principal, row: Any) -> Location | None:
+    """Where a photo was taken, as this caller may know it: the one place that decides.
+
+    Exact coordinates (and their accuracy) can place a resident's room or an inspector's
+    home, so they go to coordinators and to the inspector who took the photo, on their own
+    evidence. Everyone else (the rest of the team, scrutiny members, a safeguarding lead)
+    sees the check (on_site / off_site / unverified), where it came from, and the distance
+    from the service rounded to the nearest 100 m. Public outputs carry no photo location
+    at all (Open311 places a finding at the service).
+    """
+    if row["location_source"] is None:
+        return None
+    if user.has("coordinator") or row["uploaded_by"] == user.user_id:
+        exif = row["location_source"] == "exif"
+        return Location(
+            source=row["location_source"],
+            check=row["location_check"],
+            distance_m=row["distance_m"],
+            lat=row["lat"],
+            lon=row["lon"],
+            accuracy_m=row["exif_h_error_m"] if exif else row["device_accuracy_m"],
+        )
+    distance = row["distance_m"]
+    if distance is not None:
+        distance = round(distance / DISTANCE_STEP_M) * float(DISTANCE_STEP_M)
+    return Location(
+        source=row["location_source"],
+        check=row["location_check"],
+        distance_m=distance,
+        lat=None,
+        lon=None,
+        accuracy_m=None,
+    )
+
+
 async def present(
     state: State,
     row: Any,
@@ -214,21 +253,6 @@ async def present(
             original=url(row["original_key"]) if with_original else None,
             expires_in=ttl,
         )
-    location = None
-    if row["location_source"] is not None:
-        accuracy = (
-            row["exif_h_error_m"]
-            if row["location_source"] == "exif"
-            else (row["device_accuracy_m"])
-        )
-        location = Location(
-            source=row["location_source"],
-            check=row["location_check"],
-            distance_m=row["distance_m"],
-            lat=row["lat"],
-            lon=row["lon"],
-            accuracy_m=accuracy,
-        )
     return Evidence(
         id=row["id"],
         visit_id=row["visit_id"],
@@ -245,7 +269,7 @@ async def present(
         height=row["height"],
         taken_at=row["taken_at"],
         time_check=row["time_check"],
-        location=location,
+        location=location_seen_by(user, row),
         duplicate_of=duplicate_of,
         urls=urls,
         created_at=row["created_at"],

@@ -100,7 +100,7 @@ _TITLES = {
 }
 
 
-def _validation_problem(exc: ValidationException) -> Problem:
+def validation_problem(exc: ValidationException) -> Problem:
     """Litestar reports msgspec decode errors as a list of {message, key, source}."""
     errors: list[FieldError] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -131,7 +131,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
     if isinstance(exc, Problem):
         return problem_response(request, exc)
     if isinstance(exc, ValidationException):
-        return problem_response(request, _validation_problem(exc))
+        return problem_response(request, validation_problem(exc))
     if isinstance(exc, HTTPException):
         status = exc.status_code
         kind, title = _TITLES.get(status, ("http-error", "Error"))

@@ -156,25 +156,57 @@ async def test_malformed_checklists_are_422_naming_the_question(api: Api) -> Non
 
     body = await post(empty_scale)
     assert body["errors"][0]["field"] == "$.content.sections[0].questions[0].labels"
+    assert body["errors"][0]["reason"].startswith("question 'respect': labels: ")
+    assert "question 'respect'" in body["detail"]
 
     def bad_type(qs):  # type: ignore[no-untyped-def]
         qs[0]["type"] = "stars"
 
     body = await post(bad_type)
     assert body["errors"][0]["field"] == "$.content.sections[0].questions[0].type"
+    assert body["errors"][0]["reason"] == (
+        "question 'respect': unknown type 'stars'; "
+        "one of rating, pass_fail, yes_no, choice, number, text"
+    )
 
     def zero_weight(qs):  # type: ignore[no-untyped-def]
-        qs[0]["weight"] = 0
+        qs[1]["weight"] = 0
 
     body = await post(zero_weight)
-    assert body["errors"][0]["field"] == "$.content.sections[0].questions[0].weight"
+    assert body["errors"][0]["field"] == "$.content.sections[0].questions[1].weight"
+    assert body["errors"][0]["reason"].startswith("question 'smells': weight: ")
 
     def unknown_field(qs):  # type: ignore[no-untyped-def]
         qs[0]["colour"] = "red"
 
     body = await post(unknown_field)
     assert body["errors"][0]["field"] == "$.content.sections[0].questions[0].colour"
+    assert body["errors"][0]["reason"].startswith("question 'respect': ")
+
+    # No domain may pass for the scorecard's overall band, however it is written.
+    for name in ("overall", "Overall", "overall band", "OVERALL_BAND", "over_all"):
+
+        def overall(qs, name=name):  # type: ignore[no-untyped-def]
+            qs[1]["domain"] = name
+
+        body = await post(overall)
+        assert body["errors"][0]["field"] == "$.content.sections[0].questions[1].domain", name
+        reason = body["errors"][0]["reason"]
+        assert reason.startswith(f"question 'smells': the domain cannot be called {name!r}")
+        assert "overall band" in reason
+
     assert await api.conn.fetchval("select count(*) from checklists") == 0
+
+    # ... nor on a PATCH of the draft.
+    created = await api.client.post("/v1/checklists", headers=coord, json=SMALL)
+    content = copy.deepcopy(SMALL["content"])
+    content["sections"][0]["questions"][0]["domain"] = "overall"
+    r = await api.client.patch(
+        f"/v1/checklists/{created.json()['id']}", headers=coord, json={"content": content}
+    )
+    assert "question 'respect': the domain cannot" in assert_problem(r, 422)["detail"]
+    r = await api.client.get(f"/v1/checklists/{created.json()['id']}", headers=coord)
+    assert r.json()["content"]["sections"][0]["questions"][0]["domain"] == "dignity"
 
 
 async def test_other_roles_and_organisations_cannot_touch_checklists(api: Api) -> None:

@@ -7,6 +7,7 @@ earns 2 or 0 of 2 by the good answer). N/A and unanswered count neither points n
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta
@@ -15,7 +16,10 @@ from service.errors import FieldError
 from service.schema import Body, LongText, NonEmpty
 
 Key = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="stable question key")]
-Domain = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["dignity"])]
+DOMAIN_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+Domain = Annotated[str, Meta(pattern=DOMAIN_PATTERN, examples=["dignity"])]
+# What a scorecard calls its overall band; a domain named like it would read as the band.
+_OVERALL_NAMES = {"overall", "overallband", "overallrating", "overallscore", "overallgrade"}
 Weight = Annotated[float, Meta(gt=0, le=100)]
 Label = Annotated[str, Meta(min_length=1, max_length=80)]
 Prompt = Annotated[str, Meta(min_length=1, max_length=500)]
@@ -105,6 +109,8 @@ def content_problems(content: Content) -> list[FieldError]:
             if q.key in seen:
                 err("duplicate key; keys must be unique in a checklist")
             seen.add(q.key)
+            if (why := domain_problem(q.domain)) is not None:
+                err(why, f"{where}.domain")
             match q:
                 case Rating(labels=labels) if len(set(labels)) != len(labels):
                     err("rating labels must differ")
@@ -121,6 +127,61 @@ def content_problems(content: Content) -> list[FieldError]:
                 elif rule.points is None:
                     err("evidence rule 'points_at_or_below' needs points")
     return errors
+
+
+def domain_problem(domain: object) -> str | None:
+    """Why ``domain`` cannot name a domain (None when it can)."""
+    if not isinstance(domain, str):
+        return "the domain must be text"
+    if re.sub(r"[^a-z]", "", domain.lower()) in _OVERALL_NAMES:
+        return (
+            f"the domain cannot be called {domain!r}: that is the scorecard's overall band; "
+            "name what the questions are about"
+        )
+    if not re.match(DOMAIN_PATTERN, domain):
+        return (
+            f"the domain {domain!r} must be lower-case letters, digits and _, starting with "
+            "a letter, at most 40 characters"
+        )
+    return None
+
+
+_IN_QUESTION = re.compile(r"^\$\.content\.sections\[(\d+)\]\.questions\[(\d+)\](?:\.(\w+))?")
+_TYPES = "rating, pass_fail, yes_no, choice, number, text"
+
+
+def name_the_question(body: object, field: str, reason: str) -> str:
+    """A decoding error's reason, naming the question it is in by its key.
+
+    msgspec reports where a value failed as a JSON path; people know questions by key.
+    ``body`` is the request's decoded JSON, ``field`` the error's JSON path.
+    """
+    m = _IN_QUESTION.match(field)
+    if m is None:
+        return reason
+    try:
+        content: Any = body["content"]  # type: ignore[index]
+        question = content["sections"][int(m[1])]["questions"][int(m[2])]
+    except (KeyError, IndexError, TypeError):
+        return reason
+    key = question.get("key") if isinstance(question, dict) else None
+    name = (
+        f"question {key!r}"
+        if isinstance(key, str) and key
+        else (f"question {int(m[2]) + 1} of section {int(m[1]) + 1} (it has no key)")
+    )
+    match m[3]:
+        case "type" if reason.startswith("Invalid value"):
+            reason = f"unknown type {question.get('type')!r}; one of {_TYPES}"
+        case "type":
+            reason = f"needs a type: one of {_TYPES}"
+        case "domain":
+            reason = domain_problem(question.get("domain")) or reason
+        case None:
+            pass
+        case attribute:
+            reason = f"{attribute}: {reason}"
+    return f"{name}: {reason}"
 
 
 def max_points(q: Question) -> float | None:

@@ -6,14 +6,16 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, get, patch, post
+from litestar import Request, Response, get, patch, post
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
+from litestar.utils.scope.state import ScopeState
 from msgspec import UNSET
 
 from inspections.audit.log import audit
 from inspections.checklists import queries as q
-from inspections.checklists.questions import Content, questions
+from inspections.checklists.questions import Content, name_the_question, questions
 from inspections.checklists.schemas import (
     Checklist,
     ChecklistCreate,
@@ -25,7 +27,15 @@ from inspections.checklists.schemas import (
 )
 from service.auth import Principal, require_roles
 from service.db import DB
-from service.errors import conflict, problem_responses, unprocessable
+from service.errors import (
+    FieldError,
+    ProblemBody,
+    conflict,
+    problem_response,
+    problem_responses,
+    unprocessable,
+    validation_problem,
+)
 from service.schema import Limit, decode_cursor, encode_cursor
 
 AuthedRequest = Request[Principal, Any, Any]
@@ -33,9 +43,25 @@ coordinator = [require_roles("coordinator")]
 readers = [require_roles("coordinator", "scrutiny_member")]
 
 
+def _name_questions(request: Request, exc: ValidationException) -> Response[ProblemBody]:
+    """A body that does not decode is a 422 whose reasons name each question by its key."""
+    problem = validation_problem(exc)
+    body = ScopeState.from_scope(request.scope).json  # the JSON Litestar decoded, if any
+    problem.errors = [
+        FieldError(e.field, name_the_question(body, e.field, e.reason)) for e in problem.errors
+    ]
+    if problem.errors:
+        problem.detail = "; ".join(f"{e.field}: {e.reason}" for e in problem.errors)
+    return problem_response(request, problem)
+
+
+names_questions = {ValidationException: _name_questions}
+
+
 @post(
     "/v1/checklists",
     guards=coordinator,
+    exception_handlers=names_questions,
     tags=["checklists"],
     summary="Create a checklist (as a draft)",
     responses=problem_responses(401, 403, 422),
@@ -117,6 +143,7 @@ async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db
 @patch(
     "/v1/checklists/{checklist_id:uuid}",
     guards=coordinator,
+    exception_handlers=names_questions,
     tags=["checklists"],
     summary="Edit the draft (editing a published checklist starts a new draft)",
     responses=problem_responses(401, 403, 404, 409, 422),
