@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
@@ -13,6 +18,8 @@ import msgspec
 from media.derive import Derivatives, make_derivatives
 from media.detect import ACCEPTED_TYPES_TEXT, HEAD_BYTES, MIME_TYPES, ImageRejected, detect_format
 from media.exif import PhotoMeta, read_metadata
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class Processed(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +44,41 @@ def process_photo(path: str, max_pixels: int) -> Processed:
     meta = read_metadata(path)
     derivatives = make_derivatives(path, max_pixels)
     return Processed(content_type=MIME_TYPES[fmt], meta=meta, derivatives=derivatives)
+
+
+def _init_worker() -> None:
+    """Runs first in each worker process."""
+    # Ctrl-C reaches the whole process group; only the app decides when its workers stop
+    # (closing the pool at shutdown), so a worker never dies with a KeyboardInterrupt trace.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent()
+    _lower_priority()
+
+
+def _end_with_parent() -> None:
+    # Ignoring SIGINT must not leave orphans: should the app die without closing the pool
+    # (SIGKILL), its end of this pipe closes and the worker exits too.
+    _kill_me_with_my_parent()
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def _kill_me_with_my_parent() -> None:
+    # Linux: the kernel SIGKILLs this worker when the process that forked it (the
+    # forkserver, which itself exits when the app does) dies, even while a decode holds
+    # the GIL and the watcher thread cannot run.
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _lower_priority() -> None:
@@ -67,7 +109,7 @@ class ImageWorkers:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_lower_priority,
+                initializer=_init_worker,
             )
         async with self._slots:
             loop = asyncio.get_running_loop()

@@ -17,6 +17,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.openapi.spec import (
+    Encoding,
+    Example,
     OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIType,
@@ -34,6 +36,7 @@ from inspections.visits.queries import DOOR_RULE, may_see_visit, visit_door, vis
 from inspections.visits.schemas import Visit
 from media import ingest, keys
 from media.schemas import (
+    UPLOAD_METADATA_EXAMPLE,
     Evidence,
     EvidenceMeta,
     Location,
@@ -85,6 +88,13 @@ class MultipartUploadOperation(Operation):
             description="Part 'metadata' (JSON, first) and part 'file' (the photo's bytes).",
             content={
                 "multipart/form-data": OpenAPIMediaType(
+                    examples={
+                        "photo": Example(
+                            summary="A photo with the phone\x27s location fix",
+                            value={"metadata": UPLOAD_METADATA_EXAMPLE, "file": "(the bytes)"},
+                        )
+                    },
+                    encoding={"metadata": Encoding(content_type="application/json")},
                     schema=Schema(
                         type=OpenAPIType.OBJECT,
                         required=["metadata", "file"],
@@ -95,7 +105,7 @@ class MultipartUploadOperation(Operation):
                             ),
                             "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
                         },
-                    )
+                    ),
                 )
             },
         )

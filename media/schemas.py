@@ -94,3 +94,18 @@ class Evidence(Body, kw_only=True):
 
 class DeleteRequest(Body, kw_only=True):
     reason: Annotated[str, Meta(min_length=1, max_length=1000)]
+
+
+# The 'metadata' part of the upload's example in the OpenAPI document (sent with a real
+# photo by tests/test_docs.py). The phone makes evidence_id; lat, lon and accuracy_m are its
+# own location fix, used when the photo carries no GPS position.
+UPLOAD_METADATA_EXAMPLE = {
+    "evidence_id": "0b9d5c1e-5a43-4b8e-9a57-3f0f4c1f2a10",
+    "visit_id": "7f3c2a9e-1d4b-4f6a-8c2e-5b9a0d1e2f34",
+    "question_key": "environment_clean",
+    "caption": "Corridor outside room 12",
+    "lat": 51.50741,
+    "lon": -0.12782,
+    "accuracy_m": 12,
+    "taken_at": "2026-03-02T10:20:00+00:00",
+}

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
@@ -24,21 +25,60 @@ from argon2 import PasswordHasher
 
 from service import db
 from service.auth import ROLES
+from service.devstack import ServeRecord, redact_dsn
 from service.settings import Settings
 
 DB_NAME = "coassess"
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _default_data_dir() -> Path:
+    return Path(Settings.from_env({}).data_dir)
+
+
+def find_data_dir(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Without DATA_DIR, a running serve's data folder (its embedded database) wins."""
+    if env.get("DATA_DIR") or settings.database_url:
+        return settings
+    serving = ServeRecord.running(_default_data_dir())
+    if serving is None:
+        return settings
+    if serving.database != "embedded":
+        raise SystemExit(
+            f"error: scripts/serve (pid {serving.pid}) uses DATABASE_URL {serving.database}; "
+            "set DATABASE_URL for this command too."
+        )
+    return msgspec.structs.replace(settings, data_dir=serving.data_dir)
+
+
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[str]:
-    """The DSN to use; starts the embedded cluster if DATABASE_URL is unset."""
+    """The DSN to use, said on stderr; starts the embedded cluster if DATABASE_URL is unset."""
     if settings.database_url:
+        _say(f"using DATABASE_URL {redact_dsn(settings.database_url)}")
         yield settings.database_url
         return
     from service.devstack import Postgres
 
     pg = Postgres(Path(settings.data_dir) / "pg")
     pg.start()
+    serving = ServeRecord.running(_default_data_dir())
+    ours = serving is not None and Path(serving.data_dir).absolute() == pg.data_dir.parent
+    if serving is not None and ours:
+        how = f"the one scripts/serve (pid {serving.pid}) uses"
+    elif pg.owns_server:
+        how = "started for this command and stopped after it"
+    else:
+        how = "already running"
+    _say(
+        f"using embedded PostgreSQL in {pg.data_dir} ({how}); "
+        "set DATA_DIR or DATABASE_URL to use another"
+    )
+    if serving is not None and not ours:
+        _say(f"note: scripts/serve (pid {serving.pid}) uses {serving.data_dir}, not this one")
     try:
         yield pg.ensure_database(DB_NAME)
     finally:
@@ -234,7 +274,15 @@ def serve(settings: Settings) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    record = ServeRecord(
+        pid=os.getpid(),
+        data_dir=str(data.absolute()),
+        database=redact_dsn(settings.database_url) if settings.database_url else "embedded",
+    )
     try:
+        # The first serve running on this checkout is the one the CLI finds (see README).
+        if ServeRecord.running(_default_data_dir()) is None:
+            record.write(_default_data_dir())
         if not settings.database_url:
             pg = Postgres(data / "pg")
             pg.start()
@@ -254,7 +302,7 @@ def serve(settings: Settings) -> int:
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"API:      {base}/v1\nOpenAPI:  {base}/schema/openapi.json\nDocs:     {base}/schema\n"
-            "Logs:     JSON lines on stderr; Ctrl-C stops everything.",
+            "Logs:     JSON lines on stderr; Ctrl-C stops everything.\n" + _next_commands(settings),
             flush=True,
         )
         server = subprocess.Popen(
@@ -273,6 +321,27 @@ def serve(settings: Settings) -> int:
                 server.kill()
         for svc in reversed(started):
             svc.stop()
+        record.remove(_default_data_dir())
+
+
+def _next_commands(settings: Settings) -> str:
+    """The README's first commands, exactly as this serve needs them (its DATA_DIR)."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    prefix = ""
+    if settings.database_url:
+        prefix = "DATABASE_URL=... "  # the same as serve's; never printed (it may hold a password)
+    elif os.environ.get("DATA_DIR"):
+        prefix = f"DATA_DIR={shlex.quote(os.environ['DATA_DIR'])} "
+    cli = f"{prefix}{shlex.quote(str(python))} -m service"
+    return (
+        "Next, in another terminal in this folder:\n"
+        f"  {cli} create-org --name 'Healthwatch Northshire'\n"
+        f"  {cli} create-user --org <ORG_ID> --email coord@example.org "
+        "--password 'a long passphrase' --role coordinator\n"
+        f"  {cli} seed-demo   # or: a demo organisation with data"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "serve":
         return serve(settings)
+    settings = find_data_dir(settings, os.environ)
     with database(settings) as dsn:
         if args.cmd == "migrate":
             _out({"applied": asyncio.run(db.migrate(dsn, _migrations()))})

@@ -11,10 +11,9 @@ from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from service import db, health
+from service import db, docs, health
 from service.errors import handle_exception
 from service.logs import configure_logging, request_id_middleware
 from service.pages import static_router, template_config
@@ -81,7 +80,9 @@ def create_app(settings: Settings) -> Litestar:
                 "Errors are application/problem+json (RFC 9457)."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            # Swagger UI from our own vendored copy: the docs work offline (service/docs.py).
+            render_plugins=[docs.SwaggerUI("/schema")],
+            openapi_router=docs.docs_router("/schema"),
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Postgres", "SeaweedFS", "free_port"]
+__all__ = ["Postgres", "SeaweedFS", "free_port", "ServeRecord", "redact_dsn"]
 
 POLL_INTERVAL = 0.1
 START_TIMEOUT = 60.0
@@ -163,6 +163,68 @@ def _pid_alive(pid: int) -> bool:
     return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+# --------------------------------------------------------------------------- serve's record
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, to print."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass
+class ServeRecord:
+    """What a running ``serve`` uses, written to ``<default data dir>/serve.json``.
+
+    The CLI run without DATA_DIR reads it, so it reaches the database of a serve started
+    with another DATA_DIR instead of quietly starting a second cluster in the default one.
+    """
+
+    pid: int
+    data_dir: str
+    database: str  # "embedded", or the redacted DATABASE_URL (never a password)
+
+    @staticmethod
+    def path(default_data_dir: Path) -> Path:
+        return Path(default_data_dir) / "serve.json"
+
+    def write(self, default_data_dir: Path) -> None:
+        path = self.path(default_data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def running(cls, default_data_dir: Path) -> ServeRecord | None:
+        """The record of a serve that is still running, else None."""
+        try:
+            data = json.loads(cls.path(default_data_dir).read_text())
+            record = cls(int(data["pid"]), str(data["data_dir"]), str(data["database"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not _pid_alive(record.pid):
+            return None
+        with contextlib.suppress(OSError):  # no procfs: trust the pid
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
+            if b"serve" not in cmdline:
+                return None  # the pid was recycled
+        return record
+
+    def remove(self, default_data_dir: Path) -> None:
+        """Forget this serve, unless another one has recorded itself since."""
+        path = self.path(default_data_dir)
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == self.pid:
+                path.unlink()
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -277,6 +339,11 @@ class Postgres:
         if self._bindir is None:
             self._bindir = find_pg_bindir()
         return self._bindir
+
+    @property
+    def owns_server(self) -> bool:
+        """True if start() started the server (stop() stops it); False if it was reused."""
+        return self._started
 
     def dsn(self, database: str = "postgres") -> str:
         if self.port is None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import asyncpg
+import httpx
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
@@ -18,6 +22,7 @@ from service.app import create_app
 from service.devstack import SeaweedFS
 from service.errors import handle_exception
 from service.logs import request_id_middleware
+from service.settings import Settings
 from tests.conftest import ROOT, make_settings
 from tests.helpers import PASSWORD, Api, assert_problem
 
@@ -215,3 +220,168 @@ async def test_cli_bootstraps_a_coordinator_who_can_sign_in(settings, client) ->
         text=True,
     )
     assert bad.returncode != 0 and "UUID" in bad.stderr
+
+
+def _cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a person typing the README's commands (no settings of ours)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATA_DIR")}
+    return {**env, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024", **extra}
+
+
+def test_cli_says_which_database_it_used(stack_dir, postgres, settings) -> None:  # type: ignore[no-untyped-def]
+    """DATA_DIR names the data folder whose embedded PostgreSQL the CLI uses, and it says so."""
+    run = subprocess.run(
+        [sys.executable, "-m", "service", "create-org", "--name", "Via DATA_DIR"],
+        env=_cli_env(DATA_DIR=str(stack_dir)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(run.stdout)["name"] == "Via DATA_DIR"
+    assert f"using embedded PostgreSQL in {stack_dir / 'pg'} (already running)" in run.stderr
+    assert postgres.owns_server  # the test cluster was reused, not stopped by the CLI
+    dsn = settings.database_url
+    run = subprocess.run(
+        [sys.executable, "-m", "service", "migrate"],
+        env=_cli_env(DATABASE_URL=dsn.replace("postgres@", "postgres:s3cret@")),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"using DATABASE_URL {dsn.replace('postgres@', 'postgres:***@')}" in run.stderr
+    assert "s3cret" not in run.stderr + run.stdout
+
+
+async def test_serve_is_what_the_cli_finds_and_ctrl_c_stops_it_quietly(  # type: ignore[no-untyped-def]
+    seaweed, tmp_path
+) -> None:
+    """The first hour: serve with its own DATA_DIR, the README's CLI commands without it,
+    sign in, a photo through the worker processes, then Ctrl-C: no traceback anywhere."""
+    from service.devstack import ServeRecord, free_port
+    from tests.test_evidence import GPS_PHOTO, Photos
+    from tests.test_visits import Scene
+
+    default_data = Path(Settings.from_env({}).data_dir)
+    other = ServeRecord.running(default_data)
+    assert other is None, f"stop the scripts/serve running on this checkout (pid {other.pid})"
+    data_dir, port = tmp_path / "data", free_port()
+    env = _cli_env(
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        S3_ENDPOINT_URL=seaweed.endpoint,
+        S3_BUCKET="coassess-test",
+        S3_ACCESS_KEY=seaweed.access_key,
+        S3_SECRET_KEY=seaweed.secret_key,
+        IMAGE_WORKERS="2",
+        LOG_LEVEL="WARNING",
+    )
+    serve = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )
+    try:
+        banner = await asyncio.to_thread(_read_until, serve, "seed-demo")
+        assert f"DATA_DIR={data_dir} .venv/bin/python -m service create-org" in banner
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(_wait_ready, serve, base)
+
+        # The README's commands, typed without DATA_DIR, reach serve's database.
+        def cli(*args: str) -> tuple[dict, str]:
+            out = subprocess.run(
+                [sys.executable, "-m", "service", *args],
+                env=_cli_env(),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return json.loads(out.stdout), out.stderr
+
+        org, said = await asyncio.to_thread(cli, "create-org", "--name", "Healthwatch Northshire")
+        assert f"using embedded PostgreSQL in {data_dir / 'pg'} (the one scripts/serve" in said
+        await asyncio.to_thread(
+            cli, "create-user", "--org", org["id"], "--email", "coord@example.org",
+            "--password", "a long passphrase", "--role", "coordinator",
+        )  # fmt: skip
+        async with httpx.AsyncClient(base_url=base) as http:
+            r = await http.post(
+                "/v1/auth/token",
+                json={
+                    "email": "coord@example.org",
+                    "password": "a long passphrase",
+                    "device": "laptop",
+                },
+            )
+            assert r.status_code == 200, r.text
+
+            # A photo, so that the image worker processes exist when Ctrl-C arrives.
+            dsn = banner.split("PostgreSQL (embedded): ")[1].split()[0]
+            conn = await asyncpg.connect(dsn)
+            try:
+                api = Api(http, conn)  # type: ignore[arg-type]
+                scene = await Scene(api).build()
+                visit = (await scene.visit()).json()
+                photos = Photos(api, scene, visit)
+                up = await photos.upload(await api.login(scene.ann), GPS_PHOTO.read_bytes())
+                assert up.status_code == 201, up.text
+            finally:
+                await conn.close()
+
+        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+        # A deadline only against a hang; it returns as soon as everything has stopped.
+        out, err = await asyncio.to_thread(serve.communicate, timeout=120)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert ServeRecord.running(default_data) is None  # the CLI no longer points at it
+    # Nothing it started outlives it (the photo workers, their fork server): wait for the
+    # condition, as the last of them exit just after serve itself.
+    assert await asyncio.to_thread(_group_ends, serve.pid), "processes of serve's group still run"
+
+
+def _read_until(proc: subprocess.Popen[str], text: str) -> str:
+    """serve's stdout up to the line containing ``text``, or its stderr if it died."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(
+        "serve ended early:\n" + "".join(seen) + (proc.stderr.read() if proc.stderr else "")
+    )
+
+
+def _group_ends(pgid: int) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _wait_ready(proc: subprocess.Popen[str], base: str) -> None:
+    # A condition, not a duration: until /ready answers (a deadline turns a hang into a failure).
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"serve did not become ready (exit code {proc.poll()})")

@@ -11,8 +11,9 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Request, Response, get, patch, put
+from litestar import Request, Response, get, params, patch, put
 from litestar.datastructures import State
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from inspections.audit.log import audit
@@ -32,6 +33,7 @@ from inspections.findings.queries import (
     visibility,
 )
 from inspections.findings.schemas import (
+    PUT_EXAMPLE,
     Accept,
     Decline,
     Finding,
@@ -145,7 +147,9 @@ async def _validate(
 async def put_finding(
     visit_id: FromPath[UUID],
     finding_id: FromPath[UUID],
-    data: JSONBody[FindingPut],
+    data: Annotated[
+        FindingPut, params.Body(examples=[Example(summary="A finding", value=PUT_EXAMPLE)])
+    ],
     request: AuthedRequest,
     db: DB,
     state: State,

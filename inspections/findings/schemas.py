@@ -239,3 +239,17 @@ class SummaryPage(Body, kw_only=True):
     period_from: dt.date
     period_to: dt.date
     items: list[ServiceSummary]
+
+
+# The request example of the phone's finding PUT in the OpenAPI document (sent to the real
+# endpoint by tests/test_docs.py). question_keys name questions of the visit's checklist
+# (here the starter care-home visit); evidence_ids name photos already uploaded.
+PUT_EXAMPLE = {
+    "title": "Call bells out of reach",
+    "description": "In three of the five rooms we saw, the call bell was behind the bed.",
+    "domain": "safety",
+    "question_keys": ["safety_call_bells_answered"],
+    "severity": "major",
+    "evidence_ids": [],
+    "recommendation": "Check that every resident can reach their call bell on each round.",
+}

@@ -10,14 +10,16 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Request, Response, get, put
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar import Request, Response, get, params, put
+from litestar.openapi.spec import Example
+from litestar.params import FromPath, HeaderParameter
 
 from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
 from inspections.checklists.questions import needs_photo, questions
 from inspections.submissions.schemas import (
+    PUT_EXAMPLE,
     AnswerOut,
     QuestionRow,
     Submission,
@@ -118,7 +120,12 @@ async def _write_answers(
 async def put_submission(
     visit_id: FromPath[UUID],
     submission_id: FromPath[UUID],
-    data: JSONBody[SubmissionPut],
+    data: Annotated[
+        SubmissionPut,
+        params.Body(
+            examples=[Example(summary="A draft: one answer of each type", value=PUT_EXAMPLE)]
+        ),
+    ],
     request: AuthedRequest,
     db: DB,
     if_match: Annotated[

@@ -70,3 +70,25 @@ class QuestionRow(Body, kw_only=True):
 class VisitSubmissions(Body, kw_only=True):
     submissions: list[Submission]
     side_by_side: list[QuestionRow]
+
+
+# The request example of the phone's PUT in the OpenAPI document: a draft of the starter
+# "care home visit" checklist with one answer of every question type (rating: a whole
+# number 1..n; pass_fail: pass, qualified_pass or fail; yes_no: true or false; choice: an
+# option's value, or a list of them when the question takes several; number; text) and
+# one N/A. tests/test_docs.py sends it to the real endpoint.
+PUT_EXAMPLE = {
+    "state": "draft",
+    "started_at": "2026-03-02T10:05:00+00:00",
+    "updated_at": "2026-03-02T10:41:00+00:00",
+    "device": "Ann's phone",
+    "answers": [
+        {"question_key": "dignity_privacy", "value": 3, "comment": "Doors closed for care"},
+        {"question_key": "environment_accessible", "value": "qualified_pass"},
+        {"question_key": "dignity_personal_appearance", "value": True},
+        {"question_key": "food_support_seen", "value": ["finger_food", "snacks_between_meals"]},
+        {"question_key": "safety_longest_call_bell_wait", "value": 4},
+        {"question_key": "overall_comments", "value": "A warm welcome; the garden was locked."},
+        {"question_key": "dignity_rooms_personalised", "na": True},
+    ],
+}

@@ -12,7 +12,7 @@ from litestar import MediaType, Request, get, patch, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Example, OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OAParameter
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response.base import ASGIResponse
@@ -24,6 +24,7 @@ from inspections.checklists.queries import version_in_org
 from inspections.services.queries import service_in_org
 from inspections.visits import queries as q
 from inspections.visits.schemas import (
+    BUNDLE_EXAMPLE,
     Bundle,
     BundleMember,
     BundleService,
@@ -321,7 +322,12 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
         )
     ],
     responses={
-        200: ResponseSpec(data_container=Bundle, description="The bundle", generate_examples=False),
+        200: ResponseSpec(
+            data_container=Bundle,
+            description="The bundle",
+            generate_examples=False,
+            examples=[Example(summary="A bundle (checklist shortened)", value=BUNDLE_EXAMPLE)],
+        ),
         304: ResponseSpec(
             data_container=None,
             description="Not modified: the copy is current",

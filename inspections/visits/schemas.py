@@ -126,3 +126,73 @@ class MyVisit(Body, kw_only=True):
 
 class MyVisitPage(Page[MyVisit]):
     """A page of my visits, soonest first."""
+
+
+# The bundle's response example in the OpenAPI document (tests/test_docs.py checks that it
+# has the real bundle's fields). A real checklist has many sections and questions. No null
+# values: the OpenAPI document would leave them out.
+BUNDLE_EXAMPLE = {
+    "visit": {
+        "id": "7f3c2a9e-1d4b-4f6a-8c2e-5b9a0d1e2f34",
+        "starts_at": "2026-03-02T10:00:00Z",
+        "ends_at": "2026-03-02T13:00:00Z",
+        "announced": True,
+        "status": "planned",
+    },
+    "service": {
+        "id": "2c8e4f6a-9b1d-4e3f-a5c7-d9e1f3a5b7c9",
+        "name": "Elm House",
+        "kind": "care_home",
+        "address": "1 Elm Road, Northshire",
+        "lat": 51.5074,
+        "lon": -0.1278,
+        "geofence_m": 150,
+    },
+    "checklist": {
+        "checklist_id": "5d7f9b1c-3e5a-4c7e-9a1b-3c5d7e9f1a2b",
+        "version": 1,
+        "title": "Care home visit",
+        "description": "What it is like to live here, seen with residents and their families.",
+        "service_kinds": ["care_home"],
+        "contributors": [{"name": "Northshire residents' relatives group", "role": "co-designers"}],
+        "content": {
+            "sections": [
+                {
+                    "title": "Dignity and respect",
+                    "questions": [
+                        {
+                            "type": "rating",
+                            "key": "dignity_privacy",
+                            "prompt": "Is residents' privacy respected?",
+                            "help": "Watch for knocking before entering and doors closed for care.",
+                            "easy_read": "Do staff keep people's private things private?",
+                            "domain": "dignity",
+                            "weight": 1.0,
+                            "required": True,
+                            "allow_na": False,
+                            "evidence": {"when": "points_at_or_below", "points": 2},
+                            "labels": ["Poor", "Needs improvement", "Good", "Excellent"],
+                        },
+                        {
+                            "type": "pass_fail",
+                            "key": "environment_clean",
+                            "prompt": "Are the areas you saw clean?",
+                            "help": "Floors, furniture, bathrooms; note any smell.",
+                            "easy_read": "Is it clean?",
+                            "domain": "environment",
+                            "weight": 1.0,
+                            "required": True,
+                            "allow_na": False,
+                            "evidence": {"when": "points_at_or_below", "points": 1},
+                        },
+                    ],
+                }
+            ]
+        },
+        "published_at": "2026-01-15T09:00:00Z",
+    },
+    "team": [
+        {"display_name": "Ann", "perspective": "citizen", "lead": True},
+        {"display_name": "Dr Pat", "perspective": "professional", "lead": False},
+    ],
+}
