@@ -7,12 +7,15 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+
+from service.errors import database_unavailable
 
 log = logging.getLogger("service.db")
 MIGRATION_LOCK = 7_341_202_611  # any constant; shared by every process migrating this database
@@ -41,14 +44,26 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute("rollback")
 
 
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    # The pool opens connections on demand (also after PostgreSQL restarted: a closed
+    # connection is replaced on its next acquire). Refused or timed out means the database
+    # is down, not a bug: 503 with Retry-After (service.errors).
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, TimeoutError) as exc:
+        raise database_unavailable() from exc
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        connect=_connect,
         init=_init_connection,
         reset=_reset,
         command_timeout=30,
+        timeout=10,  # to connect: an unreachable host answers 503 in seconds, not a minute
     )
 
 
@@ -56,10 +71,15 @@ async def provide_db(state: State, request: Request) -> AsyncGenerator[asyncpg.C
     """One connection per request inside a transaction: an exception rolls everything back.
 
     Reads (GET/HEAD) skip BEGIN/COMMIT, two round trips on the phone's hottest paths;
-    a read that records something (an audit row) does it in one statement.
+    a read that records something (an audit row) does it in one statement. A route (or
+    router) with ``opt={"db_transaction": False}`` opens its own transactions: sign-in
+    counts a failed attempt, which rolling back the request's transaction would forget.
+    A failure to connect or BEGIN is a 503 (service.errors.outage), never a 500.
     """
     async with state.pool.acquire() as conn:
-        if request.method in ("GET", "HEAD"):
+        if request.method in ("GET", "HEAD") or not request.route_handler.opt.get(
+            "db_transaction", True
+        ):
             yield conn
         else:
             async with conn.transaction():

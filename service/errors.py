@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import botocore.exceptions as boto
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -69,6 +71,55 @@ def conflict(detail: str, kind: str = "conflict") -> Problem:
 
 def unprocessable(detail: str, errors: list[FieldError] | None = None) -> Problem:
     return Problem(422, "validation", "Invalid request", detail, errors)
+
+
+class Unavailable(Problem):
+    """Something we depend on is down: 503 with Retry-After, which a phone reads as "try
+    later", never as a bug (500)."""
+
+    def __init__(self, what: str, retry_after_s: int) -> None:
+        super().__init__(
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            f"The service cannot reach {what} just now; try again in a little while.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.what = what
+
+
+def database_unavailable() -> Unavailable:
+    return Unavailable("the database", 5)  # a restart or failover takes seconds
+
+
+def storage_unavailable() -> Unavailable:
+    return Unavailable("photo storage", 30)
+
+
+def outage(exc: BaseException) -> Unavailable | None:
+    """The 503 for an exception that means a dependency is down, else None (a bug: 500)."""
+    pg = asyncpg.exceptions
+    if isinstance(
+        exc,
+        (
+            pg.PostgresConnectionError,  # ConnectionDoesNotExistError, failures to connect
+            pg.OperatorInterventionError,  # AdminShutdown, CrashShutdown, CannotConnectNow
+            pg.TooManyConnectionsError,
+        ),
+    ):
+        return database_unavailable()
+    # Other InterfaceErrors are misuse of a connection (bugs); "connection is closed" is not.
+    if isinstance(exc, pg.InterfaceError) and "closed" in str(exc):
+        return database_unavailable()
+    # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
+    if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
+        return storage_unavailable()
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status >= 500 or error.get("Code") in ("ServiceUnavailable", "SlowDown"):
+            return storage_unavailable()
+    return None
 
 
 def request_id_of(request: Request) -> str | None:
@@ -152,6 +203,15 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
         else:
             detail = exc.detail or title
         return problem_response(request, Problem(status, kind, title, detail, headers=headers))
+    down = outage(exc)
+    if down is not None:
+        log.warning(
+            "%s unavailable: %r",
+            down.what,
+            exc,
+            extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
+        )
+        return problem_response(request, down)
     log.exception(
         "unhandled error",
         extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
