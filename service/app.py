@@ -14,6 +14,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service import db, docs, health
+from service.bounds import TYPE_DECODERS, BoundedRequest, BoundsSchemaPlugin, refuse_nul_in_urls
 from service.errors import handle_exception
 from service.logs import configure_logging, request_id_middleware
 from service.pages import static_router, template_config
@@ -69,6 +70,11 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan, *wiring.LIFESPANS],
         dependencies={"db": Provide(db.provide_db)},
         exception_handlers={Exception: handle_exception},
+        # Bad input is refused before it reaches PostgreSQL or the maths (service/bounds.py).
+        request_class=BoundedRequest,
+        middleware=[refuse_nul_in_urls],
+        type_decoders=TYPE_DECODERS,
+        plugins=[BoundsSchemaPlugin()],
         on_app_init=[jwt_auth.on_app_init],
         request_max_body_size=settings.max_body_bytes,
         state=_state(settings, jwt_auth),

@@ -178,6 +178,16 @@ def _field_path(item: dict[str, Any], message: str) -> str:
     return key or "request"
 
 
+def _bad_value(exc: Exception) -> bool:
+    """A value PostgreSQL (or the driver) cannot take: class 22 errors, out-of-range params.
+
+    service/bounds.py refuses these at the edge; this is the last line for what it missed.
+    """
+    import asyncpg
+
+    return isinstance(exc, (asyncpg.DataError, asyncpg.exceptions._base.DataError))
+
+
 def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
     if isinstance(exc, Problem):
         return problem_response(request, exc)
@@ -212,6 +222,24 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
         )
         return problem_response(request, down)
+    if _bad_value(exc):
+        # Still the caller's input, so a 4xx; logged because service/bounds.py should have
+        # bounded it.
+        log.warning(
+            "unbounded input reached the database: %s",
+            exc,
+            extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
+        )
+        return problem_response(
+            request,
+            Problem(
+                422,
+                "invalid-value",
+                "Invalid value",
+                "A value in the request is out of range or not valid text, so it cannot be "
+                "stored or searched for.",
+            ),
+        )
     log.exception(
         "unhandled error",
         extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},

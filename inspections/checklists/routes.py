@@ -26,6 +26,7 @@ from inspections.checklists.schemas import (
     Published,
 )
 from service.auth import Principal, require_roles
+from service.bounds import Version
 from service.db import DB
 from service.errors import (
     FieldError,
@@ -231,7 +232,7 @@ async def publish_checklist(
     responses=problem_responses(401, 403, 404),
 )
 async def get_version(
-    checklist_id: FromPath[UUID], version: FromPath[int], request: AuthedRequest, db: DB
+    checklist_id: FromPath[UUID], version: Version, request: AuthedRequest, db: DB
 ) -> ChecklistVersion:
     return await q.version_in_org(db, request.user.organisation_id, checklist_id, version)
 

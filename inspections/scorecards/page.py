@@ -44,6 +44,7 @@ from inspections.scorecards.schemas import (
 )
 from inspections.wording import long_date, plural
 from service.auth import PUBLIC, authenticate
+from service.bounds import bounded_moment
 from service.db import DB
 from service.errors import Problem
 
@@ -611,12 +612,12 @@ def parse_when(value: str | None, *, end: bool) -> dt.datetime | None:
     value = value.strip()
     if len(value) == 10:
         d = dt.date.fromisoformat(value)
-        start = dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+        start = bounded_moment(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC))
         return start + dt.timedelta(days=1) if end else start
     t = dt.datetime.fromisoformat(value)
     if t.tzinfo is None:
         raise ValueError("a time needs its UTC offset")
-    return t
+    return bounded_moment(t)
 
 
 @get(

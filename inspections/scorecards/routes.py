@@ -27,6 +27,7 @@ from inspections.scorecards.schemas import (
 from inspections.services.queries import may_read, service_in_org
 from inspections.services.schemas import Kind
 from service.auth import Principal, require_roles
+from service.bounds import Moment
 from service.db import DB
 from service.errors import problem_responses, unprocessable
 from service.schema import Limit, decode_cursor, encode_cursor
@@ -175,8 +176,8 @@ async def get_scorecard(
     service_id: FromPath[UUID],
     request: AuthedRequest,
     db: DB,
-    period_from: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
-    period_to: Annotated[dt.datetime | None, QueryParameter(name="to")] = None,
+    period_from: Annotated[Moment | None, QueryParameter(name="from")] = None,
+    period_to: Annotated[Moment | None, QueryParameter(name="to")] = None,
 ) -> Scorecard:
     return await service_scorecard(db, request.user, service_id, period_from, period_to)
 
@@ -292,8 +293,8 @@ async def league_table(
     request: AuthedRequest,
     db: DB,
     kind: FromQuery[Kind],
-    period_from: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
-    period_to: Annotated[dt.datetime | None, QueryParameter(name="to")] = None,
+    period_from: Annotated[Moment | None, QueryParameter(name="from")] = None,
+    period_to: Annotated[Moment | None, QueryParameter(name="to")] = None,
     sort: FromQuery[SortKey] = "combined",
     descending: FromQuery[bool] = True,
     cursor: FromQuery[str | None] = None,

@@ -10,6 +10,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from inspections.scorecards.maths import Band, BandRule
+from service.bounds import Moment
 from service.schema import Body, Page
 
 Trend = Literal["up", "down", "steady"]
@@ -106,8 +107,8 @@ class Scorecard(Body, kw_only=True):
 
 
 class OverrideRequest(Body, kw_only=True):
-    period_from: dt.datetime
-    period_to: dt.datetime
+    period_from: Moment
+    period_to: Moment
     band: Band
     reason: Annotated[str, Meta(min_length=10, max_length=2000)]
 
