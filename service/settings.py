@@ -33,7 +33,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     password_reset_per_address_per_hour: int = 10
     # Request bodies above this are refused with 413 (photo routes set their own cap).
     max_body_bytes: int = 1_000_000
+    # Sign-in attempts, counted in PostgreSQL (every process shares them): per account and
+    # client address a minute, and per account from any address an hour (distributed guessing).
     signin_rate_per_minute: int = 10
+    signin_per_account_per_hour: int = 100
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -94,6 +94,7 @@ def make_settings(database_url: str, seaweed: SeaweedFS, **overrides: object) ->
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         signin_rate_per_minute=1000,
+        signin_per_account_per_hour=100_000,
         db_pool_min=1,
         db_pool_max=5,
         log_level="WARNING",

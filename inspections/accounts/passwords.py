@@ -3,7 +3,7 @@
 - Asking gives the same answer whether or not the address has an account (and an email
   only when it has an active one), so the form cannot be used to find out who is here.
 - Asking is rate limited per email address and per client address, with counters in
-  PostgreSQL shared by every process (``rate_limits``, fixed one-hour windows).
+  PostgreSQL shared by every process (``rate_limits``, one-hour windows; limits.py).
 - The link is single use and short lived (PASSWORD_RESET_TTL_MIN); only the token's
   SHA-256 is stored, and a newer request replaces older links.
 - Setting the new password revokes every device of the person: their refresh and access
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 from typing import Any, Literal
 
 import asyncpg
@@ -27,6 +26,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
+from inspections.accounts import limits
 from inspections.accounts import queries as q
 from inspections.accounts.mail import RESET_REQUESTED, enqueue_email, link_base, when
 from inspections.accounts.schemas import (
@@ -81,48 +81,31 @@ def name_errors(name: str, field: str = "display_name") -> list[FieldError]:
 # Rate limits.
 
 
-def _bucket(kind: str, value: str) -> str:
-    # Hashed: the table holds no addresses, of people with an account or without.
-    return f"password-reset:{kind}:" + hashlib.sha256(value.lower().encode()).hexdigest()
-
-
-async def _hit(db: asyncpg.Connection, bucket: str) -> tuple[int, int]:
-    """Count one request in this window; (hits so far, seconds until the window ends)."""
-    row = await db.fetchrow(
-        """insert into rate_limits as r (bucket, window_start, hits)
-           values ($1, to_timestamp(floor(extract(epoch from now()) / $2) * $2), 1)
-           on conflict (bucket, window_start) do update set hits = r.hits + 1
-           returning r.hits,
-                     ceil(extract(epoch from r.window_start) + $2
-                          - extract(epoch from now()))::int as retry_after""",
-        bucket,
-        WINDOW_S,
-    )
-    return row["hits"], max(1, row["retry_after"])
-
-
 async def check_rate(db: asyncpg.Connection, settings: Settings, email: str, client: str) -> None:
     """Raise 429 when this email or this client address has asked too often this hour."""
-    await db.execute("delete from rate_limits where window_start < now() - interval '1 day'")
-    limits = (
-        ("email", email, settings.password_reset_per_email_per_hour),
-        ("address", client, settings.password_reset_per_address_per_hour),
-    )
-    for kind, value, limit in limits:
-        hits, retry_after = await _hit(db, _bucket(kind, value))
-        if hits > limit:
-            raise Problem(
-                429,
-                "rate-limited",
-                "Too many requests",
-                "Too many password reset requests from here or for this email address; "
-                f"please try again in {max(1, round(retry_after / 60))} minutes.",
-                headers={"Retry-After": str(retry_after)},
-            )
+    try:
+        await limits.hit(
+            db,
+            [
+                limits.Limit(
+                    limits.bucket("password-reset:email", email),
+                    settings.password_reset_per_email_per_hour,
+                    WINDOW_S,
+                ),
+                limits.Limit(
+                    limits.bucket("password-reset:address", client),
+                    settings.password_reset_per_address_per_hour,
+                    WINDOW_S,
+                ),
+            ],
+        )
+    except limits.Exceeded as exc:
+        raise limits.too_many(
+            exc, "password reset requests from here or for this email address"
+        ) from None
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+client_address = limits.client_address
 
 
 # Asking for a link.

@@ -12,12 +12,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 
-from inspections.accounts import invites, pages, passwords
+from inspections.accounts import invites, limits, pages, passwords
 from inspections.accounts import queries as q
 from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import (
@@ -90,6 +89,11 @@ def _tokens(
     responses=problem_responses(400, 401, 403, 422, 429),
 )
 async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State) -> TokenPair:
+    # No request transaction here (see routers): the attempt is counted whatever happens.
+    try:
+        await limits.check_signin(db, state.settings, data.email, limits.client_address(request))
+    except limits.Exceeded as exc:
+        raise limits.too_many(exc, "sign-in attempts") from None
     user = await db.fetchrow(
         f"select {q.USER_COLS}, password_hash from users where lower(email) = lower($1)",
         data.email,
@@ -104,19 +108,20 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State
             "Account deactivated",
             "This account has been deactivated; ask your coordinator.",
         )
-    device_id, refresh = await q.create_device(
-        db, user, data.device, state.settings.refresh_token_ttl_days
-    )
-    await audit(
-        db,
-        request,
-        "auth.sign_in",
-        "device",
-        device_id,
-        {"device": data.device},
-        organisation_id=user["organisation_id"],
-        actor_id=user["id"],
-    )
+    async with db.transaction():
+        device_id, refresh = await q.create_device(
+            db, user, data.device, state.settings.refresh_token_ttl_days
+        )
+        await audit(
+            db,
+            request,
+            "auth.sign_in",
+            "device",
+            device_id,
+            {"device": data.device},
+            organisation_id=user["organisation_id"],
+            actor_id=user["id"],
+        )
     return _tokens(state, user["id"], device_id, refresh)
 
 
@@ -490,12 +495,10 @@ async def revoke_device(
 
 
 def routers(settings: Settings) -> list[Any]:
-    # Sign-in alone is rate limited (per client address), in its own router.
-    limiter = RateLimitConfig(rate_limit=("minute", settings.signin_rate_per_minute))
     return [
-        Router(
-            "/v1/auth", route_handlers=[sign_in], middleware=[limiter.middleware], tags=["auth"]
-        ),
+        # Sign-in counts its attempts in PostgreSQL (inspections/accounts/limits.py) outside
+        # any transaction, and opens its own for what it writes.
+        Router("/v1/auth", route_handlers=[sign_in], opt={"db_transaction": False}, tags=["auth"]),
         Router("/v1/auth", route_handlers=[refresh, logout], tags=["auth"]),
         create_invite,
         list_invites,

@@ -26,11 +26,10 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import TooManyRequestsException
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import Body, QueryParameter
 from litestar.security.jwt import Token
 
+from inspections.accounts import limits
 from inspections.accounts import queries as q
 from inspections.accounts.routes import BAD_SIGN_IN, _verify
 from inspections.audit.log import audit
@@ -250,6 +249,11 @@ async def signin_submit(data: SignInBody, request: Request, db: DB, state: State
         # site's choosing (login CSRF); SameSite cannot help before there is a cookie.
         return message_page(403, "Sign-in refused", "This form was sent from another website.")
     email, password = data.email.strip(), data.password
+    # No request transaction here (see routers): the attempt is counted whatever happens.
+    try:
+        await limits.check_signin(db, state.settings, email, limits.client_address(request))
+    except limits.Exceeded as exc:
+        return _too_many(exc)
     user = None
     if 0 < len(email) <= 320 and 0 < len(password) <= 256:
         user = await db.fetchrow(
@@ -268,19 +272,20 @@ async def signin_submit(data: SignInBody, request: Request, db: DB, state: State
             status=403,
         )
     settings: Settings = state.settings
-    device_id, _refresh = await q.create_device(
-        db, user, BROWSER_DEVICE, settings.refresh_token_ttl_days
-    )
-    await audit(
-        db,
-        request,
-        "auth.sign_in",
-        "device",
-        device_id,
-        {"device": BROWSER_DEVICE, "via": "sign-in page"},
-        organisation_id=user["organisation_id"],
-        actor_id=user["id"],
-    )
+    async with db.transaction():
+        device_id, _refresh = await q.create_device(
+            db, user, BROWSER_DEVICE, settings.refresh_token_ttl_days
+        )
+        await audit(
+            db,
+            request,
+            "auth.sign_in",
+            "device",
+            device_id,
+            {"device": BROWSER_DEVICE, "via": "sign-in page"},
+            organisation_id=user["organisation_id"],
+            actor_id=user["id"],
+        )
     token = issue_access_token(state.jwt_auth, user["id"], device_id)
     return redirect(
         safe_next(data.next), [session_cookie(request, token, settings.access_token_ttl_s)]
@@ -303,29 +308,27 @@ async def signout(request: Request, db: DB) -> Response[Any]:
     return redirect("/signin", [expired_session_cookie(request)])
 
 
-def _too_many(request: Request, exc: TooManyRequestsException) -> Response[str]:
+def _too_many(exc: limits.Exceeded) -> Response[str]:
+    minutes = max(1, round(exc.retry_after / 60))
     body = (
         "<h1>Too many sign-in attempts</h1>"
-        "<p>Please wait a minute, then try again.</p>"
+        f"<p>Please wait {minutes} minute{'s' if minutes > 1 else ''}, then try again.</p>"
         '<p><a href="/signin">Back to sign in</a></p>'
     )
     return html_response(
-        "Too many sign-in attempts", body, status=429, headers=dict(exc.headers or {})
+        "Too many sign-in attempts",
+        body,
+        status=429,
+        headers={"Retry-After": str(exc.retry_after)},
     )
 
 
 def routers(settings: Settings) -> list[Any]:
-    # The same limiter as POST /v1/auth/token: its counter is per client address and shared
-    # by every RateLimitMiddleware on the default store, so the form and the API together get
-    # SIGNIN_RATE_PER_MINUTE guesses a minute, not twice that.
-    limiter = RateLimitConfig(rate_limit=("minute", settings.signin_rate_per_minute))
     return [
-        Router(
-            "/",
-            route_handlers=[signin_submit],
-            middleware=[limiter.middleware],
-            exception_handlers={TooManyRequestsException: _too_many},
-        ),
+        # The same limits as POST /v1/auth/token, on the same counters in PostgreSQL (so the
+        # form and the API together get SIGNIN_RATE_PER_MINUTE guesses, not twice that),
+        # counted outside any transaction; the route opens its own for what it writes.
+        Router("/", route_handlers=[signin_submit], opt={"db_transaction": False}),
         signin_form,
         signout,
     ]
