@@ -330,8 +330,15 @@ async def test_serve_is_what_the_cli_finds_and_ctrl_c_stops_it_quietly(  # type:
                 scene = await Scene(api).build()
                 visit = (await scene.visit()).json()
                 photos = Photos(api, scene, visit)
-                up = await photos.upload(await api.login(scene.ann), GPS_PHOTO.read_bytes())
-                assert up.status_code == 201, up.text
+                ann = await api.login(scene.ann)
+                up = await photos.upload(ann, GPS_PHOTO.read_bytes())
+                assert up.status_code in (201, 202), up.text
+                # Processed by the workers (at once, or after a 202: until it is).
+                deadline = time.monotonic() + 120
+                while up.json()["status"] == "processing" and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)  # the poll's pace; the condition ends the wait
+                    up = await http.get(f"/v1/evidence/{up.json()['id']}", headers=ann)
+                assert up.json()["status"] == "ready", up.text
             finally:
                 await conn.close()
 
