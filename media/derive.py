@@ -113,6 +113,12 @@ def make_derivatives(
             # eXIf chunk after the pixel data.
             orientation = orientation_of(img)
             work, icc = _flatten(img)
+            # What JPEG's DCT scaling does, for the formats that cannot decode small (HEIC,
+            # PNG, WebP): an integer box reduction (a few ms) instead of a 12 MP Lanczos
+            # (hundreds), when it keeps at least DISPLAY_MIN_EDGE on the long edge.
+            factor = reduce_factor(work.width, work.height, min(display_edge, DISPLAY_MIN_EDGE))
+            if factor > 1:
+                work = work.reduce(factor)
             display_size = target_size(work.width, work.height, display_edge)
             if work.size != display_size:
                 work = work.resize(
@@ -140,6 +146,12 @@ def make_derivatives(
         source_format=source_format,
         source_size=(src_h, src_w) if swap else (src_w, src_h),
     )
+
+
+def reduce_factor(w: int, h: int, long_edge: int) -> int:
+    """The largest of 8, 4, 2 that leaves >= ``long_edge`` px on the long edge, else 1."""
+    long = max(w, h)
+    return next((f for f in (8, 4, 2) if long // f >= long_edge), 1)
 
 
 def draft_request(w: int, h: int, long_edge: int) -> tuple[int, int] | None:

@@ -1,8 +1,12 @@
-"""From a received file to stored evidence: check, derive, store objects, then the row.
+"""From a received file to stored evidence: check, store the original, queue, derive.
 
-Order matters for consistency: objects are written first and the row last (in the
-request's transaction), so a row is only ``ready`` when all its objects exist. A crash in
-between leaves objects without a row, which the sweeper removes.
+An upload is acknowledged once its original is stored: the cheap checks (``precheck``:
+format by content, pixel count from the header, the container's / markers' structure,
+EXIF) run first, then the original is written, then the row (``processing``) and its job
+(media/jobs.py) in one transaction. The full decode and the derivatives follow from the
+queue. Order matters for consistency: objects are written before the row that names them,
+so a crash in between leaves objects without a row, which the sweeper removes, and a row
+is only ``ready`` when all its objects exist.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,7 +25,16 @@ from litestar.datastructures import State
 
 from inspections.visits.schemas import Visit
 from media import keys
-from media.detect import HEAD_BYTES, MIME_TYPES, ImageRejected, detect_format
+from media.detect import (
+    ACCEPTED_TYPES_TEXT,
+    HEAD_BYTES,
+    MIME_TYPES,
+    ImageRejected,
+    detect_format,
+    heif_problem,
+    open_image,
+)
+from media.exif import PhotoMeta, read_metadata
 from media.geo import location_check, time_check
 from media.pipeline import Processed
 from media.schemas import EvidenceMeta
@@ -40,18 +54,104 @@ def rejected_problem(exc: ImageRejected) -> Problem:
     return Problem(exc.status, f"photo-{exc.kind}", titles[exc.kind], exc.detail)
 
 
-async def process(state: State, path: str) -> Processed:
+class Checked(msgspec.Struct, frozen=True, kw_only=True):
+    """What the checks before the acknowledgement learnt, without decoding a pixel."""
+
+    content_type: str
+    meta: PhotoMeta
+    width: int  # upright
+    height: int
+
+
+# JPEG frame headers (SOFn): every C0..CF but DHT (C4), JPG (C8) and DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_problem(data: bytes | memoryview) -> str | None:
+    """Why these JPEG bytes cannot hold a whole picture, or None (no pixel is decoded).
+
+    Walks the marker segments up to the first scan: each must fit in the file, a frame
+    header must come before the scan, and an end-of-image marker must follow the scan's
+    data (a file cut off in transit has none). What this cannot see (damaged entropy-coded
+    data, an EOI glued onto a cut file) the full decode finds later (``check_intact``).
+    """
+    data = bytes(data)
+    n, pos, frame = len(data), 2, False
+    if data[:2] != b"\xff\xd8":
+        return "no start-of-image marker"
+    while True:
+        if pos >= n or data[pos] != 0xFF:
+            return f"no marker at byte {pos}"
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            return "the headers are cut off"
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return "the image ends before its scan data"
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue  # no length field
+        if pos + 2 > n:
+            return "a segment header is cut off"
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > n:
+            return f"the segment at byte {pos - 2} runs past the end of the file"
+        frame = frame or marker in _SOF
+        if marker == 0xDA:
+            if not frame:
+                return "a scan before any frame header"
+            if data.rfind(b"\xff\xd9", pos + length) < 0:
+                return "no end-of-image marker after the scan data: the file is cut off"
+            return None
+        pos += length
+
+
+def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
+    """The checks worth making before acknowledging an upload (CPU-light; run in a thread).
+
+    Raises ImageRejected: not JPEG/PNG/WebP/HEIC (415), too many pixels by the header
+    (413), or a structure that cannot hold the whole picture (422): a JPEG's markers,
+    a HEIF container's boxes, item extents and NAL units, a PNG's chunks and CRCs.
+    """
+    data = Path(path).read_bytes()
+    fmt = detect_format(data[:HEAD_BYTES])
+    if fmt is None:
+        raise ImageRejected(
+            "unsupported-type",
+            f"This file is not a photo we can accept; send a {ACCEPTED_TYPES_TEXT} image.",
+        )
+    if fmt == "jpeg":
+        problem = jpeg_problem(data)
+    elif fmt == "heif":
+        problem = heif_problem(data)
+    else:
+        problem = None
+    if problem is not None:
+        raise ImageRejected(
+            "corrupt-image",
+            "The photo file is damaged or incomplete (the upload may have been cut off). "
+            "Please send it again.",
+        )
+    with open_image(path, max_pixels, verify=fmt == "png") as img:  # PNG: chunk CRCs only
+        meta = read_metadata(img)
+        w, h = img.size
+    if meta.orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return Checked(content_type=MIME_TYPES[fmt], meta=meta, width=w, height=h)
+
+
+async def checked(path: str | os.PathLike[str], max_pixels: int) -> Checked:
     try:
-        return await state.images.process(path, state.settings.max_photo_pixels)
+        return await asyncio.to_thread(precheck, path, max_pixels)
     except ImageRejected as exc:
         raise rejected_problem(exc) from None
 
 
 def conclusions(
-    settings: Settings, visit: Visit, service: Any, meta: EvidenceMeta, p: Processed
+    settings: Settings, visit: Visit, service: Any, meta: EvidenceMeta, m: PhotoMeta
 ) -> dict[str, Any]:
     """Where and when the photo was taken, and whether that fits the visit (pure)."""
-    m = p.meta
     if m.lat is not None and m.lon is not None:
         source, lat, lon, accuracy = "exif", m.lat, m.lon, m.h_error_m
     elif meta.lat is not None and meta.lon is not None:
@@ -99,44 +199,29 @@ def conclusions(
     }
 
 
-class StoredOriginal(msgspec.Struct, frozen=True):
-    key: str
-    created: bool  # False when the same bytes were already kept for this organisation
-
-
 async def store_original(
-    state: State, org: UUID, sha256: str, path: str | os.PathLike[str]
-) -> StoredOriginal:
-    """The original, byte for byte, under its content address (written once)."""
+    state: State, org: UUID, sha256: str, path: str | os.PathLike[str], content_type: str
+) -> str:
+    """The original, byte for byte, under its content address; returns its key.
+
+    No HEAD first: the same bytes under the same key are the same object, so writing them
+    again is harmless, and one request instead of two is what an upload's answer waits for.
+    """
     store = state.store
     key = keys.original_key(org, sha256)
 
-    def put() -> bool:
-        try:
-            store.client.head_object(Bucket=store.bucket, Key=key)
-            return False
-        except store.client.exceptions.ClientError:
-            pass
+    def put() -> None:
         with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-            f.seek(0)
-            fmt = detect_format(head)
             store.client.put_object(
                 Bucket=store.bucket,
                 Key=key,
                 Body=f,
-                ContentType=MIME_TYPES[fmt] if fmt else "application/octet-stream",
+                ContentType=content_type,
                 Metadata={"sha256": sha256},
             )
-        return True
 
-    return StoredOriginal(key, await asyncio.to_thread(put))
-
-
-async def undo_original(state: State, original: StoredOriginal) -> None:
-    if original.created:
-        store = state.store
-        await store.call("delete_object", Bucket=store.bucket, Key=original.key)
+    await asyncio.to_thread(put)
+    return key
 
 
 async def store_derivatives(
@@ -164,16 +249,6 @@ async def store_derivatives(
     return {"display_key": display, "thumb_key": thumb}
 
 
-async def store_objects(
-    state: State, org: UUID, evidence_id: UUID, sha256: str, path: str, p: Processed
-) -> dict[str, str]:
-    """Original and both derivatives; returns their keys."""
-    original, derived = await asyncio.gather(
-        store_original(state, org, sha256, path), store_derivatives(state, org, evidence_id, p)
-    )
-    return {"original_key": original.key, **derived}
-
-
 async def duplicate_in_visit(db: asyncpg.Connection, visit_id: UUID, sha: bytes) -> UUID | None:
     return await db.fetchval(
         """select id from evidence where visit_id = $1 and sha256 = $2
@@ -183,40 +258,56 @@ async def duplicate_in_visit(db: asyncpg.Connection, visit_id: UUID, sha: bytes)
     )
 
 
-def ready_fields(
-    p: Processed, sha256: str, size: int, object_keys: dict[str, str], facts: dict[str, Any]
+def stored_fields(
+    c: Checked, sha256: str, size: int, original_key: str, facts: dict[str, Any]
 ) -> dict[str, Any]:
-    w, h = p.derivatives.source_size
+    """The row of an acknowledged photo: stored, checked cheaply, queued for processing."""
     return {
-        "status": "ready",
+        "status": "processing",
         "sha256": bytes.fromhex(sha256),
         "size_bytes": size,
-        "content_type": p.content_type,
-        "width": w,
-        "height": h,
-        **object_keys,
+        "content_type": c.content_type,
+        "width": c.width,
+        "height": c.height,
+        "original_key": original_key,
         **facts,
     }
 
 
-async def insert_ready(
+async def insert_queued(
     db: asyncpg.Connection, base: dict[str, Any], fields: dict[str, Any]
 ) -> UUID | None:
-    """Insert the finished row; None when a racing twin (same id or same bytes) won."""
+    """Insert the row and its job (call in a transaction); None when a racing twin (same
+    id or same bytes) won."""
     row = {**base, **fields}
     cols = list(row)
-    return await db.fetchval(
+    inserted = await db.fetchval(
         f"""insert into evidence ({", ".join(cols)})
             values ({", ".join(f"${i}" for i in range(1, len(cols) + 1))})
             on conflict do nothing returning id""",
         *row.values(),
     )
+    if inserted is not None:
+        await db.execute("insert into evidence_jobs (evidence_id) values ($1)", inserted)
+    return inserted
 
 
-async def update_ready(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> None:
+async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> None:
+    """A presigned upload, completed: now stored and queued (call in a transaction)."""
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
     await db.execute(
         f"update evidence set {sets}, upload_key = null, updated_at = now() where id = $1",
         evidence_id,
         *fields.values(),
     )
+    await db.execute(
+        "insert into evidence_jobs (evidence_id) values ($1) on conflict do nothing", evidence_id
+    )
+
+
+async def queue_full(db: asyncpg.Connection, limit: int) -> int | None:
+    """How many photos wait when there are at least ``limit``, else None (bounded count)."""
+    n = await db.fetchval(
+        "select count(*) from (select 1 from evidence_jobs limit $1) j", max(limit, 1)
+    )
+    return n if n >= limit else None

@@ -1,4 +1,5 @@
-"""The media slice's share of the app's lifetime: image workers and the orphan sweeper."""
+"""The media slice's share of the app's lifetime: image workers, the photo processing
+queue's worker and the orphan sweeper."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from media.jobs import PhotoJobs
 from media.pipeline import ImageWorkers
 from media.sweep import sweep_forever
 
@@ -17,10 +19,14 @@ from media.sweep import sweep_forever
 async def media_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     settings = app.state.settings
     app.state.images = ImageWorkers(settings.image_workers)
+    app.state.photo_jobs = jobs = PhotoJobs(app)
+    if settings.photo_job_interval_s > 0:
+        jobs.start()
     sweeper = asyncio.create_task(sweep_forever(app)) if settings.sweep_interval_s > 0 else None
     try:
         yield
     finally:
+        await jobs.stop()
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import msgspec
 
@@ -113,7 +114,16 @@ class ImageWorkers:
             )
         async with self._slots:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, process_photo, path, max_pixels)
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(executor, process_photo, path, max_pixels)
+            except BrokenProcessPool:
+                # A worker died (OOM killer, kill -9): a broken pool refuses all further
+                # work, so the next photo gets a new one; the queue retries this one.
+                if self._executor is executor:
+                    self._executor = None
+                    executor.shutdown(wait=False, cancel_futures=True)
+                raise
 
     def close(self) -> None:
         if self._executor is not None:

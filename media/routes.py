@@ -9,6 +9,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -27,7 +28,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
@@ -200,7 +201,6 @@ async def may_read_evidence(db: asyncpg.Connection, user: Principal, row: Any) -
 
 # -- presenting evidence -----------------------------------------------------------------
 
-
 # What everyone but coordinators and the photographer learn of the distance from the service.
 DISTANCE_STEP_M = 100
 
@@ -282,6 +282,7 @@ async def present(
         location=location_seen_by(user, row),
         duplicate_of=duplicate_of,
         urls=urls,
+        poll=f"/v1/evidence/{row['id']}" if row["status"] == "processing" else None,
         created_at=row["created_at"],
     )
 
@@ -318,26 +319,68 @@ async def _existing(
 # -- routes ---------------------------------------------------------------------------------
 
 
+PROCESSING_NOTE = (
+    "A photo is answered 202 with status 'processing' as soon as its original is safely "
+    "stored and the checks that need no full decode have passed (the type by content, the "
+    "pixel count, the file's structure: JPEG markers, HEIC boxes and NAL units, PNG chunks); "
+    "the Location header (and 'poll') is where to GET it until status is 'ready' (with "
+    "derivative URLs) or 'rejected'. A photo rejected after the 202 (damage only a full "
+    "decode finds) has rejected_reason saying why, for the phone to show: send it again. "
+    "A photo that is 'processing' already counts for a final submission's evidence rules. "
+    "When too many photos wait to be processed, uploads get 503 with Retry-After: send the "
+    "same upload again then (same evidence_id)."
+)
+
+
+def queue_full_problem(waiting: int, workers: int) -> Problem:
+    # About one photo a second per image worker: come back when this backlog has gone.
+    retry_after = max(5, min(300, waiting // max(1, workers)))
+    return Problem(
+        503,
+        "photo-queue-full",
+        "Too many photos waiting",
+        f"{waiting} photos are waiting to be processed; send this one again in "
+        f"{retry_after} seconds (the phone keeps it until then).",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def accepted(ev: Evidence) -> Response[Evidence]:
+    """202 with where to poll, for a photo still processing; 200 otherwise."""
+    if ev.status != "processing":
+        return Response(ev, status_code=HTTP_200_OK)
+    return Response(ev, status_code=HTTP_202_ACCEPTED, headers={"Location": ev.poll or ""})
+
+
 @post(
     "/v1/evidence",
     tags=["evidence"],
     summary="Upload a photo (multipart: 'metadata' JSON part, then 'file')",
     description=(
         "Idempotent on metadata.evidence_id: the same id again returns the existing evidence "
-        "(200). The same bytes already in this visit return that evidence with duplicate_of. "
-        "The file is recognised by content (JPEG, PNG, WebP, HEIC); anything else, a damaged "
-        "or incomplete file (422 photo-corrupt-image: send it again) or too many pixels is "
-        "refused and leaves nothing behind. " + DOOR_RULE
+        "(200, or 202 while it is still processing). The same bytes already in this visit "
+        "return that evidence with duplicate_of. The file is recognised by content (JPEG, "
+        "PNG, WebP, HEIC); anything else, a damaged or incomplete file (422 "
+        "photo-corrupt-image: send it again) or too many pixels is refused and leaves "
+        "nothing behind. " + PROCESSING_NOTE + " " + DOOR_RULE
     ),
     request_max_body_size=None,  # capped while streaming, by MAX_PHOTO_BYTES
     operation_class=MultipartUploadOperation,
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    status_code=HTTP_202_ACCEPTED,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
 )
 async def upload_evidence(request: AuthedRequest, state: State) -> Response[Evidence]:
-    # No connection is held while the body arrives or the photo is processed: a phone on
+    # No connection is held while the body arrives or the photo is checked: a phone on
     # a slow network must not tie up the pool (and an open transaction) for minutes.
-    user = request.user
-    received = await receive(request, state.settings.max_photo_bytes)
+    user, settings = request.user, state.settings
+    # A long queue is refused before the body is read: the phone keeps the photo and
+    # sends it after Retry-After instead of waiting without end.
+    async with state.pool.acquire() as db:
+        waiting = await ingest.queue_full(db, settings.photo_queue_max)
+    if waiting is not None:
+        raise queue_full_problem(waiting, settings.image_workers)
+    received = await receive(request, settings.max_photo_bytes)
+    kept = False
     try:
         try:
             meta = _meta_decoder.decode(received.metadata)
@@ -351,57 +394,50 @@ async def upload_evidence(request: AuthedRequest, state: State) -> Response[Evid
         async with state.pool.acquire() as db:
             existing = await _existing(db, state, user, meta.evidence_id)
             if existing is not None:
-                return Response(existing, status_code=HTTP_200_OK)
+                return accepted(existing)
             visit = await visit_for_upload(db, user, meta)
             dup = await ingest.duplicate_in_visit(db, visit.id, sha)
             if dup is not None:
                 row = await db.fetchrow("select * from evidence where id = $1", dup)
                 return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
             service = await service_of(db, visit)
-        # The original's PUT runs while the photo is processed; refused photos undo it.
-        original = asyncio.create_task(
-            ingest.store_original(state, user.organisation_id, received.sha256, received.path)
+        checked = await ingest.checked(received.path, settings.max_photo_pixels)
+        original_key = await ingest.store_original(
+            state, user.organisation_id, received.sha256, received.path, checked.content_type
         )
-        try:
-            processed = await ingest.process(state, str(received.path))
-        except BaseException:
-            await ingest.undo_original(state, await original)
-            raise
-        facts = ingest.conclusions(state.settings, visit, service, meta, processed)
-        object_keys = {
-            **await ingest.store_derivatives(
-                state, user.organisation_id, meta.evidence_id, processed
-            ),
-            "original_key": (await original).key,
-        }
+        facts = ingest.conclusions(settings, visit, service, meta, checked.meta)
+        fields = ingest.stored_fields(checked, received.sha256, received.size, original_key, facts)
+        async with state.pool.acquire() as db, db.transaction():
+            inserted = await ingest.insert_queued(db, _base(meta, user, "processing"), fields)
+            if inserted is None:  # a racing twin of this upload finished first
+                existing = await _existing(db, state, user, meta.evidence_id)
+                if existing is not None:
+                    return accepted(existing)
+                dup = await ingest.duplicate_in_visit(db, visit.id, sha)
+                if dup is None:
+                    raise conflict("The same upload was being stored at the same moment; retry.")
+                row = await db.fetchrow("select * from evidence where id = $1", dup)
+                return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
+            await audit(
+                db,
+                request,
+                "evidence.upload",
+                "evidence",
+                meta.evidence_id,
+                {
+                    "visit_id": str(visit.id),
+                    "sha256": received.sha256,
+                    "location_check": facts["location_check"],
+                },
+            )
+            row = await db.fetchrow("select * from evidence where id = $1", meta.evidence_id)
+        # Committed: this process's worker may process it from the received file.
+        state.photo_jobs.keep(meta.evidence_id, received.path)
+        kept = True
     finally:
-        await asyncio.to_thread(received.discard)
-    fields = ingest.ready_fields(processed, received.sha256, received.size, object_keys, facts)
-    async with state.pool.acquire() as db, db.transaction():
-        inserted = await ingest.insert_ready(db, _base(meta, user, "ready"), fields)
-        if inserted is None:  # a racing twin of this upload finished first
-            existing = await _existing(db, state, user, meta.evidence_id)
-            if existing is not None:
-                return Response(existing, status_code=200)
-            dup = await ingest.duplicate_in_visit(db, visit.id, sha)
-            if dup is None:
-                raise conflict("The same upload was being stored at the same moment; retry.")
-            row = await db.fetchrow("select * from evidence where id = $1", dup)
-            return Response(await present(state, row, user, duplicate_of=dup), status_code=200)
-        await audit(
-            db,
-            request,
-            "evidence.upload",
-            "evidence",
-            meta.evidence_id,
-            {
-                "visit_id": str(visit.id),
-                "sha256": received.sha256,
-                "location_check": facts["location_check"],
-            },
-        )
-        row = await db.fetchrow("select * from evidence where id = $1", meta.evidence_id)
-    return Response(await present(state, row, user), status_code=201)
+        if not kept:
+            await asyncio.to_thread(received.discard)
+    return accepted(await present(state, row, user))
 
 
 @post(
@@ -474,12 +510,12 @@ async def start_upload(
 @post(
     "/v1/evidence/{evidence_id:uuid}/complete",
     tags=["evidence"],
-    status_code=HTTP_200_OK,
-    summary="The bytes are in the store: fetch, check and process them",
-    description="Idempotent: completing a ready upload again returns it. The door is "
-    "checked again here: an upload started while it was open but completed after it "
-    "closed is refused. " + DOOR_RULE,
-    responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+    status_code=HTTP_202_ACCEPTED,
+    summary="The bytes are in the store: check them and queue them for processing",
+    description="Idempotent: completing again returns the evidence as it is now (200 once "
+    "ready). The door is checked again here: an upload started while it was open but "
+    "completed after it closed is refused. " + PROCESSING_NOTE + " " + DOOR_RULE,
+    responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
 )
 async def complete_upload(
     evidence_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
@@ -494,7 +530,10 @@ async def complete_upload(
             raise Problem(
                 422, f"photo-{row['rejected_kind']}", "Photo refused", row["rejected_reason"]
             )
-        return Response(await present(state, row, user))
+        return accepted(await present(state, row, user))
+    waiting = await ingest.queue_full(db, settings.photo_queue_max)
+    if waiting is not None:
+        raise queue_full_problem(waiting, settings.image_workers)
     meta = EvidenceMeta(
         evidence_id=row["id"],
         visit_id=row["visit_id"],
@@ -508,6 +547,7 @@ async def complete_upload(
     )
     visit = await visit_for_upload(db, user, meta)
     path, size, sha = await _download(store, row["upload_key"], settings.max_photo_bytes)
+    kept = False
     try:
         dup = await ingest.duplicate_in_visit(db, visit.id, bytes.fromhex(sha))
         if dup is not None:
@@ -517,31 +557,35 @@ async def complete_upload(
             existing = await db.fetchrow("select * from evidence where id = $1", dup)
             return Response(await present(state, existing, user, duplicate_of=dup))
         try:
-            processed = await ingest.process(state, path)
+            checked = await ingest.checked(path, settings.max_photo_pixels)
         except Problem as exc:
             # Record why and drop the bytes, answering without raising so this commits.
             await _reject(db, request, store, row, exc.kind.removeprefix("photo-"), exc.detail)
             return problem_response(request, exc)  # type: ignore[return-value]
-        facts = ingest.conclusions(settings, visit, await service_of(db, visit), meta, processed)
-        object_keys = await ingest.store_objects(
-            state, user.organisation_id, evidence_id, sha, path, processed
+        original_key = await ingest.store_original(
+            state, user.organisation_id, sha, path, checked.content_type
         )
+        facts = ingest.conclusions(settings, visit, await service_of(db, visit), meta, checked.meta)
+        await ingest.update_queued(
+            db, evidence_id, ingest.stored_fields(checked, sha, size, original_key, facts)
+        )
+        await store.call("delete_object", Bucket=store.bucket, Key=row["upload_key"])
+        await audit(
+            db,
+            request,
+            "evidence.upload",
+            "evidence",
+            evidence_id,
+            {"visit_id": str(visit.id), "sha256": sha, "location_check": facts["location_check"]},
+        )
+        row = await db.fetchrow("select * from evidence where id = $1", evidence_id)
+        # The worker may take the downloaded copy once this request's transaction commits.
+        state.photo_jobs.keep(evidence_id, Path(path))
+        kept = True
     finally:
-        await asyncio.to_thread(_remove, path)
-    await ingest.update_ready(
-        db, evidence_id, ingest.ready_fields(processed, sha, size, object_keys, facts)
-    )
-    await store.call("delete_object", Bucket=store.bucket, Key=row["upload_key"])
-    await audit(
-        db,
-        request,
-        "evidence.upload",
-        "evidence",
-        evidence_id,
-        {"visit_id": str(visit.id), "sha256": sha, "location_check": facts["location_check"]},
-    )
-    row = await db.fetchrow("select * from evidence where id = $1", evidence_id)
-    return Response(await present(state, row, user))
+        if not kept:
+            await asyncio.to_thread(_remove, path)
+    return accepted(await present(state, row, user))
 
 
 async def _reject(

@@ -77,6 +77,8 @@ class Evidence(Body, kw_only=True):
     question_key: str | None
     caption: str | None
     uploaded_by: UUID
+    # processing: stored and queued (GET ``poll`` until ready); rejected: rejected_reason
+    # says why, for the phone to show (send the photo again).
     status: Literal["uploading", "processing", "ready", "rejected"]
     rejected_reason: str | None
     sha256: str | None
@@ -89,6 +91,7 @@ class Evidence(Body, kw_only=True):
     location: Location | None
     duplicate_of: UUID | None = None
     urls: Urls | None
+    poll: str | None = None  # while processing: where to GET this evidence again
     created_at: dt.datetime
 
 

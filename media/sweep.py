@@ -44,6 +44,9 @@ async def sweep(
                     where status in ('uploading', 'processing')
                       and greatest(updated_at, coalesce(upload_expires_at, updated_at))
                           < now() - $1::interval
+                      -- a queued photo is stored, not stuck (media/jobs.py)
+                      and not exists (select 1 from evidence_jobs j
+                                       where j.evidence_id = evidence.id)
                 returning id, organisation_id, upload_key""",
                 grace,
             )

@@ -43,7 +43,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Photo evidence.
     max_photo_bytes: int = 25_000_000
     max_photo_pixels: int = 50_000_000  # decompression bombs are refused above this
-    image_workers: int = 2  # processes decoding photos; uploads beyond this wait their turn
+    image_workers: int = 2  # processes decoding photos (per app process), fed by the queue
+    # Uploads are acknowledged (202) once the original is stored; the processing queue
+    # (media/jobs.py) does the rest. Above photo_queue_max queued photos, new uploads get
+    # 503 + Retry-After. A claimed job is claimed again after its lease (a crashed process).
+    photo_queue_max: int = 300
+    photo_job_interval_s: float = 5  # in-app worker: woken by each upload, polls this often
+    photo_job_lease_s: int = 120
+    photo_job_max_attempts: int = 5  # then the photo is marked rejected (kept, listed)
     evidence_url_ttl_s: int = 300  # presigned GETs of derivatives and originals
     upload_url_ttl_s: int = 3600  # presigned POSTs for direct-to-store uploads
     photo_time_tolerance_min: int = 60  # a photo this long before/after the visit is in time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -52,6 +53,36 @@ class Photos:
             },
         )
 
+    async def settled(self, headers: dict[str, str], r: httpx.Response) -> dict[str, Any]:
+        """The evidence an upload made, once processed: GET its poll link until it is no
+        longer 'processing' (a condition; the deadline only turns a hang into a failure)."""
+        return await settled(self.api, headers, r)
+
+    async def upload_ready(
+        self, headers: dict[str, str], content: bytes, **kw: Any
+    ) -> dict[str, Any]:
+        """Upload (202, acknowledged once stored) and wait until it is ready."""
+        r = await self.upload(headers, content, **kw)
+        assert r.status_code in (200, 202), r.text
+        ev = await self.settled(headers, r)
+        assert ev["status"] == "ready", ev
+        return ev
+
+
+async def settled(api: Api, headers: dict[str, str], r: httpx.Response) -> dict[str, Any]:
+    ev = r.json()
+    if ev["status"] != "processing":
+        return ev
+    if r.request.method == "POST":  # an upload's answer: 202 and where to poll
+        assert r.status_code == 202 and r.headers["location"] == ev["poll"], r.text
+    async with asyncio.timeout(120):
+        while True:
+            got = await api.client.get(ev["poll"], headers=headers)
+            assert got.status_code == 200, got.text
+            if got.json()["status"] != "processing":
+                return got.json()
+            await asyncio.sleep(0.05)  # between polls; the loop ends on the condition
+
 
 async def scene_with_visit(
     api: Api,
@@ -95,8 +126,11 @@ async def test_geotagged_photo_on_site_with_clean_derivatives_and_exact_original
     ann = await api.login(p.scene.ann)
     original = GPS_PHOTO.read_bytes()
     r = await p.upload(ann, original, caption="Corridor", lat=51.5, lon=-0.12)
-    assert r.status_code == 201, r.text
-    ev = r.json()
+    # Acknowledged once stored (202), with the checks already made; derivatives follow.
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "processing" and r.json()["urls"] is None
+    assert r.json()["location"]["check"] == "on_site"
+    ev = await p.settled(ann, r)
     assert ev["status"] == "ready" and ev["content_type"] == "image/jpeg"
     assert ev["sha256"] == hashlib.sha256(original).hexdigest()
     assert ev["size_bytes"] == len(original)
@@ -133,7 +167,7 @@ async def test_off_site_and_device_location_fallback(api: Api) -> None:
     plain = io.BytesIO()
     Image.open(GPS_PHOTO).save(plain, "PNG")
     r = await p.upload(ann, plain.getvalue(), lat=51.5075, lon=-0.1279, accuracy_m=10)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     loc = r.json()["location"]
     assert loc["source"] == "device" and loc["check"] == "on_site"
     assert r.json()["content_type"] == "image/png"
@@ -148,7 +182,8 @@ async def test_retries_never_duplicate_and_same_bytes_are_recognised(api: Api) -
     ann = await api.login(p.scene.ann)
     evidence_id = str(uuid.uuid4())
     first = await p.upload(ann, GPS_PHOTO.read_bytes(), evidence_id=evidence_id)
-    assert first.status_code == 201
+    assert first.status_code == 202
+    await p.settled(ann, first)
     keys_after_first = await bucket_keys(api, p.scene.org)
     again = await p.upload(ann, GPS_PHOTO.read_bytes(), evidence_id=evidence_id)
     assert again.status_code == 200 and again.json()["id"] == evidence_id
@@ -186,18 +221,13 @@ def _encoded(fmt: str) -> bytes:
     return buf.getvalue()
 
 
+# Refused before the 202 (no full decode needed): the type, the pixel count, structure.
 @pytest.mark.parametrize(
     ("make", "status", "kind"),
     [
         (lambda: b"Dear diary, today we visited Elm House.\n" * 50, 415, "photo-unsupported-type"),
         (lambda: GPS_PHOTO.read_bytes()[:60_000], 422, "photo-corrupt-image"),
         (lambda: _bomb_png(), 413, "photo-too-many-pixels"),
-        (
-            lambda: _ff_run((PHOTOS / "gps" / "DSCN0012.jpg").read_bytes()),
-            422,
-            "photo-corrupt-image",
-        ),
-        (lambda: _cut(GPS_PHOTO.read_bytes()) + b"\xff\xd9", 422, "photo-corrupt-image"),
         (lambda: _cut(_encoded("PNG")), 422, "photo-corrupt-image"),
         (lambda: _cut(_encoded("WEBP")), 422, "photo-corrupt-image"),
         (lambda: _cut(GRID_HEIC.read_bytes()), 422, "photo-corrupt-image"),
@@ -207,8 +237,6 @@ def _encoded(fmt: str) -> bytes:
         "text-named-jpg",
         "truncated-jpeg",
         "decompression-bomb",
-        "jpeg-ff-run-in-scan-data",
-        "jpeg-cut-then-eoi",
         "truncated-png",
         "truncated-webp",
         "truncated-grid-heic",
@@ -227,6 +255,36 @@ async def test_bad_files_are_refused_and_leave_nothing_behind(
     assert await bucket_keys(api, p.scene.org) == []
 
 
+# Damage only a full decode finds: acknowledged, then rejected with a reason the phone
+# reads when it polls (it still has the photo, and sends it again); no objects remain.
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _ff_run((PHOTOS / "gps" / "DSCN0012.jpg").read_bytes()),
+        lambda: _cut(GPS_PHOTO.read_bytes()) + b"\xff\xd9",
+    ],
+    ids=["jpeg-ff-run-in-scan-data", "jpeg-cut-then-eoi"],
+)
+async def test_damage_found_after_the_202_rejects_the_photo_with_a_reason(
+    api: Api, make: Any
+) -> None:
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    r = await p.upload(ann, make(), name="holiday.jpg")
+    assert r.status_code == 202, r.text
+    ev = await p.settled(ann, r)
+    assert ev["status"] == "rejected" and ev["urls"] is None
+    assert "damaged or incomplete" in ev["rejected_reason"]
+    assert "send it again" in ev["rejected_reason"]
+    assert await bucket_keys(api, p.scene.org) == []
+    assert await api.conn.fetchval("select count(*) from evidence_jobs") == 0
+    # The same evidence id sent again answers what became of it, never a second copy.
+    again = await p.upload(ann, make(), evidence_id=ev["id"])
+    assert again.status_code == 200 and again.json()["status"] == "rejected"
+    # Sent again whole, as a new photo: taken.
+    await p.upload_ready(ann, (PHOTOS / "gps" / "DSCN0012.jpg").read_bytes())
+
+
 async def test_every_real_camera_photo_is_accepted(api: Api) -> None:
     # The integrity checks must not refuse sound photos: the invalid/ ones have malformed
     # EXIF but whole pixels.
@@ -235,8 +293,8 @@ async def test_every_real_camera_photo_is_accepted(api: Api) -> None:
     photos = sorted(PHOTOS.glob("*/*.jpg")) + [GRID_HEIC]
     for photo in photos:
         r = await p.upload(ann, photo.read_bytes(), name=photo.name)
-        assert r.status_code in (200, 201), (photo.name, r.text)
-        assert r.json()["status"] == "ready"
+        assert r.status_code in (200, 202), (photo.name, r.text)
+        assert (await p.settled(ann, r))["status"] == "ready", photo.name
     distinct = {hashlib.sha256(photo.read_bytes()).digest() for photo in photos}
     assert await api.conn.fetchval("select count(*) from evidence") == len(distinct)
 
@@ -244,7 +302,7 @@ async def test_every_real_camera_photo_is_accepted(api: Api) -> None:
 async def test_who_may_add_and_see_evidence(api: Api) -> None:
     p = await scene_with_visit(api)
     ann = await api.login(p.scene.ann)
-    ev = (await p.upload(ann, GPS_PHOTO.read_bytes())).json()
+    ev = await p.upload_ready(ann, GPS_PHOTO.read_bytes())
     outsider = await api.login(await api.cleared_citizen(p.scene.org))
     assert_problem(await p.upload(outsider, GPS_PHOTO.read_bytes()), 403)
     assert_problem(await api.client.get(f"/v1/evidence/{ev['id']}", headers=outsider), 403)
@@ -287,10 +345,10 @@ async def test_presigned_upload_round_trip(api: Api) -> None:
         )
         assert sent.status_code in (200, 204), sent.text
     r = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
-    assert r.status_code == 200, r.text
-    ev = r.json()
-    assert ev["status"] == "ready" and ev["content_type"] == "image/jpeg"  # not text/plain
-    assert ev["location"]["check"] == "on_site"
+    assert r.status_code == 202, r.text
+    assert r.json()["content_type"] == "image/jpeg"  # not text/plain
+    ev = await p.settled(ann, r)
+    assert ev["status"] == "ready" and ev["location"]["check"] == "on_site"
     again = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
     assert again.status_code == 200 and again.json()["id"] == evidence_id
     keys = await bucket_keys(api, p.scene.org)
@@ -331,8 +389,9 @@ async def test_heic_from_a_phone(api: Api) -> None:
     buf = io.BytesIO()
     pillow_heif.from_pillow(src).save(buf, quality=80, exif=src.info["exif"])
     r = await p.upload(ann, buf.getvalue(), name="IMG_0001.HEIC")
-    assert r.status_code == 201, r.text
-    ev = r.json()
+    assert r.status_code == 202, r.text
+    ev = await p.settled(ann, r)
+    assert ev["status"] == "ready"
     assert ev["content_type"] in ("image/heic", "image/heif")
     assert ev["location"]["source"] == "exif" and ev["location"]["check"] == "on_site"
 
@@ -342,8 +401,9 @@ async def test_portrait_photo_comes_out_upright(api: Api) -> None:
     ann = await api.login(p.scene.ann)
     sigs = {}
     for n in (1, 6):
-        r = await p.upload(ann, (PHOTOS / "orientation" / f"portrait_{n}.jpg").read_bytes())
-        img = Image.open(io.BytesIO(await fetch(r.json()["urls"]["display"])))
+        ev = await p.upload_ready(ann, (PHOTOS / "orientation" / f"portrait_{n}.jpg").read_bytes())
+        assert ev["height"] > ev["width"]
+        img = Image.open(io.BytesIO(await fetch(ev["urls"]["display"])))
         assert img.height > img.width
         sigs[n] = list(img.convert("L").resize((16, 16)).tobytes())
     diff = sum(abs(a - b) for a, b in zip(sigs[1], sigs[6], strict=True)) / 256
@@ -379,7 +439,7 @@ async def test_final_submission_needs_the_photo_its_rule_requires(api: Api) -> N
     err = assert_problem(r, 422)["errors"][0]
     assert err["field"] == "$.answers[0]" and "'clean' needs a photo" in err["reason"]
     r = await p.upload(ann, GPS_PHOTO.read_bytes(), submission_id=sub, question_key="clean")
-    assert r.status_code == 201
+    assert r.status_code == 202
     assert (await api.client.put(url, headers=ann, json=body)).status_code == 201
     # A passing answer needs no photo.
     bob = await api.login(p.scene.bob)
@@ -394,7 +454,7 @@ async def test_final_submission_needs_the_photo_its_rule_requires(api: Api) -> N
 async def test_sweeper_removes_strays_and_stuck_uploads_only(api: Api, settings: Any) -> None:
     p = await scene_with_visit(api)
     ann = await api.login(p.scene.ann)
-    kept = (await p.upload(ann, GPS_PHOTO.read_bytes())).json()
+    kept = await p.upload_ready(ann, GPS_PHOTO.read_bytes())
     await api.client.post(
         "/v1/evidence/uploads",
         headers=ann,
@@ -492,19 +552,19 @@ async def test_the_teams_photos_and_findings_are_taken_until_the_door_closes(
     ann, pro = await api.login(s.ann), await api.login(s.pro)
     photos = [PHOTOS / "gps" / f"DSCN00{n}.jpg" for n in (12, 21, 25, 27)]
     if order == "photos-then-answers":
-        assert (await p.upload(ann, photos[0].read_bytes())).status_code == 201
+        await p.upload_ready(ann, photos[0].read_bytes())
     for who in (s.ann, s.bob, s.pro):  # the last member's final submission...
         await _final(api, p, who)
     v = (await api.client.get(f"/v1/visits/{p.visit['id']}", headers=s.coord)).json()
     assert v["status"] == "submitted" and v["closed_at"] is None
     # ...then the photos and findings the phone still had queued: all taken.
     if order == "answers-then-photos":
-        assert (await p.upload(ann, photos[0].read_bytes())).status_code == 201
-    r = await p.upload(pro, photos[1].read_bytes())
-    assert r.status_code == 201 and r.json()["status"] == "ready", r.text
+        await p.upload_ready(ann, photos[0].read_bytes())
+    await p.upload_ready(pro, photos[1].read_bytes())
     direct = await _presigned(api, p, pro, photos[2].read_bytes())
     r = await api.client.post(f"/v1/evidence/{direct}/complete", headers=pro)
-    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+    assert r.status_code == 202, r.text
+    assert (await p.settled(pro, r))["status"] == "ready"
     assert (await api.client.put(_finding_url(p), headers=pro, json=NAMES)).status_code == 201
     late = await _presigned(api, p, pro, photos[3].read_bytes())  # bytes in, not completed
 
@@ -531,7 +591,7 @@ async def test_sending_the_report_closes_the_door(api: Api) -> None:
     ann = await api.login(s.ann)
     for who in (s.ann, s.bob, s.pro):
         await _final(api, p, who)
-    assert (await p.upload(ann, GPS_PHOTO.read_bytes())).status_code == 201
+    assert (await p.upload(ann, GPS_PHOTO.read_bytes())).status_code == 202
     r = await api.client.put(
         f"/v1/visits/{p.visit['id']}/report", headers=s.coord, json={"summary": "Warm."}
     )

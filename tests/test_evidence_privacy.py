@@ -30,8 +30,9 @@ async def test_who_sees_where_a_photo_was_taken(api: Api) -> None:
     assert r.status_code == 200, r.text
     photos = Photos(api, f.s, f.visit)
     r = await photos.upload(f.ann, GPS_PHOTO.read_bytes(), lat=51.5, lon=-0.12, accuracy_m=8)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text  # stored; the location is checked before the answer
     ev = r.json()
+    assert (await photos.settled(f.ann, r))["status"] == "ready"  # before it is published
     # The uploader, in the upload's answer: exact, theirs.
     assert _exact(ev["location"]) and ev["location"]["check"] == "off_site"
     exact_distance = ev["location"]["distance_m"]

@@ -98,7 +98,7 @@ async def test_photo_storage_down_answers_503_and_the_rest_keeps_working(
     ann = await api.login(p.scene.ann)
     photo, other = GPS_PHOTO.read_bytes(), (GPS_PHOTO.parent / "DSCN0012.jpg").read_bytes()
     stored = await p.upload(ann, photo)
-    assert stored.status_code == 201, stored.text
+    assert stored.status_code == 202, stored.text
     evidence = stored.json()
 
     stack.s3.stop()

@@ -19,10 +19,7 @@ async def published(api: Api) -> tuple[Findings, dict, dict]:
     concern beside it; another visit's report still a draft."""
     f = await Findings(api).build()
     photos = Photos(api, f.s, f.visit)
-    r = await photos.upload(f.ann, GPS_PHOTO.read_bytes())
-    assert r.status_code in (200, 201), r.text
-    photo = r.json()
-    assert photo["status"] == "ready"
+    photo = await photos.upload_ready(f.ann, GPS_PHOTO.read_bytes())
     bells = (await f.raise_(f.ann, **{**CALL_BELLS, "evidence_ids": [photo["id"]]})).json()
     await f.raise_(f.bob, **NAMES)
     await f.raise_(f.pro, **GARDEN)
@@ -142,7 +139,7 @@ async def test_nothing_personal_or_safeguarding_in_any_public_output(api: Api) -
     # the published visit's door is closed).
     photos = Photos(api, f.s, (await f.s.visit()).json())
     other_photo = sorted((GPS_PHOTO.parent.parent / "orientation").glob("*.jpg"))[0]
-    loose = (await photos.upload(f.ann, other_photo.read_bytes())).json()
+    loose = await photos.upload_ready(f.ann, other_photo.read_bytes())
     assert loose["id"] != photo["id"]
     assert_problem(await anon.get(f"/public/evidence/{loose['id']}/display"), 404)
     # A photo also linked to the safeguarding concern stops being public.

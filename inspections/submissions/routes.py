@@ -296,7 +296,8 @@ async def _write_scores(
 async def _missing_photos(
     db: asyncpg.Connection, visit_id: UUID, submission_id: UUID, scored: list[ScoredAnswer]
 ) -> list[FieldError]:
-    """Evidence rules: a photo, uploaded for this submission and question, must be ready."""
+    """Evidence rules: a photo, uploaded for this submission and question, must be stored:
+    'processing' counts (its original is kept; only derivatives are still being made)."""
     needed = [s for s in scored if needs_photo(s.question, s.answer.value, s.answer.na)]
     if not needed:
         return []
@@ -304,7 +305,8 @@ async def _missing_photos(
         r["question_key"]
         for r in await db.fetch(
             """select question_key from evidence
-                where visit_id = $1 and submission_id = $2 and status = 'ready'
+                where visit_id = $1 and submission_id = $2
+                  and status in ('processing', 'ready')
                   and deleted_at is null and question_key = any($3::text[])""",
             visit_id,
             submission_id,
