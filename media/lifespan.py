@@ -13,11 +13,14 @@ from litestar import Litestar
 from media.jobs import PhotoJobs
 from media.pipeline import ImageWorkers
 from media.sweep import sweep_forever
+from media.upload import prepare_upload_dir, upload_dir
 
 
 @asynccontextmanager
 async def media_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     settings = app.state.settings
+    # What a crashed process left half-received (originals with GPS) goes at once.
+    await asyncio.to_thread(prepare_upload_dir, upload_dir(settings))
     app.state.images = ImageWorkers(settings.image_workers)
     app.state.photo_jobs = jobs = PhotoJobs(app)
     if settings.photo_job_interval_s > 0:

@@ -1,4 +1,5 @@
-"""Remove what an interrupted upload left behind: objects with no row, stuck rows.
+"""Remove what an interrupted upload left behind: objects with no row, stuck rows, and
+(in the app) temp files of dead processes or stalled uploads.
 
 Run by ``python -m service sweep-orphans`` and periodically inside the app; an advisory
 lock keeps two processes from sweeping at once. Anything younger than the grace period is
@@ -15,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from media.upload import remove_leftovers, upload_dir
 from service.storage import ObjectStore
 
 log = logging.getLogger("media.sweep")
@@ -99,6 +101,16 @@ async def sweep_forever(app: Any) -> None:
     settings = app.state.settings
     while True:
         await asyncio.sleep(settings.sweep_interval_s)
+        try:
+            # Temp files are per machine (no lock): those of dead processes, and uploads
+            # not written to for the grace period.
+            removed = await asyncio.to_thread(
+                remove_leftovers, upload_dir(settings), settings.sweep_grace_s
+            )
+            if removed:
+                log.info("removed stale upload files", extra={"files": removed})
+        except OSError:
+            log.exception("sweeping the upload folder failed")
         try:
             await sweep(
                 app.state.pool, app.state.store, dt.timedelta(seconds=settings.sweep_grace_s)

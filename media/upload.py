@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,88 @@ from litestar import Request
 from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
 
 from service.errors import Problem
+from service.settings import Settings
 
 MAX_METADATA_BYTES = 64 * 1024
+
+
+# Photos on their way in, named after the receiving process: evidence-<pid>-<random>.upload.
+_TEMP_NAME = re.compile(r"^evidence-(\d+)-[^/]*\.upload$")
+
+
+def upload_dir(settings: Settings) -> Path:
+    """Where photos are received: UPLOAD_TMP_DIR, or <tempdir>/coassess-uploads."""
+    return Path(settings.upload_tmp_dir or Path(tempfile.gettempdir()) / "coassess-uploads")
+
+
+def prepare_upload_dir(path: Path) -> int:
+    """Create the folder 0700 (originals carry GPS) and remove what dead processes left.
+
+    Run at each process's start: a crash (kill -9, OOM) skips every ``finally``, so its
+    files stay until someone removes them. Other processes of this app share the folder and
+    may be receiving right now, so only files of dead processes, and this process's own
+    (a reused pid: this process has received nothing yet), are removed. Returns how many.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise RuntimeError(
+            f"{path} belongs to another user; set UPLOAD_TMP_DIR to a folder of ours"
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return remove_leftovers(path, own=True)
+
+
+def remove_leftovers(path: Path, older_than_s: float | None = None, own: bool = False) -> int:
+    """Remove temp files whose process is dead (or is this one, with ``own``), and, with
+    ``older_than_s``, any not written to for that long (an upload that never ended)."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        try:
+            stale = (own and pid == os.getpid()) or not _alive(pid)
+            if not stale and older_than_s is not None:
+                stale = entry.stat().st_mtime < now - older_than_s
+            if stale:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue  # another process removed it first
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:  # a zombie (killed, not yet reaped) is dead too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def new_temp_file(directory: Path) -> tuple[int, Path]:
+    """An open file (fd, path) in ``directory``, named after this process."""
+    prefix = f"evidence-{os.getpid()}-"
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".upload", dir=directory)
+    except FileNotFoundError:  # the folder was removed under us (a tmp cleaner)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".upload", dir=directory)
+    return fd, Path(name)
 
 
 @dataclass
@@ -52,8 +134,7 @@ async def receive(request: Request, max_bytes: int) -> Received:
             "Unsupported media type",
             "Send the photo as multipart/form-data with a 'metadata' part and a 'file' part.",
         )
-    fd, name = tempfile.mkstemp(prefix="evidence-", suffix=".upload")
-    path = Path(name)
+    fd, path = new_temp_file(upload_dir(request.app.state.settings))
     sha, size, meta, part, seen = hashlib.sha256(), 0, bytearray(), None, set()
     try:
         with (

@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     site_timezone: str = "Europe/London"  # reads EXIF times that carry no UTC offset
     sweep_interval_s: int = 3600  # 0 disables the in-app orphan sweeper
     sweep_grace_s: int = 3600  # objects and stuck uploads younger than this are left alone
+    # Photos being received are written here (created 0700); unset: <tempdir>/coassess-uploads.
+    # One folder per machine: what a dead process left is removed at start and by the sweep.
+    upload_tmp_dir: str | None = None
     # Notifications. Email goes through this SMTP server; unset host: emails wait in the
     # outbox (nothing is lost) until one is configured.
     smtp_host: str | None = None
