@@ -233,6 +233,20 @@ async def test_extreme_dates_in_scorecard_periods_are_422_and_change_nothing(api
     assert await snapshot(api.conn) == before
 
 
+async def test_a_visit_window_outside_1900_2200_is_422(api: Api) -> None:
+    """Photo and clearance checks do arithmetic on the window: it must stay on the calendar."""
+    s = await Scene(api).build()
+    pro = s.team((s.pro, "professional"))
+    before = await snapshot(api.conn)
+    for starts, ends in (
+        ("0001-01-01T00:00:00Z", "0001-01-01T02:00:00Z"),
+        ("9999-12-31T20:00:00Z", "9999-12-31T23:59:59Z"),
+    ):
+        body = assert_problem(await s.visit(pro, starts_at=starts, ends_at=ends), 422)
+        assert body["errors"][0]["field"] == "$.starts_at" and "1900" in body["detail"]
+    assert await snapshot(api.conn) == before
+
+
 async def test_a_database_data_error_that_escapes_is_422_not_500(settings: Settings) -> None:
     """The last line (service/errors.py), on a route made for it: PostgreSQL refusing a
     value (class 22) and the driver refusing a number wider than int."""

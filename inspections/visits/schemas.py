@@ -9,6 +9,7 @@ from uuid import UUID
 from msgspec import UNSET, Meta, UnsetType
 
 from inspections.checklists.schemas import ChecklistVersion
+from service.bounds import Moment
 from service.schema import Body, Page
 
 Perspective = Literal["citizen", "professional"]
@@ -28,15 +29,15 @@ class VisitCreate(Body, kw_only=True):
     service_id: UUID
     checklist_id: UUID
     checklist_version: Annotated[int, Meta(ge=1)] | None = None  # default: the latest
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    starts_at: Moment
+    ends_at: Moment
     announced: bool = True
     team: Team
 
 
 class VisitPatch(Body, kw_only=True):
-    starts_at: dt.datetime | UnsetType = UNSET
-    ends_at: dt.datetime | UnsetType = UNSET
+    starts_at: Moment | UnsetType = UNSET
+    ends_at: Moment | UnsetType = UNSET
     announced: bool | UnsetType = UNSET
     team: Team | UnsetType = UNSET
 
