@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,6 +33,7 @@ import asyncpg
 from inspections.audit.log import record
 from media import ingest
 from media.detect import ImageRejected
+from media.upload import new_temp_file, upload_dir
 
 log = logging.getLogger("media.jobs")
 
@@ -178,10 +178,9 @@ class PhotoJobs:
         store = self.app.state.store
 
         def fetch() -> Path:
-            # Named like a received photo (evidence-<pid>-...), so that what a crash leaves
-            # is recognised as this process's.
-            fd, name = tempfile.mkstemp(prefix=f"evidence-{os.getpid()}-", suffix=".upload")
-            tmp = Path(name)
+            # Like a received photo (the app's folder, evidence-<pid>-...), so that what a
+            # crash leaves is removed at the next start or by the sweep.
+            fd, tmp = new_temp_file(upload_dir(self.app.state.settings))
             try:
                 with os.fdopen(fd, "wb") as out:
                     body = store.client.get_object(Bucket=store.bucket, Key=row["original_key"])

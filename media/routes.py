@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,7 +45,7 @@ from media.schemas import (
     UploadRequest,
     Urls,
 )
-from media.upload import receive
+from media.upload import new_temp_file, receive, upload_dir
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
@@ -546,7 +545,9 @@ async def complete_upload(
         taken_at=row["device_taken_at"],
     )
     visit = await visit_for_upload(db, user, meta)
-    path, size, sha = await _download(store, row["upload_key"], settings.max_photo_bytes)
+    path, size, sha = await _download(
+        store, row["upload_key"], settings.max_photo_bytes, upload_dir(settings)
+    )
     kept = False
     try:
         dup = await ingest.duplicate_in_visit(db, visit.id, bytes.fromhex(sha))
@@ -607,7 +608,7 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-async def _download(store: Any, key: str, max_bytes: int) -> tuple[str, int, str]:
+async def _download(store: Any, key: str, max_bytes: int, directory: Path) -> tuple[str, int, str]:
     """Fetch an uploaded object to a temp file under the size cap; its type is not trusted."""
 
     def fetch() -> tuple[str, int, str]:
@@ -628,7 +629,8 @@ async def _download(store: Any, key: str, max_bytes: int) -> tuple[str, int, str
                 "Photo too large",
                 f"The photo is larger than the {max_bytes / 1e6:.0f} MB limit.",
             )
-        fd, name = tempfile.mkstemp(prefix="evidence-", suffix=".upload")
+        fd, temp = new_temp_file(directory)  # the app's folder: a crash's leftovers are swept
+        name = str(temp)
         sha, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
