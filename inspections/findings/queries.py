@@ -7,6 +7,7 @@ must not learn that a safeguarding concern was raised about their service.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import zoneinfo
 from collections import defaultdict
 from typing import Any
@@ -15,7 +16,17 @@ from uuid import UUID
 import asyncpg
 
 from inspections.findings import rules
-from inspections.findings.schemas import ActionOut, Finding, FindingSettings, HistoryEntry
+from inspections.findings.schemas import (
+    Action,
+    ActionOut,
+    Comment,
+    Finding,
+    FindingPut,
+    FindingSettings,
+    HistoryEntry,
+    Report,
+)
+from inspections.idempotent import etag_of
 from inspections.org_settings import read_section
 from service.auth import Principal
 from service.errors import not_found
@@ -63,10 +74,6 @@ def visibility(caller: Principal) -> list[Any]:
         caller.has("citizen_inspector"),
         caller.has("service_manager"),
     ]
-
-
-def etag_of(body_hash: bytes) -> str:
-    return '"' + body_hash.hex()[:32] + '"'
 
 
 def today(timezone: str) -> dt.date:
@@ -188,3 +195,213 @@ async def check_evidence(
             or known[eid]["service_id"] != service_id
         )
     ]
+
+
+async def history(
+    db: asyncpg.Connection,
+    org: UUID,
+    finding_id: UUID,
+    kind: str,
+    from_status: str | None,
+    to_status: str,
+    actor: UUID | None,
+    role: str,
+    note: str = "",
+    evidence_ids: list[UUID] | None = None,
+    update_id: UUID | None = None,
+    body_hash: bytes | None = None,
+) -> None:
+    """One line of the finding's public history (who in role terms, when, what)."""
+    await db.execute(
+        """insert into finding_updates (id, organisation_id, finding_id, kind, from_status,
+               to_status, actor_id, actor_role, note, evidence_ids, body_hash)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        update_id or uuid.uuid4(),
+        org,
+        finding_id,
+        kind,
+        from_status,
+        to_status,
+        actor,
+        role,
+        note,
+        evidence_ids or [],
+        body_hash,
+    )
+
+
+async def stored_finding(db: asyncpg.Connection, finding_id: UUID) -> Any:
+    """The stored finding under a phone-made id and its report's status, locked (or None)."""
+    return await db.fetchrow(
+        """select f.visit_id, f.raised_by, f.severity, f.status, f.body_hash,
+                  r.status report_status
+             from findings f left join visit_reports r on r.visit_id = f.visit_id
+            where f.id = $1 for update of f""",
+        finding_id,
+    )
+
+
+async def report_status(db: asyncpg.Connection, visit_id: UUID) -> str | None:
+    return await db.fetchval("select status from visit_reports where visit_id = $1", visit_id)
+
+
+def _finding_fields(data: FindingPut, body_hash: bytes) -> list[Any]:
+    return [
+        data.title,
+        data.description,
+        data.domain,
+        data.question_keys,
+        data.severity,
+        data.evidence_ids,
+        data.recommendation,
+        body_hash,
+    ]
+
+
+async def insert_finding(
+    db: asyncpg.Connection,
+    finding_id: UUID,
+    caller: Principal,
+    visit_id: UUID,
+    service_id: UUID,
+    raised_as: str,
+    status: str,
+    data: FindingPut,
+    body_hash: bytes,
+) -> None:
+    await db.execute(
+        """insert into findings (id, organisation_id, visit_id, service_id, raised_by,
+               raised_as, status, title, description, domain, question_keys, severity,
+               evidence_ids, recommendation, body_hash)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+        finding_id,
+        caller.organisation_id,
+        visit_id,
+        service_id,
+        caller.user_id,
+        raised_as,
+        status,
+        *_finding_fields(data, body_hash),
+    )
+
+
+async def update_finding(
+    db: asyncpg.Connection, finding_id: UUID, data: FindingPut, body_hash: bytes
+) -> None:
+    """A changed finding; a draft becoming a safeguarding concern is raised at once."""
+    await db.execute(
+        """update findings set title = $2, description = $3, domain = $4,
+               question_keys = $5, severity = $6, evidence_ids = $7, recommendation = $8,
+               body_hash = $9, updated_at = now(),
+               status = case when $6 = 'safeguarding' and status = 'draft'
+                             then 'raised' else status end
+         where id = $1""",
+        finding_id,
+        *_finding_fields(data, body_hash),
+    )
+
+
+async def add_actions(
+    db: asyncpg.Connection, org: UUID, finding_id: UUID, actions: list[Action]
+) -> None:
+    """The action plan a manager accepts a recommendation with, numbered from 1."""
+    await db.execute(
+        """insert into finding_actions (organisation_id, finding_id, position, action,
+                                        owner, target_date)
+           select $1, $2, p, a, o, t
+             from unnest($3::int[], $4::text[], $5::text[], $6::date[]) as x(p, a, o, t)""",
+        org,
+        finding_id,
+        list(range(1, len(actions) + 1)),
+        [a.action for a in actions],
+        [a.owner for a in actions],
+        [a.target_date for a in actions],
+    )
+
+
+REPORT_SQL = """
+    select r.id, r.visit_id, r.service_id, s.name service_name, r.status, r.summary,
+           r.sent_at, r.published_at, r.published_on, r.organisation_id,
+           v.starts_at visit_starts_at
+      from visit_reports r join services s on s.id = r.service_id
+      join visits v on v.id = r.visit_id"""
+
+
+async def report_row(
+    db: asyncpg.Connection, caller: Principal, where: str, key: UUID, lock: bool = False
+) -> Any:
+    """The report if the caller may see it: coordinators; the visit's team; the service's
+    managers from the factual check on; scrutiny members once published."""
+    row = await db.fetchrow(
+        REPORT_SQL
+        + f" where {where} = $1 and r.organisation_id = $2"
+        + (" for update of r" if lock else ""),
+        key,
+        caller.organisation_id,
+    )
+    if row is None:
+        raise not_found("report")
+    if caller.has("coordinator"):
+        return row
+    on_team = await db.fetchval(
+        "select exists (select 1 from visit_members where visit_id = $1 and user_id = $2)",
+        row["visit_id"],
+        caller.user_id,
+    )
+    if on_team:
+        return row
+    if row["status"] != "draft" and caller.has("service_manager"):
+        if await manages(db, caller.user_id, row["service_id"]):
+            return row
+    if row["status"] == "published" and caller.has("scrutiny_member"):
+        return row
+    raise not_found("report")
+
+
+async def build_report(db: asyncpg.Connection, caller: Principal, row: Any, tz: str) -> Report:
+    findings = await db.fetch(
+        FINDING_SQL
+        + f" where {VISIBLE} and f.visit_id = $8 and f.severity <> 'safeguarding'"
+        + " order by f.created_at, f.id",
+        *visibility(caller),
+        row["visit_id"],
+    )
+    team = {
+        r["perspective"]: r["n"]
+        for r in await db.fetch(
+            """select perspective, count(*)::int n from visit_members where visit_id = $1
+                group by 1""",
+            row["visit_id"],
+        )
+    }
+    comments = []
+    if caller.has("coordinator") or row["status"] != "draft":
+        comments = [
+            Comment(
+                id=c["id"],
+                finding_id=c["finding_id"],
+                comment=c["comment"],
+                author_role="service manager",
+                created_at=c["created_at"],
+            )
+            for c in await db.fetch(
+                """select id, finding_id, comment, created_at from report_comments
+                    where report_id = $1 order by created_at, id""",
+                row["id"],
+            )
+        ]
+    return Report(
+        id=row["id"],
+        visit_id=row["visit_id"],
+        service_id=row["service_id"],
+        service_name=row["service_name"],
+        status=row["status"],
+        summary=row["summary"],
+        visit_date=row["visit_starts_at"].date(),
+        team={"citizen": team.get("citizen", 0), "professional": team.get("professional", 0)},
+        sent_at=row["sent_at"],
+        published_at=row["published_at"],
+        published_on=row["published_on"],
+        findings=await load_findings(db, list(findings), tz),
+        comments=comments,
+    )

@@ -142,6 +142,20 @@ def apply(
     raise AssertionError(f"unhandled update {update!r}")  # pragma: no cover
 
 
+def editable(
+    severity: str, status: str, report_status: str | None, coordinator: bool, door_open: bool
+) -> bool:
+    """Whether a stored finding may still change. The raiser (or a coordinator) may add to
+    a safeguarding concern at any time; other findings are the team's while the visit's
+    door is open (visits.queries.door_closed), and the coordinator's until the report is
+    published."""
+    if severity == "safeguarding":
+        return True
+    if status != "draft":
+        return False
+    return report_status in (None, "draft", "factual_check") if coordinator else door_open
+
+
 def is_overdue(status: str, due_on: dt.date | None, today: dt.date) -> bool:
     """A recommendation not answered by the end of its due date; derived, never stored."""
     return status == "open" and due_on is not None and today > due_on

@@ -22,6 +22,7 @@ from msgspec import UNSET
 from inspections.audit.log import audit
 from inspections.checklists.queries import version_in_org
 from inspections.services.queries import service_in_org
+from inspections.visits import operations
 from inspections.visits import queries as q
 from inspections.visits.schemas import (
     BUNDLE_EXAMPLE,
@@ -40,14 +41,7 @@ from inspections.visits.schemas import (
 )
 from service.auth import LOAD_CALLER, Principal, require_roles
 from service.db import DB
-from service.errors import (
-    FieldError,
-    conflict,
-    forbidden,
-    not_found,
-    problem_responses,
-    unprocessable,
-)
+from service.errors import conflict, forbidden, not_found, problem_responses, request_id_of
 from service.schema import Limit, decode_cursor, encode_cursor
 
 AuthedRequest = Request[Principal, Any, Any]
@@ -74,17 +68,6 @@ _encoder = msgspec.json.Encoder()
 coordinator = [require_roles("coordinator")]
 
 
-def _window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
-    errors = []
-    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
-        if value.tzinfo is None:
-            errors.append(FieldError(f"$.{name}", "needs a time zone offset (RFC 3339)"))
-    if not errors and ends_at <= starts_at:
-        errors.append(FieldError("$.ends_at", "must be after starts_at"))
-    if errors:
-        raise unprocessable("The visit window is not valid.", errors)
-
-
 @post(
     "/v1/visits",
     guards=coordinator,
@@ -93,57 +76,7 @@ def _window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
     responses=problem_responses(401, 403, 404, 422),
 )
 async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: DB) -> Visit:
-    _window(data.starts_at, data.ends_at)
-    service = await service_in_org(db, request.user, data.service_id)
-    checklist = await db.fetchrow(
-        """select latest_version, retired_at, service_kinds from checklists
-            where id = $1 and organisation_id = $2""",
-        data.checklist_id,
-        request.user.organisation_id,
-    )
-    if checklist is None:
-        raise not_found("checklist")
-    if checklist["retired_at"] is not None:
-        raise unprocessable("This checklist is retired and cannot be used for new visits.")
-    version = data.checklist_version or checklist["latest_version"]
-    if version < 1 or version > checklist["latest_version"]:
-        raise unprocessable(
-            "That checklist version is not published.",
-            [FieldError("$.checklist_version", "no such published version")],
-        )
-    if checklist["service_kinds"] and service.kind not in checklist["service_kinds"]:
-        raise unprocessable(
-            f"This checklist is for {', '.join(checklist['service_kinds'])}, not {service.kind}.",
-            [FieldError("$.checklist_id", "does not apply to this kind of service")],
-        )
-    await q.check_team(db, request.user, service.id, data.team, data.starts_at, data.ends_at)
-    visit_id = await db.fetchval(
-        """insert into visits (organisation_id, service_id, checklist_id, checklist_version,
-                               starts_at, ends_at, announced, created_by)
-           values ($1, $2, $3, $4, $5, $6, $7, $8) returning id""",
-        request.user.organisation_id,
-        service.id,
-        data.checklist_id,
-        version,
-        data.starts_at,
-        data.ends_at,
-        data.announced,
-        request.user.user_id,
-    )
-    await q.write_team(db, request.user, visit_id, data.team)
-    await audit(
-        db,
-        request,
-        "visit.create",
-        "visit",
-        visit_id,
-        {
-            "service_id": str(service.id),
-            "checklist_version": version,
-            "team": [str(m.user_id) for m in data.team],
-        },
-    )
-    return await q.visit_in_org(db, request.user, visit_id)
+    return await operations.create_visit(db, request.user, data, request_id=request_id_of(request))
 
 
 @get(
@@ -218,7 +151,7 @@ async def patch_visit(
         raise conflict(f"Only a planned visit can be changed; this one is {visit.status}.")
     starts = visit.starts_at if data.starts_at is UNSET else data.starts_at
     ends = visit.ends_at if data.ends_at is UNSET else data.ends_at
-    _window(starts, ends)
+    operations.check_window(starts, ends)
     if data.team is UNSET:
         from inspections.visits.schemas import TeamMemberIn
 
