@@ -45,13 +45,10 @@ async def _race(
         async with httpx.AsyncClient(base_url=base, timeout=120) as c:
             sent = [asyncio.ensure_future(c.put(u, headers=h, json=b)) for u, h, b in puts]
             # A condition, not a duration: every request is blocked inside the database.
-            while (
-                await watcher.fetchval(
-                    """select count(*) from pg_stat_activity
+            while await watcher.fetchval(
+                """select count(*) from pg_stat_activity
                         where datname = current_database() and wait_event_type = 'Lock'"""
-                )
-                < len(puts)
-            ):
+            ) < len(puts):
                 done = [f for f in sent if f.done()]
                 assert not done, [f.result().text for f in done]
                 await asyncio.sleep(0.01)
