@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from service.errors import database_unavailable
+from service.errors import database_down, database_unavailable
 
 log = logging.getLogger("service.db")
 MIGRATION_LOCK = 7_341_202_611  # any constant; shared by every process migrating this database
@@ -76,7 +76,8 @@ async def provide_db(state: State, request: Request) -> AsyncGenerator[asyncpg.C
     counts a failed attempt, which rolling back the request's transaction would forget.
     A failure to connect or BEGIN is a 503 (service.errors.outage), never a 500.
     """
-    async with state.pool.acquire() as conn:
+    conn = await state.pool.acquire()
+    try:
         if request.method in ("GET", "HEAD") or not request.route_handler.opt.get(
             "db_transaction", True
         ):
@@ -84,6 +85,27 @@ async def provide_db(state: State, request: Request) -> AsyncGenerator[asyncpg.C
         else:
             async with conn.transaction():
                 yield conn
+    except Exception as exc:
+        if database_down(exc):
+            await expire_after_outage(state.pool)
+        raise
+    finally:
+        try:
+            await state.pool.release(conn)
+        except asyncpg.InternalClientError:
+            # The server dropped it mid-request and asyncpg has already taken it back
+            # ("release() called on a free connection holder"): nothing to release.
+            log.info("connection already returned to the pool after it was lost")
+
+
+async def expire_after_outage(pool: asyncpg.Pool) -> None:
+    """Replace every pooled connection on its next use, this one before it is released.
+
+    After PostgreSQL went away a connection can look open yet be half-broken (asyncpg
+    may hand it out again before it notices, and the next query fails with "another
+    operation is in progress": a 500). Cheap: nothing is closed until it is next used.
+    """
+    await pool.expire_connections()
 
 
 def migration_files(directory: Path) -> list[tuple[int, str, str]]:

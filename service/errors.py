@@ -96,9 +96,11 @@ def storage_unavailable() -> Unavailable:
     return Unavailable("photo storage", 30)
 
 
-def outage(exc: BaseException) -> Unavailable | None:
-    """The 503 for an exception that means a dependency is down, else None (a bug: 500)."""
+def database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` means PostgreSQL is unreachable (not a bug in a query)."""
     pg = asyncpg.exceptions
+    if isinstance(exc, Unavailable):
+        return exc.what == "the database"
     if isinstance(
         exc,
         (
@@ -107,9 +109,18 @@ def outage(exc: BaseException) -> Unavailable | None:
             pg.TooManyConnectionsError,
         ),
     ):
-        return database_unavailable()
+        return True
+    # asyncpg's own state errors: seen on connections the server dropped mid-operation
+    # ("another operation (2) is in progress" on the next query).
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     # Other InterfaceErrors are misuse of a connection (bugs); "connection is closed" is not.
-    if isinstance(exc, pg.InterfaceError) and "closed" in str(exc):
+    return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
+
+
+def outage(exc: BaseException) -> Unavailable | None:
+    """The 503 for an exception that means a dependency is down, else None (a bug: 500)."""
+    if database_down(exc):
         return database_unavailable()
     # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
     if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
