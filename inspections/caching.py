@@ -30,6 +30,7 @@ from litestar import Litestar
 
 from service.auth import CachedToken
 from service.lru import LruCache
+from service.reader import Reader
 
 
 @asynccontextmanager
@@ -37,7 +38,12 @@ async def caches_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     state = app.state
     state.bundles = LruCache(256, 3600)
     state.bundle_not_modified = LruCache(10_000, 3600)
-    yield
+    # Not a cache: connections held for the caller loaders' one query (service/reader.py).
+    state.reader = Reader(state.pool, state.settings.db_pool_max // 4)
+    try:
+        yield
+    finally:
+        await state.reader.close()
 
 
 def evict_user(state: Any, user_id: UUID) -> None:

@@ -99,7 +99,8 @@ async def load_caller_and_stamps(
     if ids is None or visit_id is None:
         return None
     visit_id = visit_id if isinstance(visit_id, UUID) else UUID(str(visit_id))
-    row = await connection.app.state.pool.fetchrow(CALLER_STAMPS_SQL, *ids, visit_id)
+    # A held connection: no pool acquire/release on the phones' hottest path.
+    row = await connection.app.state.reader.fetchrow(CALLER_STAMPS_SQL, *ids, visit_id)
     if row is None:
         return None
     connection.state.bundle_stamps = (
