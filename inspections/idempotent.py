@@ -92,29 +92,36 @@ def decide(put: Put) -> Decision:
     return "overwrite"
 
 
-class Words(msgspec.Struct, frozen=True):
-    """What a slice's refusals say; their problem ``type``s are part of the API contract."""
+class Words(msgspec.Struct, frozen=True, kw_only=True):
+    """What a slice's refusals say; their problem ``type``s are part of the API contract.
+    What is left out is said in the one way findings have always said it."""
 
     noun: str  # "submission": "submission-id-taken", "This submission id is already in use."
     locked_kind: str
     locked_detail: str
-    required_detail: str  # 428
-    stale_kind: str  # 412
-    stale_title: str
-    stale_detail: str
+    required_detail: str | None = None  # 428
+    stale_kind: str = "stale"  # 412
+    stale_title: str = "Changed meanwhile"
+    stale_detail: str | None = None
 
 
 def refusal(decision: Decision, words: Words) -> Problem:
     """The problem+json for a refusing decision."""
+    noun = words.noun
     match decision:
         case "taken":
-            return conflict(f"This {words.noun} id is already in use.", f"{words.noun}-id-taken")
+            return conflict(f"This {noun} id is already in use.", f"{noun}-id-taken")
         case "locked":
             return conflict(words.locked_detail, words.locked_kind)
         case "precondition-required":
-            return Problem(428, "precondition-required", "If-Match required", words.required_detail)
+            detail = words.required_detail or f"Send If-Match with the {noun}'s ETag to change it."
+            return Problem(428, "precondition-required", "If-Match required", detail)
         case "stale":
-            return Problem(412, words.stale_kind, words.stale_title, words.stale_detail)
+            detail = (
+                words.stale_detail
+                or f"The {noun} changed since you read it; fetch it and try again."
+            )
+            return Problem(412, words.stale_kind, words.stale_title, detail)
     raise ValueError(f"{decision!r} is not a refusal")
 
 

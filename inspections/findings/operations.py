@@ -45,20 +45,10 @@ FINDING_WORDS = idempotent.Words(
     noun="finding",
     locked_kind="finding-locked",
     locked_detail="This finding's report has gone to the service; it can no longer change.",
-    required_detail="Send If-Match with the finding's ETag to change it.",
-    stale_kind="stale",
-    stale_title="Changed meanwhile",
-    stale_detail="The finding changed since you read it; fetch it and try again.",
 )
-# An update is history: once recorded under its id it never changes.
+# An update is history: once recorded under its id it never changes (nor takes If-Match).
 UPDATE_WORDS = idempotent.Words(
-    noun="update",
-    locked_kind="update-id-taken",
-    locked_detail="This update id is already in use.",
-    required_detail="",
-    stale_kind="",
-    stale_title="",
-    stale_detail="",
+    noun="update", locked_kind="update-id-taken", locked_detail="This update id is already in use."
 )
 
 

@@ -66,6 +66,18 @@ async def training_of(db: asyncpg.Connection, user_id: UUID) -> list[Training]:
     )
 
 
+def _columns(data: SubmissionPut, body_hash: bytes) -> list[Any]:
+    """state, body_hash, device, client_started_at, client_updated_at, and whether final."""
+    return [
+        data.state,
+        body_hash,
+        data.device,
+        data.started_at,
+        data.updated_at,
+        data.state == "final",
+    ]
+
+
 async def insert_submission(
     db: asyncpg.Connection,
     submission_id: UUID,
@@ -87,12 +99,7 @@ async def insert_submission(
         visit_id,
         user_id,
         perspective,
-        data.state,
-        body_hash,
-        data.device,
-        data.started_at,
-        data.updated_at,
-        data.state == "final",
+        *_columns(data, body_hash),
     )
     return inserted is not None
 
@@ -112,12 +119,7 @@ async def update_submission(
                   finalised_at = case when $7 then now() end
             where id = $1""",
         submission_id,
-        data.state,
-        body_hash,
-        data.device,
-        data.started_at,
-        data.updated_at,
-        data.state == "final",
+        *_columns(data, body_hash),
     )
 
 
