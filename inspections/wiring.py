@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar.security.jwt import JWTCookieAuth
-
 from inspections.accounts import routes as accounts
 from inspections.accounts import signin_page
 from inspections.accounts.queries import load_principal
@@ -26,7 +24,7 @@ from inspections.submissions import routes as submissions
 from inspections.visits import routes as visits
 from media import routes as evidence
 from media.lifespan import media_lifespan
-from service.auth import make_jwt_auth
+from service.auth import TokenAuth, make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,7 +33,7 @@ LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan, reminders_
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$", "^/public/", "^/v1/public/", "^/open311/"]
 
 
-def make_auth(settings: Settings) -> JWTCookieAuth:
+def make_auth(settings: Settings) -> TokenAuth:
     assert settings.jwt_secret
     return make_jwt_auth(
         settings.jwt_secret, settings.access_token_ttl_s, load_principal, PUBLIC_PATHS

@@ -14,11 +14,13 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service import db, docs, health
+from service.auth import TokenAuth
 from service.bounds import TYPE_DECODERS, BoundedRequest, BoundsSchemaPlugin, refuse_nul_in_urls
 from service.errors import handle_exception
 from service.logs import configure_logging, request_id_middleware
 from service.pages import static_router, template_config
 from service.settings import Settings
+from service.state import AppState, app_state
 from service.storage import ObjectStore
 
 log = logging.getLogger("service.app")
@@ -36,10 +38,11 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         await db.migrate(settings.database_url, wiring.MIGRATIONS)
-        app.state.pool = await db.create_pool(
+        state = app_state(app)
+        state.pool = await db.create_pool(
             settings.database_url, settings.db_pool_min, settings.db_pool_max
         )
-        app.state.store = ObjectStore(
+        state.store = ObjectStore(
             settings.s3_endpoint_url,
             settings.s3_bucket,
             settings.s3_region,
@@ -53,8 +56,8 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
-            await app.state.pool.close()
-            app.state.store.close()
+            await state.pool.close()
+            state.store.close()
 
     configure_logging(settings.log_level)
     app = Litestar(
@@ -104,10 +107,8 @@ def create_app(settings: Settings) -> Litestar:
     return app
 
 
-def _state(settings: Settings, jwt_auth: object) -> dict[str, object]:
-    from litestar.datastructures import State
-
-    return State(
+def _state(settings: Settings, jwt_auth: TokenAuth) -> AppState:
+    return AppState(
         {
             "settings": settings,
             "jwt_auth": jwt_auth,

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
+from litestar import Request
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
@@ -54,6 +55,9 @@ class Principal(msgspec.Struct, frozen=True):
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
 
+
+# The request of a route behind authentication: ``request.user`` is the caller.
+AuthedRequest = Request[Principal, Any, Any]
 
 # Spread into a route decorator to make it public (and say so truthfully in OpenAPI).
 PUBLIC: dict[str, Any] = {"opt": {"public": True}, "security": [{}]}

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -25,6 +25,15 @@ _json_enc = msgspec.json.Encoder()
 
 # How a route asks for its transaction-scoped connection: ``db: DB``.
 DB = NamedDependency[asyncpg.Connection]
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def from_row(cls: type[S], row: Any) -> S:
+    """The one way a row becomes a Struct: its columns named like the Struct's fields
+    (a field the query did not select keeps its default). No conversion: the driver's
+    types already are the fields' types."""
+    return cls(**{f: row[f] for f in cls.__struct_fields__ if f in row})
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -39,8 +39,13 @@ class ProblemBody(msgspec.Struct, omit_defaults=True):
     request_id: str | None = None
 
 
-class Problem(Exception):
-    """Raise to answer with problem+json. ``kind`` becomes the stable ``type`` URI."""
+class DomainError(Exception):
+    """The one base of every error this API answers on purpose; ``handle_exception`` maps
+    it (and only it) to problem+json. ``kind`` becomes the stable ``type`` URI.
+
+    Raise a subclass (``NotFound``, ``Forbidden``, ``Conflict``, ``Invalid``, ``Refused``,
+    ``Unavailable``) or this base for a one-off status.
+    """
 
     def __init__(
         self,
@@ -57,23 +62,55 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
-def not_found(what: str) -> Problem:
-    return Problem(404, "not-found", "Not found", f"No such {what}.")
+# The earlier name, kept so every ``raise Problem(...)`` keeps working.
+Problem = DomainError
 
 
-def forbidden(detail: str) -> Problem:
-    return Problem(403, "forbidden", "Forbidden", detail)
+class NotFound(DomainError):
+    def __init__(self, what: str) -> None:
+        super().__init__(404, "not-found", "Not found", f"No such {what}.")
 
 
-def conflict(detail: str, kind: str = "conflict") -> Problem:
-    return Problem(409, kind, "Conflict", detail)
+class Forbidden(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, "forbidden", "Forbidden", detail)
 
 
-def unprocessable(detail: str, errors: list[FieldError] | None = None) -> Problem:
-    return Problem(422, "validation", "Invalid request", detail, errors)
+class Conflict(DomainError):
+    def __init__(self, detail: str, kind: str = "conflict") -> None:
+        super().__init__(409, kind, "Conflict", detail)
 
 
-class Unavailable(Problem):
+class Invalid(DomainError):
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(422, "validation", "Invalid request", detail, errors)
+
+
+class Refused(DomainError):
+    """A domain rule said no (403, 409 or 422): ``kind`` names the rule. Pure rule modules
+    raise it directly, so no caller translates their errors by hand."""
+
+    def __init__(self, status: int, kind: str, detail: str, title: str = "Not possible") -> None:
+        super().__init__(status, kind, title, detail)
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound(what)
+
+
+def forbidden(detail: str) -> Forbidden:
+    return Forbidden(detail)
+
+
+def conflict(detail: str, kind: str = "conflict") -> Conflict:
+    return Conflict(detail, kind)
+
+
+def unprocessable(detail: str, errors: list[FieldError] | None = None) -> Invalid:
+    return Invalid(detail, errors)
+
+
+class Unavailable(DomainError):
     """Something we depend on is down: 503 with Retry-After, which a phone reads as "try
     later", never as a bug (500)."""
 
@@ -137,7 +174,7 @@ def request_id_of(request: Request) -> str | None:
     return request.scope.get("state", {}).get("request_id")
 
 
-def problem_response(request: Request, p: Problem) -> Response[ProblemBody]:
+def problem_response(request: Request, p: DomainError) -> Response[ProblemBody]:
     body = ProblemBody(
         type=TYPE_BASE + p.kind,
         title=p.title,
@@ -162,7 +199,7 @@ _TITLES = {
 }
 
 
-def validation_problem(exc: ValidationException) -> Problem:
+def validation_problem(exc: ValidationException) -> DomainError:
     """Litestar reports msgspec decode errors as a list of {message, key, source}."""
     errors: list[FieldError] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -170,11 +207,11 @@ def validation_problem(exc: ValidationException) -> Problem:
             message = str(item.get("message", "invalid"))
             errors.append(FieldError(field=_field_path(item, message), reason=message))
     if not errors and "malformed" in str(exc.detail).lower():
-        return Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+        return DomainError(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
     if any("malformed" in e.reason.lower() for e in errors):
-        return Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+        return DomainError(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors) or str(exc.detail)
-    return Problem(422, "validation", "Invalid request", detail, errors)
+    return DomainError(422, "validation", "Invalid request", detail, errors)
 
 
 def _field_path(item: dict[str, Any], message: str) -> str:
@@ -200,7 +237,7 @@ def _bad_value(exc: Exception) -> bool:
 
 
 def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
-    if isinstance(exc, Problem):
+    if isinstance(exc, DomainError):
         return problem_response(request, exc)
     if isinstance(exc, ValidationException):
         return problem_response(request, validation_problem(exc))
@@ -223,7 +260,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             detail = "The request body is larger than this endpoint accepts."
         else:
             detail = exc.detail or title
-        return problem_response(request, Problem(status, kind, title, detail, headers=headers))
+        return problem_response(request, DomainError(status, kind, title, detail, headers=headers))
     down = outage(exc)
     if down is not None:
         log.warning(
@@ -243,7 +280,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
         )
         return problem_response(
             request,
-            Problem(
+            DomainError(
                 422,
                 "invalid-value",
                 "Invalid value",
@@ -257,7 +294,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
     )
     return problem_response(
         request,
-        Problem(
+        DomainError(
             500,
             "internal",
             "Internal error",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -62,6 +63,35 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
         raise Problem(
             400, "bad-cursor", "Invalid cursor", "The cursor is not one this API issued."
         ) from None
+
+
+def cursor_after(cursor: str | None, *types: type) -> tuple[Any, ...]:
+    """The sort key a list's ``cursor`` names, or all None for the first page.
+
+    Queries compare with ``($n::type is null or (key...) > ($n, ...))``.
+    """
+    return decode_cursor(cursor, *types) if cursor else (None,) * len(types)
+
+
+R = TypeVar("R", bound=Mapping[str, Any])
+
+
+def page_of(rows: Sequence[R], limit: int, *key: str) -> tuple[Sequence[R], str | None]:
+    """Keyset pagination's tail: the query fetched ``limit + 1`` rows; the page is the first
+    ``limit``, and the next cursor is the sort key (columns ``key``) of the page's last row
+    when there is more, else None."""
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(*(_cursor_value(last[k]) for k in key))
+
+
+def _cursor_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
 
 
 def _convert(value: Any, typ: type) -> Any:
