@@ -37,6 +37,13 @@ class Reader:
         conn = self._free.pop()
         try:
             row = await conn.fetchrow(sql, *args)
+        except asyncpg.InterfaceError:
+            # PostgreSQL dropped the held connection (a restart): asyncpg has taken it back
+            # into the pool ("released back to the pool"). The read goes through the pool,
+            # which reconnects, or answers 503 while the database is down; never a 500.
+            self._held -= 1
+            await self._pool.release(conn)
+            return await self._pool.fetchrow(sql, *args)
         except BaseException:
             self._held -= 1
             await self._pool.release(conn)

@@ -117,9 +117,7 @@ async def test_photo_storage_down_answers_503_and_the_rest_keeps_working(
         stack.s3.start()
 
     # Back without restarting the app: the same phone's next try is stored.
-    again = await until(
-        lambda: p.upload(ann, other), lambda r: r.status_code != 503
-    )
+    again = await until(lambda: p.upload(ann, other), lambda r: r.status_code != 503)
     assert again.status_code in (201, 202), again.text
     assert (await api.client.get("/ready")).status_code == 200
 
