@@ -257,10 +257,12 @@ class Target:
 
 
 class Stack:
-    """PostgreSQL, SeaweedFS and granian (one worker) in ``tmp``; stop() undoes start()."""
+    """PostgreSQL, SeaweedFS and granian (one worker unless told) in ``tmp``; stop() undoes
+    start()."""
 
-    def __init__(self, tmp: Path, log_level: str, pg_fast: bool) -> None:
+    def __init__(self, tmp: Path, log_level: str, pg_fast: bool, workers: int = 1) -> None:
         self.tmp = tmp
+        self.workers = workers
         self.log_level = log_level
         self.pg = Postgres(tmp / "pg", fast=pg_fast)
         self.s3 = SeaweedFS(tmp / "s3")
@@ -289,7 +291,7 @@ class Stack:
             # The run lasts longer than the default 15 min only with very long --seconds.
             "ACCESS_TOKEN_TTL_S": os.environ.get("ACCESS_TOKEN_TTL_S", "7200"),
         }
-        cmd = granian_command("127.0.0.1", port)
+        cmd = granian_command("127.0.0.1", port, workers=self.workers)
         log(f"starting granian on port {port} (log: {self.server_log}) ...")
         with self.server_log.open("wb") as out:
             self.server = subprocess.Popen(
@@ -637,6 +639,7 @@ class RawConnection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_headers: dict[bytes, bytes] = {}
 
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None
@@ -680,6 +683,7 @@ class RawConnection:
             raise
         if fields.get(b"connection", b"").lower() == b"close":
             self.close()
+        self.last_headers = fields  # lower-cased names, for callers that need one (ETag)
         return status, content
 
     def close(self) -> None:
@@ -1089,10 +1093,129 @@ async def bench(args: argparse.Namespace, target: Target) -> int:
         report(
             args, target, scene, results, len(put_body), put_resp_bytes, pg_version, history_rows
         )
+        if target.settings is not None:
+            log("where the 304's time goes: the app in this process, called over ASGI ...")
+            await where_time_goes(target.settings, scene)
         failed = any(r.errors for r in results.values())
         return 1 if failed else 0
     finally:
         await conn.close()
+
+
+async def _asgi_calls(app: Any, path: str, headers: dict[str, str], n: int) -> set[int]:
+    """Call the app ``n`` times as granian would (no HTTP parsing, no sockets)."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()] + [(b"host", b"b")]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": raw, "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    for _ in range(n):
+        await app({**scope, "state": {}}, receive, send)
+    return statuses
+
+
+def _cpu_us(before: float, n: int) -> float:
+    return (time.process_time() - before) * 1e6 / n
+
+
+async def where_time_goes(settings: Settings, scene: Scene, n: int = 3000) -> None:
+    """CPU per request of the 304 and of its parts, measured in this process, and the
+    functions it spends most of its own time in (cProfile with process time).
+
+    In-process figures have no HTTP parsing or sockets to the client (granian does those
+    in Rust for every request alike); they show what the 304 adds to the ceiling.
+    """
+    import cProfile
+    import pstats
+
+    from inspections.accounts.queries import principal_ids
+    from inspections.visits import queries as vq
+    from service.app import create_app
+
+    app = create_app(settings)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    life = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        log(f"could not start the app in-process: {started}")
+        return
+    try:
+        url = f"/v1/visits/{scene.visit_id}/bundle"
+        inm = {**scene.citizen_auth, "If-None-Match": scene.bundle_etag}
+        rows: list[tuple[str, float]] = []
+        for label, path, headers in (
+            ("GET /health (the ceiling)", "/health", {}),
+            ("bundle 304", url, inm),
+        ):
+            await _asgi_calls(app, path, headers, n // 10)
+            t0 = time.process_time()
+            got = await _asgi_calls(app, path, headers, n)
+            rows.append((f"{label} -> {sorted(got)}", _cpu_us(t0, n)))
+        state = app.state
+        token = scene.citizen_auth["Authorization"].split()[1]
+        claims = json.loads(
+            __import__("base64").urlsafe_b64decode(token.split(".")[1] + "==").decode()
+        )
+        ids = principal_ids(claims["sub"], claims["extras"]["dev"])
+        assert ids is not None
+        visit = uuid.UUID(scene.visit_id)
+        sql = vq.CALLER_STAMPS_SQL
+        held, pooled = state.reader.fetchrow, state.pool.fetchrow
+        parts = (
+            ("  its query over the held connection", lambda: held(sql, *ids, visit)),
+            ("  (the same query through the pool)", lambda: pooled(sql, *ids, visit)),
+        )
+        for label, call in parts:
+            for _ in range(n // 10):
+                row = await call()
+            t0 = time.process_time()
+            for _ in range(n):
+                row = await call()
+            rows.append((label, _cpu_us(t0, n)))
+        t0 = time.process_time()
+        for _ in range(n):
+            vq.bundle_etag(visit, row["vu"], row["su"], row["tu"])
+        rows.append(("  its ETag (sha256 of the stamps)", _cpu_us(t0, n)))
+        print("")
+        print(f"where the time goes: CPU us per request in this process, {n} each")
+        for label, us in rows:
+            print(f"  {label:<52} {us:8.0f}")
+        rest = rows[1][1] - rows[2][1] - rows[4][1]
+        print(
+            f"  {'  the rest: routing, JWT middleware, handler, response':<52} {rest:8.0f}"
+            f"   (/health: {rows[0][1]:.0f})"
+        )
+        print("  pool acquire/release saved by the held connection:"
+              f" {rows[3][1] - rows[2][1]:.0f} us per request")  # fmt: skip
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        await _asgi_calls(app, url, inm, n)
+        profile.disable()
+        print("  the 304's own-time leaders (cProfile, process time, all requests):")
+        stats = pstats.Stats(profile)
+        top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]  # type: ignore[attr-defined]
+        for (file, line, func), (_, _calls, own, cum, _) in top:
+            where = f"{Path(file).name}:{line}({func})" if line else func
+            print(f"    {own * 1e6 / n:7.1f} us own {cum * 1e6 / n:8.1f} us cum  {where[:90]}")
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await life
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
