@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from service.errors import Problem, conflict
+from service.errors import DomainError, conflict
 
 _enc = msgspec.json.Encoder()
 
@@ -105,7 +105,7 @@ class Words(msgspec.Struct, frozen=True, kw_only=True):
     stale_detail: str | None = None
 
 
-def refusal(decision: Decision, words: Words) -> Problem:
+def refusal(decision: Decision, words: Words) -> DomainError:
     """The problem+json for a refusing decision."""
     noun = words.noun
     match decision:
@@ -115,13 +115,13 @@ def refusal(decision: Decision, words: Words) -> Problem:
             return conflict(words.locked_detail, words.locked_kind)
         case "precondition-required":
             detail = words.required_detail or f"Send If-Match with the {noun}'s ETag to change it."
-            return Problem(428, "precondition-required", "If-Match required", detail)
+            return DomainError(428, "precondition-required", "If-Match required", detail)
         case "stale":
             detail = (
                 words.stale_detail
                 or f"The {noun} changed since you read it; fetch it and try again."
             )
-            return Problem(412, words.stale_kind, words.stale_title, detail)
+            return DomainError(412, words.stale_kind, words.stale_title, detail)
     raise ValueError(f"{decision!r} is not a refusal")
 
 

@@ -3,7 +3,7 @@ respond to a recommendation (and progress, verify, handle a concern), write, sen
 publish a visit's report, comment on its accuracy.
 
 Each runs in the caller's transaction on ``conn``, checks the acting principal itself
-(role, organisation, visit team, services managed) and raises service.errors.Problem (a
+(role, organisation, visit team, services managed) and raises a service.errors.DomainError (a
 plain exception) for what it refuses, so no second surface can forget a check. The rules
 they apply are pure, in rules.py; the SQL is in queries.py.
 """
@@ -38,7 +38,7 @@ from inspections.visits.queries import door_closed, may_see_visit, visit_in_org
 from inspections.visits.schemas import Visit
 from inspections.wording import long_date, plural
 from service.auth import Principal
-from service.errors import FieldError, Problem, conflict, forbidden, unprocessable
+from service.errors import FieldError, Refused, conflict, forbidden, unprocessable
 from service.settings import Settings
 
 FINDING_WORDS = idempotent.Words(
@@ -262,16 +262,13 @@ async def respond(
         safeguarding_lead=principal.has("safeguarding_lead"),
         citizen_inspector=principal.has("citizen_inspector"),
     )
-    try:
-        outcome = rules.apply(
-            finding.status,
-            finding.severity,
-            body,
-            actor,
-            [a.done_at is not None for a in finding.actions],
-        )
-    except rules.Refused as e:
-        raise Problem(e.status, e.kind, "Not possible", e.detail) from None
+    outcome = rules.apply(
+        finding.status,
+        finding.severity,
+        body,
+        actor,
+        [a.done_at is not None for a in finding.actions],
+    )
     note = getattr(body, "note", "") or getattr(body, "reason", "")
     evidence = list(getattr(body, "evidence_ids", []))
     errors = await q.check_evidence(
@@ -562,14 +559,14 @@ async def publish_report(
         sorted({e for f in findings for e in f["evidence_ids"]}),
     )
     if waiting:
-        raise Problem(
+        raise Refused(
             409,
             "evidence-not-ready",
-            "Photos still arriving",
             f"{plural(len(waiting), 'photo')} linked by findings have not arrived or are still "
             "being processed: "
             + ", ".join(f"{w['id']} ({w['status'] or 'not uploaded'})" for w in waiting[:10])
             + ". Publish when they are ready, or unlink them.",
+            title="Photos still arriving",
         )
     fs = await q.finding_settings(conn, principal.organisation_id)
     try:

@@ -26,18 +26,11 @@ from inspections.findings.schemas import (
     Verify,
 )
 from inspections.wording import listing, noun
+from service.errors import Refused  # a DomainError: answered as problem+json as raised
 
 SAFEGUARDING_STATES = ("raised", "acknowledged", "referred", "closed")
 # States in which a published recommendation is still the service's to act on.
 WORKING = ("responded", "in_progress")
-
-
-class Refused(Exception):
-    """An update that cannot be applied; status is the HTTP answer (403, 409 or 422)."""
-
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Save a submission: the one operation behind the phone's PUT and any other surface.
 
-Runs in the caller's transaction on ``conn``; raises service.errors.Problem (a plain
-exception) for anything it refuses, so a page or another protocol gets the same answers
+Runs in the caller's transaction on ``conn``; raises a service.errors.DomainError (a
+plain exception) for anything it refuses, so a page or another protocol gets the same answers
 and the same permission checks as the JSON API.
 """
 
@@ -23,7 +23,7 @@ from inspections.submissions.validate import check_answers
 from inspections.visits.queries import visit_in_org
 from inspections.wording import plural
 from service.auth import Principal
-from service.errors import Problem, conflict, forbidden, unprocessable
+from service.errors import Refused, conflict, forbidden, unprocessable
 
 WORDS = idempotent.Words(
     noun="submission",
@@ -85,7 +85,7 @@ async def save_submission(
             principal.roles, await q.training_of(conn, principal.user_id), dt.date.today()
         )
         if reasons:
-            raise Problem(403, "not-cleared", "Not cleared to inspect", " ".join(reasons))
+            raise Refused(403, "not-cleared", " ".join(reasons), title="Not cleared to inspect")
 
     version = await version_in_org(
         conn, principal.organisation_id, visit.checklist_id, visit.checklist_version

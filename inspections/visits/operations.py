@@ -1,7 +1,7 @@
 """Create a visit: the operation behind POST /v1/visits, callable without HTTP.
 
 Runs in the caller's transaction on ``conn``, checks the acting principal itself and raises
-service.errors.Problem (a plain exception) for what it refuses.
+a service.errors.DomainError (a plain exception) for what it refuses.
 """
 
 from __future__ import annotations
