@@ -1,14 +1,23 @@
 """An organisation's settings: one JSON section per slice (scoring, findings) in
-organisations.settings, read as that slice's Struct and patched field by field."""
+organisations.settings, read as that slice's Struct and patched field by field, and
+the GET/PATCH pair of routes every section has (``settings_routes``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+import litestar
 import msgspec
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody
+
+from inspections.audit.log import audit
+from service.auth import AuthedRequest, require_roles
+from service.db import DB
+from service.errors import problem_responses
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -41,3 +50,63 @@ async def patch_section(
         msgspec.to_builtins(merged),
     )
     return merged, changes
+
+
+def _no_check(_: Any) -> None:
+    return None
+
+
+def settings_routes(
+    path: str,
+    section: str,
+    typ: type[S],
+    patch_typ: type[msgspec.Struct],
+    *,
+    name: str,
+    audit_action: str,
+    readers: Sequence[str],
+    read_summary: str,
+    patch_summary: str,
+    check: Callable[[S], None] = _no_check,
+) -> list[HTTPRouteHandler]:
+    """The GET/PATCH pair of one settings section: anyone in ``readers`` reads it, a
+    coordinator patches it (checked by ``check``, audited as ``audit_action``).
+
+    The handlers are named ``get_<name>`` and ``patch_<name>``: the OpenAPI operation ids
+    come from the path and these names.
+    """
+
+    async def read(request: AuthedRequest, db: DB) -> Any:
+        return await read_section(db, request.user.organisation_id, section, typ)
+
+    async def write(data: Any, request: AuthedRequest, db: DB) -> Any:
+        org = request.user.organisation_id
+        merged, changes = await patch_section(db, org, section, typ, data, check)
+        await audit(db, request, audit_action, "organisation", org, changes)
+        return merged
+
+    # Real types, not the strings ``from __future__ import annotations`` leaves: Litestar
+    # reads them for parsing and for the OpenAPI document.
+    read.__annotations__ = {"request": AuthedRequest, "db": DB, "return": typ}
+    write.__annotations__ = {
+        "data": JSONBody[patch_typ],  # type: ignore[valid-type]
+        "request": AuthedRequest,
+        "db": DB,
+        "return": typ,
+    }
+    read.__name__ = read.__qualname__ = f"get_{name}"
+    write.__name__ = write.__qualname__ = f"patch_{name}"
+    return [
+        litestar.get(
+            path,
+            guards=[require_roles(*readers)],
+            summary=read_summary,
+            responses=problem_responses(401, 403),
+        )(read),
+        litestar.patch(
+            path,
+            guards=[require_roles("coordinator")],
+            summary=patch_summary,
+            responses=problem_responses(401, 403, 422),
+        )(write),
+    ]

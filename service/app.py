@@ -32,16 +32,15 @@ def create_app(settings: Settings) -> Litestar:
 
     if not settings.database_url or not settings.jwt_secret:
         raise RuntimeError("create_app needs database_url and jwt_secret (see README: Settings)")
+    dsn = settings.database_url
 
     jwt_auth = wiring.make_auth(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        await db.migrate(settings.database_url, wiring.MIGRATIONS)
+        await db.migrate(dsn, wiring.MIGRATIONS)
         state = app_state(app)
-        state.pool = await db.create_pool(
-            settings.database_url, settings.db_pool_min, settings.db_pool_max
-        )
+        state.pool = await db.create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         state.store = ObjectStore(
             settings.s3_endpoint_url,
             settings.s3_bucket,

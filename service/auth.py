@@ -16,6 +16,7 @@ the cookie, and a write signed in by the cookie alone must also carry this site'
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
 from service.lru import LruCache
+from service.state import app_state
 
 ROLES = (
     "citizen_inspector",
@@ -206,7 +208,7 @@ def is_https(connection: ASGIConnection) -> bool:
 
 def session_cookie(connection: ASGIConnection, token: str, max_age: int) -> Cookie:
     """The browser session cookie carrying ``token``: HttpOnly, SameSite=Strict, Secure on HTTPS."""
-    auth: JWTCookieAuth = connection.app.state.jwt_auth
+    auth = app_state(connection.app).jwt_auth
     return Cookie(
         key=auth.key,
         value=token,
@@ -229,7 +231,7 @@ async def authenticate(connection: ASGIConnection) -> tuple[Principal, Token] | 
     it the same way (signature, expiry, account active, device not revoked). Pages use it to
     send a signed-out browser to the sign-in page instead of answering 401.
     """
-    auth: JWTCookieAuth = connection.app.state.jwt_auth
+    auth = app_state(connection.app).jwt_auth
     encoded = connection.headers.get(auth.auth_header, "").partition(" ")[-1] or (
         connection.cookies.get(auth.key, "")
     )
@@ -239,7 +241,7 @@ async def authenticate(connection: ASGIConnection) -> tuple[Principal, Token] | 
         token = auth.token_cls.decode(
             encoded_token=encoded, secret=auth.token_secret, algorithm=auth.algorithm
         )
-        principal = await auth.retrieve_user_handler(token, connection)
+        principal = await _load(auth, token, connection)
     except NotAuthorizedException:
         return None
     if not isinstance(principal, Principal):
@@ -247,6 +249,12 @@ async def authenticate(connection: ASGIConnection) -> tuple[Principal, Token] | 
     connection.scope["user"] = principal
     connection.scope["auth"] = token
     return principal, token
+
+
+async def _load(auth: TokenAuth, token: Token, connection: ASGIConnection) -> Any:
+    # Litestar types the handler as sync or async; ours (make_jwt_auth's) is async.
+    loaded = auth.retrieve_user_handler(token, connection)
+    return await loaded if inspect.isawaitable(loaded) else loaded
 
 
 def require_roles(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:

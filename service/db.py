@@ -7,15 +7,15 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import msgspec
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from service.errors import database_down, database_unavailable
+from service.state import AppState
 
 log = logging.getLogger("service.db")
 MIGRATION_LOCK = 7_341_202_611  # any constant; shared by every process migrating this database
@@ -76,7 +76,7 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     )
 
 
-async def provide_db(state: State, request: Request) -> AsyncGenerator[asyncpg.Connection, None]:
+async def provide_db(state: AppState, request: Request) -> AsyncGenerator[asyncpg.Connection, None]:
     """One connection per request inside a transaction: an exception rolls everything back.
 
     Reads (GET/HEAD) skip BEGIN/COMMIT, two round trips on the phone's hottest paths;
@@ -85,7 +85,8 @@ async def provide_db(state: State, request: Request) -> AsyncGenerator[asyncpg.C
     counts a failed attempt, which rolling back the request's transaction would forget.
     A failure to connect or BEGIN is a 503 (service.errors.outage), never a 500.
     """
-    conn = await state.pool.acquire()
+    # A pool's proxy forwards every Connection method: handlers see it as a Connection.
+    conn = cast(asyncpg.Connection, await state.pool.acquire())
     try:
         if request.method in ("GET", "HEAD") or not request.route_handler.opt.get(
             "db_transaction", True

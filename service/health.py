@@ -6,10 +6,10 @@ import asyncio
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.datastructures import State
 
 from service.auth import PUBLIC
 from service.errors import PROBLEM_JSON, ProblemBody, problem_responses
+from service.state import AppState
 
 
 class Health(msgspec.Struct):
@@ -28,7 +28,7 @@ async def health() -> Health:
     summary="PostgreSQL and the bucket are reachable",
     responses=problem_responses(503),
 )
-async def ready(request: Request, state: State) -> Response[Health] | Response[ProblemBody]:
+async def ready(request: Request, state: AppState) -> Response[Health] | Response[ProblemBody]:
     failed: list[str] = []
 
     async def check_db() -> None:

@@ -19,7 +19,7 @@ from inspections.scorecards.maths import (
     AnswerPoints,
     PerspectiveScores,
     QuestionRating,
-    Scorecard,
+    ScoreComparison,
     SubmissionScores,
     Summary,
     band,
@@ -458,7 +458,7 @@ def test_scorecard_puts_it_together() -> None:
         ]
     )
     card = scorecard(citizen, professional)
-    assert isinstance(card, Scorecard)
+    assert isinstance(card, ScoreComparison)
     safe = card.domains["safe"]
     assert (safe.combined.value, safe.gap, safe.band) == (81.5, 21.0, "good")
     assert safe.diverges  # [87.0, 97.0] vs [58.3, 83.7]: apart, gap 21
@@ -664,7 +664,7 @@ submissions = st.lists(
 def pipeline(
     citizen: list[tuple[str, str, list[AnswerPoints]]],
     professional: list[tuple[str, str, list[AnswerPoints]]],
-) -> Scorecard:
+) -> ScoreComparison:
     def side(subs: list[tuple[str, str, list[AnswerPoints]]]) -> PerspectiveScores:
         return perspective_scores(
             SubmissionScores(rater=rt, visit=v, domains=submission_domain_scores(ans))

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, get, post
-from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.params import Body as FormBody
 from litestar.params import FromPath
@@ -27,6 +26,7 @@ from service.db import DB
 from service.errors import FieldError, Problem
 from service.pages import page
 from service.schema import Body
+from service.state import AppState, app_state
 
 PAGES_TAG = "browser pages"
 HTML = "text/html"
@@ -122,7 +122,7 @@ async def _invite_form(
         "accounts/invite.html",
         status=status,
         invite=facts,
-        expires=when(request.app.state.settings, facts.expires_at),
+        expires=when(app_state(request.app).settings, facts.expires_at),
         action=request.url.path,
         errors=_errors(errors or []),
         display_name=display_name,
@@ -159,7 +159,7 @@ async def invite_submit(
     data: InviteBody,
     request: Request,
     db: DB,
-    state: State,
+    state: AppState,
 ) -> Template:
     if not same_origin(request):
         return _cross_site()
@@ -205,7 +205,7 @@ def _forgot_form(
     summary="Forgotten password page: ask for a reset link by email",
     media_type=HTML,
 )
-async def forgot_page(state: State) -> Template:
+async def forgot_page(state: AppState) -> Template:
     return _forgot_form(state.settings)
 
 
@@ -222,7 +222,7 @@ async def forgot_submit(
     data: ForgotBody,
     request: Request,
     db: DB,
-    state: State,
+    state: AppState,
 ) -> Template:
     if not same_origin(request):
         return _cross_site()
@@ -321,7 +321,7 @@ async def reset_submit(
     token: FromPath[str],
     data: ResetBody,
     request: Request,
-    state: State,
+    state: AppState,
 ) -> Template:
     if not same_origin(request):
         return _cross_site()

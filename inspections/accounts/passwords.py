@@ -22,7 +22,6 @@ from typing import Any, Literal
 import asyncpg
 from argon2 import PasswordHasher
 from litestar import Request, Router, post
-from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
@@ -42,6 +41,7 @@ from service.db import DB
 from service.errors import FieldError, Problem, problem_responses
 from service.schema import Password
 from service.settings import Settings
+from service.state import AppState
 
 WINDOW_S = 3600
 SAME_ANSWER = (
@@ -214,7 +214,7 @@ def closed_problem(state: ResetState | None) -> Problem:
 
 
 async def reset_password(
-    pool: asyncpg.Pool, state: State, request: Request, token: str, password: str
+    pool: asyncpg.Pool, state: AppState, request: Request, token: str, password: str
 ) -> int:
     """Set the new password and sign the person out everywhere; how many devices it ended.
 
@@ -279,7 +279,7 @@ async def reset_password(
     responses=problem_responses(400, 422, 429),
 )
 async def ask_for_reset(
-    data: JSONBody[PasswordResetRequest], request: Request, db: DB, state: State
+    data: JSONBody[PasswordResetRequest], request: Request, db: DB, state: AppState
 ) -> Message:
     await request_reset(db, state.settings, request, data.email)
     return Message(detail=SAME_ANSWER)
@@ -293,7 +293,7 @@ async def ask_for_reset(
     responses=problem_responses(400, 404, 410, 422),
 )
 async def confirm_reset(
-    data: JSONBody[PasswordResetConfirm], request: Request, state: State
+    data: JSONBody[PasswordResetConfirm], request: Request, state: AppState
 ) -> PasswordChanged:
     ended = await reset_password(state.pool, state, request, data.token, data.password)
     return PasswordChanged(

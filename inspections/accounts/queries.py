@@ -14,6 +14,7 @@ from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import TrainingRecord, User, UserDetail
 from service.auth import Principal
 from service.errors import forbidden, not_found
+from service.state import app_state
 
 USER_COLS = "id, organisation_id, email, display_name, roles, active, created_at"
 
@@ -47,7 +48,7 @@ async def load_principal(connection: ASGIConnection, sub: str, dev: str) -> Prin
     ids = principal_ids(sub, dev)
     if ids is None:
         return None
-    row = await connection.app.state.pool.fetchrow(PRINCIPAL_SQL, *ids)
+    row = await app_state(connection.app).pool.fetchrow(PRINCIPAL_SQL, *ids)
     if row is None:
         return None
     return Principal(ids[0], row["organisation_id"], frozenset(row["roles"]), ids[1])

@@ -10,7 +10,6 @@ from uuid import UUID
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request, Response, Router, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -38,13 +37,13 @@ from inspections.accounts.schemas import (
     UserPatch,
 )
 from inspections.audit.log import audit
-from service.auth import PUBLIC, Principal, issue_access_token, require_roles
-from service.db import DB
+from service.auth import PUBLIC, AuthedRequest, issue_access_token, require_roles
+from service.db import DB, from_row
 from service.errors import Problem, conflict, problem_response, problem_responses
-from service.schema import Limit, decode_cursor, encode_cursor
+from service.schema import Limit, cursor_after, page_of
 from service.settings import Settings
+from service.state import AppState
 
-AuthedRequest = Request[Principal, Any, Any]
 coordinator_only = [require_roles("coordinator")]
 BAD_SIGN_IN = "Wrong email or password."
 _dummy_hash: dict[int, str] = {}
@@ -69,7 +68,7 @@ def _safe_verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
 
 
 def _tokens(
-    state: State, user_id: FromPath[UUID], device_id: FromPath[UUID], refresh: str
+    state: AppState, user_id: FromPath[UUID], device_id: FromPath[UUID], refresh: str
 ) -> TokenPair:
     settings: Settings = state.settings
     return TokenPair(
@@ -88,7 +87,7 @@ def _tokens(
     summary="Sign in with email and password on a named device",
     responses=problem_responses(400, 401, 403, 422, 429),
 )
-async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State) -> TokenPair:
+async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppState) -> TokenPair:
     # No request transaction here (see routers): the attempt is counted whatever happens.
     try:
         await limits.check_signin(db, state.settings, data.email, limits.client_address(request))
@@ -133,7 +132,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: State
     responses=problem_responses(400, 401, 422),
 )
 async def refresh(
-    data: JSONBody[RefreshRequest], request: Request, db: DB, state: State
+    data: JSONBody[RefreshRequest], request: Request, db: DB, state: AppState
 ) -> Response[TokenPair]:
     row = await db.fetchrow(
         """select rt.device_id, rt.used_at, rt.expires_at < now() as expired,
@@ -200,9 +199,8 @@ async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB)
 
 
 @post(
-    "/v1/invites",
+    "/",
     guards=coordinator_only,
-    tags=["invites"],
     summary="Invite a person: emails them a single-use link (expires); the code is shown once",
     description="The email links to `{PUBLIC_BASE_URL}/invites/{code}` (unset: the address "
     "serve listens on, `http://HOST:PORT`), where the person sets their name and password; "
@@ -210,7 +208,7 @@ async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB)
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_invite(
-    data: JSONBody[InviteCreate], request: AuthedRequest, db: DB, state: State
+    data: JSONBody[InviteCreate], request: AuthedRequest, db: DB, state: AppState
 ) -> Invite:
     settings: Settings = state.settings
     row, code = await invites.create(db, settings, request, request.user, data.email, data.roles)
@@ -218,9 +216,8 @@ async def create_invite(
 
 
 @get(
-    "/v1/invites",
+    "/",
     guards=coordinator_only,
-    tags=["invites"],
     summary="Invites of my organisation, newest first (open ones unless status says otherwise)",
     responses=problem_responses(400, 401, 403),
 )
@@ -231,7 +228,7 @@ async def list_invites(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> InvitePage:
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         """select id, email, roles, status, created_at, expires_at, invited_by, sent_count,
                   last_sent_at, accepted_at, accepted_user_id
@@ -249,25 +246,19 @@ async def list_invites(
         after[1],
         limit + 1,
     )
-    items = [InviteSummary(**dict(r)) for r in rows[:limit]]
-    nxt = (
-        encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
-        if len(rows) > limit
-        else None
-    )
-    return InvitePage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "created_at", "id")
+    return InvitePage(items=[from_row(InviteSummary, r) for r in page], next_cursor=nxt)
 
 
 @post(
-    "/v1/invites/{invite_id:uuid}/resend",
+    "/{invite_id:uuid}/resend",
     guards=coordinator_only,
-    tags=["invites"],
     status_code=HTTP_200_OK,
     summary="Email an open invite again, with a new link (the earlier link stops working)",
     responses=problem_responses(401, 403, 404, 409, 410),
 )
 async def resend_invite(
-    invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
+    invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> InviteSummary:
     await invites.resend(db, state.settings, request, request.user, invite_id)
     row = await db.fetchrow(
@@ -281,22 +272,20 @@ async def resend_invite(
 
 
 @post(
-    "/v1/invites/{code:str}/accept",
+    "/{code:str}/accept",
     **PUBLIC,
-    tags=["invites"],
     summary="Accept an invite: set a display name and password, creating the account",
     responses=problem_responses(404, 409, 410, 422),
 )
 async def accept_invite(
-    code: FromPath[str], data: JSONBody[InviteAccept], request: Request, db: DB, state: State
+    code: FromPath[str], data: JSONBody[InviteAccept], request: Request, db: DB, state: AppState
 ) -> User:
     user = await invites.accept(db, state.hasher, request, code, data.display_name, data.password)
     return q.to_user(user)
 
 
 @get(
-    "/v1/me",
-    tags=["me"],
+    "/",
     summary="My profile, roles and whether I am cleared to inspect",
     responses=problem_responses(401),
 )
@@ -317,9 +306,8 @@ async def me(request: AuthedRequest, db: DB) -> Me:
 
 
 @get(
-    "/v1/users",
+    "/",
     guards=coordinator_only,
-    tags=["users"],
     summary="People in my organisation",
     responses=problem_responses(400, 401, 403),
 )
@@ -332,7 +320,7 @@ async def list_users(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> UserPage:
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         f"""select {q.USER_COLS} from users
              where organisation_id = $1
@@ -351,18 +339,12 @@ async def list_users(
         after[1],
         limit + 1,
     )
-    items = [q.to_user(r) for r in rows[:limit]]
-    nxt = (
-        encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
-        if len(rows) > limit
-        else None
-    )
-    return UserPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "created_at", "id")
+    return UserPage(items=[q.to_user(r) for r in page], next_cursor=nxt)
 
 
 @get(
-    "/v1/users/{user_id:uuid}",
-    tags=["users"],
+    "/{user_id:uuid}",
     summary="One person, with training and clearance (coordinators, or yourself)",
     responses=problem_responses(401, 403, 404),
 )
@@ -372,9 +354,8 @@ async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> U
 
 
 @patch(
-    "/v1/users/{user_id:uuid}",
+    "/{user_id:uuid}",
     guards=coordinator_only,
-    tags=["users"],
     summary="Change a person's name or roles, or deactivate them",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -414,9 +395,8 @@ async def patch_user(
 
 
 @post(
-    "/v1/users/{user_id:uuid}/training",
+    "/{user_id:uuid}/training",
     guards=coordinator_only,
-    tags=["users"],
     summary="Record a completed training course or safeguarding check",
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -455,8 +435,7 @@ async def add_training(
 
 
 @get(
-    "/v1/users/{user_id:uuid}/devices",
-    tags=["users"],
+    "/{user_id:uuid}/devices",
     summary="Signed-in devices of a person (coordinators, or yourself)",
     responses=problem_responses(401, 403, 404),
 )
@@ -472,8 +451,7 @@ async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) 
 
 
 @delete(
-    "/v1/users/{user_id:uuid}/devices/{device_id:uuid}",
-    tags=["users"],
+    "/{user_id:uuid}/devices/{device_id:uuid}",
     summary="Sign a device out, e.g. a lost phone (coordinators, or yourself)",
     responses=problem_responses(401, 403, 404),
 )
@@ -500,17 +478,24 @@ def routers(settings: Settings) -> list[Any]:
         # any transaction, and opens its own for what it writes.
         Router("/v1/auth", route_handlers=[sign_in], opt={"db_transaction": False}, tags=["auth"]),
         Router("/v1/auth", route_handlers=[refresh, logout], tags=["auth"]),
-        create_invite,
-        list_invites,
-        resend_invite,
-        accept_invite,
+        Router(
+            "/v1/invites",
+            tags=["invites"],
+            route_handlers=[create_invite, list_invites, resend_invite, accept_invite],
+        ),
         *passwords.routers(),
         *pages.route_handlers,
-        me,
-        list_users,
-        get_user,
-        patch_user,
-        add_training,
-        list_devices,
-        revoke_device,
+        Router("/v1/me", tags=["me"], route_handlers=[me]),
+        Router(
+            "/v1/users",
+            tags=["users"],
+            route_handlers=[
+                list_users,
+                get_user,
+                patch_user,
+                add_training,
+                list_devices,
+                revoke_device,
+            ],
+        ),
     ]

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.security.jwt import Token
@@ -45,6 +45,7 @@ from service.auth import (
 from service.db import DB
 from service.pages import SITE_CSS
 from service.settings import Settings
+from service.state import AppState, app_state
 
 BROWSER_DEVICE = "web browser"
 HTML = "text/html"  # Litestar adds "; charset=utf-8"
@@ -179,12 +180,14 @@ def keep_session_alive(request: Request, token: Token, response: Response[Any]) 
     """Renew a browser's cookie once half its life has passed (header callers renew their own)."""
     if request.headers.get("authorization"):
         return
-    settings: Settings = request.app.state.settings
+    settings: Settings = app_state(request.app).settings
     age = dt.datetime.now(dt.UTC) - token.iat
     if age < dt.timedelta(seconds=settings.access_token_ttl_s / 2):
         return
     principal: Principal = request.scope["user"]
-    fresh = issue_access_token(request.app.state.jwt_auth, principal.user_id, principal.device_id)
+    fresh = issue_access_token(
+        app_state(request.app).jwt_auth, principal.user_id, principal.device_id
+    )
     response.set_cookie(session_cookie(request, fresh, settings.access_token_ttl_s))
 
 
@@ -243,7 +246,9 @@ async def signin_form(
     media_type=HTML,
     status_code=303,
 )
-async def signin_submit(data: SignInBody, request: Request, db: DB, state: State) -> Response[Any]:
+async def signin_submit(
+    data: SignInBody, request: Request, db: DB, state: AppState
+) -> Response[Any]:
     if not same_origin(request):
         # Another site's page posting here would sign the visitor in to an account of that
         # site's choosing (login CSRF); SameSite cannot help before there is a cookie.

@@ -6,13 +6,13 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, get
+from litestar import Router, get
 from litestar.params import FromQuery
 
-from service.auth import Principal, require_roles
-from service.db import DB
+from service.auth import AuthedRequest, require_roles
+from service.db import DB, from_row
 from service.errors import problem_responses
-from service.schema import Body, Limit, Page, decode_cursor, encode_cursor
+from service.schema import Body, Limit, Page, cursor_after, page_of
 
 
 class AuditEntry(Body):
@@ -31,14 +31,12 @@ class AuditPage(Page[AuditEntry]):
 
 
 @get(
-    "/v1/audit",
-    guards=[require_roles("coordinator")],
-    tags=["audit"],
+    "/",
     summary="Every write in the organisation, newest first",
     responses=problem_responses(400, 401, 403),
 )
 async def list_audit(
-    request: Request[Principal, Any, Any],
+    request: AuthedRequest,
     db: DB,
     actor_id: FromQuery[UUID | None] = None,
     action: FromQuery[str | None] = None,
@@ -49,7 +47,7 @@ async def list_audit(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> AuditPage:
-    before = decode_cursor(cursor, int)[0] if cursor else None
+    (before,) = cursor_after(cursor, int)
     rows = await db.fetch(
         """select id, at, actor_id, action, object_type, object_id, summary, request_id
              from audit_log
@@ -73,6 +71,10 @@ async def list_audit(
         before,
         limit + 1,
     )
-    items = [AuditEntry(**dict(r)) for r in rows[:limit]]
-    nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
-    return AuditPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "id")
+    return AuditPage(items=[from_row(AuditEntry, r) for r in page], next_cursor=nxt)
+
+
+router = Router(
+    "/v1/audit", tags=["audit"], guards=[require_roles("coordinator")], route_handlers=[list_audit]
+)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get, patch, post
+from litestar import Request, Response, Router, get, patch, post
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
+from litestar.types import ExceptionHandlersMap
 from litestar.utils.scope.state import ScopeState
 from msgspec import UNSET
 
@@ -25,9 +25,9 @@ from inspections.checklists.schemas import (
     ChecklistVersion,
     Published,
 )
-from service.auth import Principal, require_roles
+from service.auth import AuthedRequest, require_roles
 from service.bounds import Version
-from service.db import DB
+from service.db import DB, from_row
 from service.errors import (
     FieldError,
     ProblemBody,
@@ -37,9 +37,8 @@ from service.errors import (
     unprocessable,
     validation_problem,
 )
-from service.schema import Limit, decode_cursor, encode_cursor
+from service.schema import Limit, cursor_after, page_of
 
-AuthedRequest = Request[Principal, Any, Any]
 coordinator = [require_roles("coordinator")]
 readers = [require_roles("coordinator", "scrutiny_member")]
 
@@ -56,14 +55,13 @@ def _name_questions(request: Request, exc: ValidationException) -> Response[Prob
     return problem_response(request, problem)
 
 
-names_questions = {ValidationException: _name_questions}
+names_questions: ExceptionHandlersMap = {ValidationException: _name_questions}
 
 
 @post(
-    "/v1/checklists",
+    "/",
     guards=coordinator,
     exception_handlers=names_questions,
-    tags=["checklists"],
     summary="Create a checklist (as a draft)",
     responses=problem_responses(401, 403, 422),
 )
@@ -85,14 +83,14 @@ async def create_checklist(
         doc["contributors"],
         doc,
     )
+    assert checklist_id is not None  # insert ... returning: always a row
     await audit(db, request, "checklist.create", "checklist", checklist_id, {"title": data.title})
     return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
 
 
 @get(
-    "/v1/checklists",
+    "/",
     guards=readers,
-    tags=["checklists"],
     summary="Checklists of my organisation",
     responses=problem_responses(400, 401, 403),
 )
@@ -103,7 +101,7 @@ async def list_checklists(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> ChecklistPage:
-    after = decode_cursor(cursor, str, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, str, UUID)
     rows = await db.fetch(
         """select id, coalesce(draft->>'title', title) title, service_kinds,
                   draft is not null has_draft, latest_version, retired_at is not null retired,
@@ -118,22 +116,13 @@ async def list_checklists(
         after[1],
         limit + 1,
     )
-    items = [
-        ChecklistSummary(**{k: r[k] for k in ChecklistSummary.__struct_fields__})
-        for r in rows[:limit]
-    ]
-    nxt = (
-        encode_cursor(rows[limit - 1]["created_at"].isoformat(), str(rows[limit - 1]["id"]))
-        if len(rows) > limit
-        else None
-    )
-    return ChecklistPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "created_at", "id")
+    return ChecklistPage(items=[from_row(ChecklistSummary, r) for r in page], next_cursor=nxt)
 
 
 @get(
-    "/v1/checklists/{checklist_id:uuid}",
+    "/{checklist_id:uuid}",
     guards=readers,
-    tags=["checklists"],
     summary="A checklist with its draft (or its latest version when there is no draft)",
     responses=problem_responses(401, 403, 404),
 )
@@ -142,10 +131,9 @@ async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db
 
 
 @patch(
-    "/v1/checklists/{checklist_id:uuid}",
+    "/{checklist_id:uuid}",
     guards=coordinator,
     exception_handlers=names_questions,
-    tags=["checklists"],
     summary="Edit the draft (editing a published checklist starts a new draft)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -172,10 +160,9 @@ async def patch_checklist(
 
 
 @post(
-    "/v1/checklists/{checklist_id:uuid}/publish",
+    "/{checklist_id:uuid}/publish",
     guards=coordinator,
     status_code=HTTP_200_OK,
-    tags=["checklists"],
     summary="Freeze the draft as the next immutable version",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -225,9 +212,8 @@ async def publish_checklist(
 
 
 @get(
-    "/v1/checklists/{checklist_id:uuid}/versions/{version:int}",
+    "/{checklist_id:uuid}/versions/{version:int}",
     guards=readers,
-    tags=["checklists"],
     summary="One published, immutable version",
     responses=problem_responses(401, 403, 404),
 )
@@ -238,10 +224,9 @@ async def get_version(
 
 
 @post(
-    "/v1/checklists/{checklist_id:uuid}/retire",
+    "/{checklist_id:uuid}/retire",
     guards=coordinator,
     status_code=HTTP_200_OK,
-    tags=["checklists"],
     summary="Retire: hidden from new visits (visits already planned keep their version)",
     responses=problem_responses(401, 403, 404),
 )
@@ -258,12 +243,16 @@ async def retire_checklist(
     return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
 
 
-route_handlers = [
-    create_checklist,
-    list_checklists,
-    get_checklist,
-    patch_checklist,
-    publish_checklist,
-    get_version,
-    retire_checklist,
-]
+router = Router(
+    "/v1/checklists",
+    tags=["checklists"],
+    route_handlers=[
+        create_checklist,
+        list_checklists,
+        get_checklist,
+        patch_checklist,
+        publish_checklist,
+        get_version,
+        retire_checklist,
+    ],
+)

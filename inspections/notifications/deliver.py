@@ -39,6 +39,7 @@ import msgspec
 
 from inspections.notifications.addresses import refusal
 from service.settings import Settings
+from service.state import app_state
 
 log = logging.getLogger("inspections.notifications")
 
@@ -382,11 +383,12 @@ async def run_worker(
 
 async def deliver_forever(app: Any, stop: asyncio.Event | None = None) -> None:
     """The in-app worker (notifications_lifespan starts it): until ``stop`` or cancelled."""
-    settings = app.state.settings
+    state = app_state(app)
+    settings = state.settings
     await run_worker(
-        app.state.pool,
+        state.pool,
         settings,
-        app.state.http,
+        state.http,
         settings.database_url,
         stop or asyncio.Event(),
         settings.deliver_interval_s,

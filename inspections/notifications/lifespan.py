@@ -10,15 +10,17 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 
 from inspections.notifications.deliver import deliver_forever, http_client
+from service.state import app_state
 
 log = logging.getLogger("inspections.notifications")
 
 
 @asynccontextmanager
 async def notifications_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-    settings = app.state.settings
+    state = app_state(app)
+    settings = state.settings
     # One client for every webhook POST: connections to a receiver are reused.
-    app.state.http = http_client(settings)
+    state.http = http_client(settings)
     stop = asyncio.Event()
     worker = (
         asyncio.create_task(deliver_forever(app, stop)) if settings.deliver_interval_s > 0 else None
@@ -36,4 +38,4 @@ async def notifications_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
                 log.warning("notification worker stopped mid-batch; it will be resent")
             except Exception:
                 log.exception("notification worker failed")
-        await app.state.http.aclose()
+        await state.http.aclose()

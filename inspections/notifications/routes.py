@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from litestar import Request, delete, get, post
-from litestar.datastructures import State
+from litestar import Router, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
@@ -16,13 +15,11 @@ from inspections.audit.log import audit
 from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
 from inspections.notifications.outbox import EVENTS
-from service.auth import Principal, require_roles
-from service.db import DB
+from service.auth import AuthedRequest, require_roles
+from service.db import DB, from_row
 from service.errors import FieldError, not_found, problem_responses, unprocessable
-from service.schema import Body, Limit, Page, decode_cursor, encode_cursor
-
-AuthedRequest = Request[Principal, Any, Any]
-coordinators = [require_roles("coordinator")]
+from service.schema import Body, Limit, Page, cursor_after, page_of
+from service.state import AppState
 
 Event = Literal[EVENTS]  # type: ignore[valid-type]
 Status = Literal["pending", "delivered", "failed"]
@@ -102,9 +99,7 @@ def _check_url(url: str) -> str:
 
 
 @post(
-    "/v1/webhooks",
-    guards=coordinators,
-    tags=["notifications"],
+    "/webhooks",
     summary="Register a webhook; its signing secret is shown only in this response",
     description="The organisation's events are POSTed to the URL as JSON, signed as "
     "Standard Webhooks are (webhook-id, webhook-timestamp, webhook-signature: "
@@ -113,7 +108,7 @@ def _check_url(url: str) -> str:
     responses=problem_responses(401, 403, 422),
 )
 async def create_webhook(
-    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: State
+    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: AppState
 ) -> WebhookCreated:
     url = _check_url(data.url)
     parts = urlsplit(url)
@@ -141,16 +136,14 @@ async def create_webhook(
 
 
 @get(
-    "/v1/webhooks",
-    guards=coordinators,
-    tags=["notifications"],
+    "/webhooks",
     summary="The organisation's webhooks (without their secrets)",
     responses=problem_responses(400, 401, 403),
 )
 async def list_webhooks(
     request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
 ) -> WebhookPage:
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         """select id, url, events, active, created_at from webhooks
             where organisation_id = $1
@@ -161,16 +154,12 @@ async def list_webhooks(
         *after,
         limit + 1,
     )
-    items = [Webhook(**dict(r)) for r in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    nxt = encode_cursor(last.created_at.isoformat(), str(last.id)) if last else None
-    return WebhookPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "created_at", "id")
+    return WebhookPage(items=[from_row(Webhook, r) for r in page], next_cursor=nxt)
 
 
 @delete(
-    "/v1/webhooks/{webhook_id:uuid}",
-    guards=coordinators,
-    tags=["notifications"],
+    "/webhooks/{webhook_id:uuid}",
     summary="Deactivate a webhook: nothing more is sent to it",
     description="Notifications still waiting for it are marked failed when their turn comes.",
     responses=problem_responses(401, 403, 404),
@@ -189,9 +178,7 @@ async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db:
 
 
 @get(
-    "/v1/notifications",
-    guards=coordinators,
-    tags=["notifications"],
+    "/notifications",
     summary="What the organisation's outbox holds: pending, delivered and failed notifications",
     description="Nothing is deleted: a notification that could not be delivered after the "
     "last attempt stays here as failed, with its last error.",
@@ -204,7 +191,7 @@ async def list_notifications(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> NotificationPage:
-    before = decode_cursor(cursor, int)[0] if cursor else None
+    (before,) = cursor_after(cursor, int)
     rows = await db.fetch(
         """select id, event, channel, recipient, subject, attempts, created_at,
                   next_attempt_at, delivered_at, failed_at, last_error,
@@ -226,9 +213,13 @@ async def list_notifications(
         status,
         limit + 1,
     )
-    items = [Notification(**dict(r)) for r in rows[:limit]]
-    nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
-    return NotificationPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "id")
+    return NotificationPage(items=[from_row(Notification, r) for r in page], next_cursor=nxt)
 
 
-route_handlers = [create_webhook, list_webhooks, delete_webhook, list_notifications]
+router = Router(
+    "/v1",
+    tags=["notifications"],
+    guards=[require_roles("coordinator")],
+    route_handlers=[create_webhook, list_webhooks, delete_webhook, list_notifications],
+)

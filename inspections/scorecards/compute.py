@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -272,7 +273,7 @@ def answers_in_words(
 
 
 def questions(
-    rows: list[Any], defs: dict[str, Question] | None = None, value_rows: list[Any] = ()
+    rows: list[Any], defs: dict[str, Question] | None = None, value_rows: Sequence[Any] = ()
 ) -> list[QuestionCard]:
     """Per question, each perspective's mean points (QUESTIONS_SQL) and answers in words,
     biggest gaps first."""

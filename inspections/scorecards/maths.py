@@ -8,7 +8,7 @@ Pipeline, per service x period:
 
     answers of one submission --submission_domain_scores--> {domain: score}
     SubmissionScores of one perspective --perspective_scores--> PerspectiveScores
-    citizen + professional PerspectiveScores --scorecard--> Scorecard
+    citizen + professional PerspectiveScores --scorecard--> ScoreComparison
     (combine, gap, diverges, band, overall_band, trend are the rules it is built from)
 
 Agreement (``perspective_agreement``) is Krippendorff's ordinal alpha on each answer's
@@ -28,7 +28,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgspec
@@ -403,7 +403,7 @@ def mean_of(values: Sequence[float]) -> float | None:
 # --------------------------------------------------------------------------- combining
 
 
-class Combined(msgspec.Struct, frozen=True, kw_only=True):
+class CombinedScore(msgspec.Struct, frozen=True, kw_only=True):
     """The combined figure with both inputs, which are always shown next to it."""
 
     value: float | None  # None only when neither perspective has data
@@ -414,7 +414,7 @@ class Combined(msgspec.Struct, frozen=True, kw_only=True):
     perspective: Literal["both", "citizen", "professional"] | None
 
 
-def combine(citizen: float | None, professional: float | None, w: float = 0.5) -> Combined:
+def combine(citizen: float | None, professional: float | None, w: float = 0.5) -> CombinedScore:
     """``w * citizen + (1 - w) * professional``; with one missing, the other one as is.
 
     With one perspective missing the result is that perspective's score whatever ``w``
@@ -424,7 +424,7 @@ def combine(citizen: float | None, professional: float | None, w: float = 0.5) -
     if not 0.0 <= w <= 1.0:  # also rejects NaN
         raise ValueError("w must be in [0, 1]")
     if citizen is None and professional is None:
-        return Combined(
+        return CombinedScore(
             value=None,
             citizen=None,
             professional=None,
@@ -434,7 +434,7 @@ def combine(citizen: float | None, professional: float | None, w: float = 0.5) -
         )
     if citizen is None or professional is None:
         only: Perspective = "citizen" if professional is None else "professional"
-        return Combined(
+        return CombinedScore(
             value=citizen if professional is None else professional,
             citizen=citizen,
             professional=professional,
@@ -445,7 +445,7 @@ def combine(citizen: float | None, professional: float | None, w: float = 0.5) -
     value = w * citizen + (1.0 - w) * professional
     # A convex combination: keep float rounding from stepping outside its inputs.
     value = min(max(value, min(citizen, professional)), max(citizen, professional))
-    return Combined(
+    return CombinedScore(
         value=value,
         citizen=citizen,
         professional=professional,
@@ -619,18 +619,18 @@ def trend(current: Summary | None, previous: Summary | None) -> Trend | None:
 # --------------------------------------------------------------------------- scorecard
 
 
-class DomainCard(msgspec.Struct, frozen=True, kw_only=True):
+class DomainComparison(msgspec.Struct, frozen=True, kw_only=True):
     citizen: DomainScores | None
     professional: DomainScores | None
-    combined: Combined
+    combined: CombinedScore
     gap: float | None
     diverges: bool
     band: Band | None  # of the combined percentage; None without data
 
 
-class Scorecard(msgspec.Struct, frozen=True, kw_only=True):
-    domains: dict[str, DomainCard]
-    overall: Combined  # of the two perspectives' headline overalls
+class ScoreComparison(msgspec.Struct, frozen=True, kw_only=True):
+    domains: dict[str, DomainComparison]
+    overall: CombinedScore  # of the two perspectives' headline overalls
     gap: float | None
     diverges: bool  # judged on the overall_summary intervals
     band: Band | None  # overall_band of the domain bands and the combined overall
@@ -644,15 +644,15 @@ def scorecard(
     w: float = 0.5,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     gap_threshold: float = DEFAULT_GAP_THRESHOLD,
-) -> Scorecard:
+) -> ScoreComparison:
     """Both perspectives side by side, combined, compared and banded (one period)."""
-    cards: dict[str, DomainCard] = {}
+    cards: dict[str, DomainComparison] = {}
     for d in sorted(citizen.domains.keys() | professional.domains.keys()):
         c, p = citizen.domains.get(d), professional.domains.get(d)
         cs, ps = (c.summary if c else None), (p.summary if p else None)
         comb = combine(cs.mean if cs else None, ps.mean if ps else None, w)
         g = gap(comb.citizen, comb.professional)
-        cards[d] = DomainCard(
+        cards[d] = DomainComparison(
             citizen=c,
             professional=p,
             combined=comb,
@@ -670,7 +670,7 @@ def scorecard(
         if overall.value is not None
         else None
     )
-    return Scorecard(
+    return ScoreComparison(
         domains=cards,
         overall=overall,
         gap=g,
@@ -728,7 +728,7 @@ def krippendorff_alpha(
                     o[c, k] += pairs / (m - 1)
     if not o:
         return None
-    n_v: dict[Hashable, float] = defaultdict(float)
+    n_v: dict[Any, float] = defaultdict(float)  # keys are one level's values: comparable
     for (c, _), x in o.items():
         n_v[c] += x
     n = math.fsum(n_v.values())

@@ -47,6 +47,7 @@ from service.auth import PUBLIC, authenticate
 from service.bounds import bounded_moment
 from service.db import DB
 from service.errors import Problem
+from service.state import app_state
 
 READERS = ("coordinator", "scrutiny_member", "service_manager")
 TOP_ITEMS = 5
@@ -675,7 +676,7 @@ async def scorecard_page(
             return message_page(422, "Check the dates", "The start must be before the end.", user)
         raise
     settings = await scoring_settings(db, user.organisation_id)
-    tz = request.app.state.settings.site_timezone
+    tz = app_state(request.app).settings.site_timezone
     last_day = (card.period_to - dt.timedelta(microseconds=1)).date()
     recs = await summaries(db, user, card.period_from.date(), last_day, tz, service_id)
     reports_url = f"/public/organisations/{user.organisation_id}?service={service_id}"

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from litestar import Request, Response, get, patch, post
+from litestar import Response, Router, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from inspections.audit.log import audit
-from inspections.org_settings import patch_section, read_section
+from inspections.org_settings import read_section, settings_routes
 from inspections.scorecards import compute, maths
 from inspections.scorecards.overrides import overrides_for
 from inspections.scorecards.schemas import (
@@ -26,13 +26,12 @@ from inspections.scorecards.schemas import (
 )
 from inspections.services.queries import may_read, service_in_org
 from inspections.services.schemas import Kind
-from service.auth import Principal, require_roles
+from service.auth import AuthedRequest, Principal, require_roles
 from service.bounds import Moment
 from service.db import DB
 from service.errors import problem_responses, unprocessable
-from service.schema import Limit, decode_cursor, encode_cursor
+from service.schema import Limit, cursor_after, encode_cursor
 
-AuthedRequest = Request[Principal, Any, Any]
 readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
 
 SCORES_SQL = """
@@ -163,9 +162,8 @@ async def service_scorecard(
 
 
 @get(
-    "/v1/services/{service_id:uuid}/scorecard",
+    "/services/{service_id:uuid}/scorecard",
     guards=readers,
-    tags=["scorecards"],
     summary="A service's scorecard (default: the last 12 months)",
     description="From final submissions only. Scrutiny members and coordinators see every "
     "service of their organisation; service managers only the services they manage. "
@@ -183,9 +181,8 @@ async def get_scorecard(
 
 
 @post(
-    "/v1/services/{service_id:uuid}/scorecard/override",
+    "/services/{service_id:uuid}/scorecard/override",
     guards=[require_roles("coordinator")],
-    tags=["scorecards"],
     summary="Override the overall band for a period, with a recorded reason (audited)",
     description=OVERRIDE_RULE,
     responses=problem_responses(401, 403, 404, 422),
@@ -223,36 +220,24 @@ async def override_band(
     return await service_scorecard(db, request.user, service_id, data.period_from, data.period_to)
 
 
-@get(
-    "/v1/organisation/scoring",
-    guards=[require_roles("coordinator", "scrutiny_member")],
-    tags=["scorecards"],
-    summary="How this organisation combines and bands scores",
-    responses=problem_responses(401, 403),
+def _increasing(merged: ScoringSettings) -> None:
+    t = merged.band_thresholds
+    if not 0 < t[0] < t[1] < t[2] <= 100:
+        raise unprocessable("band_thresholds must be three increasing percentages.")
+
+
+scoring_routes = settings_routes(
+    "/organisation/scoring",
+    "scoring",
+    ScoringSettings,
+    ScoringSettingsPatch,
+    name="scoring",
+    audit_action="organisation.scoring",
+    readers=("coordinator", "scrutiny_member"),
+    read_summary="How this organisation combines and bands scores",
+    patch_summary="Change the citizen weight, band thresholds, minimum submissions (audited)",
+    check=_increasing,
 )
-async def get_scoring(request: AuthedRequest, db: DB) -> ScoringSettings:
-    return await scoring_settings(db, request.user.organisation_id)
-
-
-@patch(
-    "/v1/organisation/scoring",
-    guards=[require_roles("coordinator")],
-    tags=["scorecards"],
-    summary="Change the citizen weight, band thresholds, minimum submissions (audited)",
-    responses=problem_responses(401, 403, 422),
-)
-async def patch_scoring(
-    data: JSONBody[ScoringSettingsPatch], request: AuthedRequest, db: DB
-) -> ScoringSettings:
-    def increasing(merged: ScoringSettings) -> None:
-        t = merged.band_thresholds
-        if not 0 < t[0] < t[1] < t[2] <= 100:
-            raise unprocessable("band_thresholds must be three increasing percentages.")
-
-    org = request.user.organisation_id
-    merged, changes = await patch_section(db, org, "scoring", ScoringSettings, data, increasing)
-    await audit(db, request, "organisation.scoring", "organisation", org, changes)
-    return merged
 
 
 # The league aggregates in PostgreSQL (n, mean, sd per service x perspective x domain for
@@ -281,9 +266,8 @@ SortKey = Literal["combined", "citizen", "professional", "name"]
 
 
 @get(
-    "/v1/scorecards",
+    "/scorecards",
     guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
-    tags=["scorecards"],
     summary="Every service of a kind side by side; Accept: text/csv for a spreadsheet",
     description="Each row's band is the band of that service's own scorecard for the same "
     "period, overrides included. " + OVERRIDE_RULE,
@@ -330,7 +314,7 @@ async def league_table(
     ]
 
     def key(row: LeagueRow) -> tuple[Any, ...]:
-        value = row.service_name if sort == "name" else getattr(row, sort)
+        value: Any = row.service_name if sort == "name" else getattr(row, sort)
         missing = value is None
         # Services without scores last, whichever direction.
         return (
@@ -343,12 +327,14 @@ async def league_table(
     if sort == "name" and descending:
         table.reverse()
     if "text/csv" in request.headers.get("accept", ""):
-        return Response(
+        # The CSV variant of the same resource; OpenAPI documents the JSON one.
+        return Response(  # pyright: ignore[reportReturnType]
             _csv(table),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
         )
-    offset = decode_cursor(cursor, int)[0] if cursor else 0
+    # Offset, not keyset: the table is sorted by computed scores, in memory.
+    offset = cursor_after(cursor, int)[0] or 0
     page = table[offset : offset + limit]
     nxt = encode_cursor(offset + limit) if offset + limit < len(table) else None
     return Response(LeaguePage(items=page, next_cursor=nxt))
@@ -372,4 +358,8 @@ def _csv(rows: list[LeagueRow]) -> str:
     return out.getvalue()
 
 
-route_handlers = [get_scorecard, override_band, get_scoring, patch_scoring, league_table]
+router = Router(
+    "/v1",
+    tags=["scorecards"],
+    route_handlers=[get_scorecard, override_band, *scoring_routes, league_table],
+)

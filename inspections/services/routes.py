@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from litestar import Request, get, patch, post
+from litestar import Router, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET
 
@@ -18,18 +18,15 @@ from inspections.services.schemas import (
     ServicePage,
     ServicePatch,
 )
-from service.auth import Principal, require_roles
-from service.db import DB
+from service.auth import AuthedRequest, require_roles
+from service.db import DB, from_row
 from service.errors import problem_responses
-from service.schema import Limit, decode_cursor, encode_cursor
-
-AuthedRequest = Request[Principal, Any, Any]
+from service.schema import Limit, cursor_after, page_of
 
 
 @post(
-    "/v1/services",
+    "/",
     guards=[require_roles("coordinator")],
-    tags=["services"],
     summary="Create a service (a place that is inspected)",
     responses=problem_responses(401, 403, 422),
 )
@@ -45,6 +42,7 @@ async def create_service(data: JSONBody[ServiceCreate], request: AuthedRequest, 
         data.lon,
         data.geofence_m,
     )
+    assert service_id is not None  # insert ... returning: always a row
     await q.set_managers(db, request.user, service_id, data.manager_ids)
     service = await q.service_in_org(db, request.user, service_id)
     await audit(db, request, "service.create", "service", service_id, {"name": data.name})
@@ -52,9 +50,8 @@ async def create_service(data: JSONBody[ServiceCreate], request: AuthedRequest, 
 
 
 @get(
-    "/v1/services",
+    "/",
     guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
-    tags=["services"],
     summary="Services (managers see the ones they manage)",
     responses=problem_responses(400, 401, 403),
 )
@@ -66,7 +63,7 @@ async def list_services(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> ServicePage:
-    after = decode_cursor(cursor, str, str, UUID) if cursor else (None, None, None)
+    after = cursor_after(cursor, str, str, UUID)
     only_managed = not request.user.has("coordinator", "scrutiny_member")
     rows = await db.fetch(
         f"""select {q.SERVICE_COLS} from services s
@@ -87,15 +84,12 @@ async def list_services(
         request.user.user_id,
         limit + 1,
     )
-    items = [Service(**dict(r)) for r in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    nxt = encode_cursor(last.kind, last.name, str(last.id)) if last else None
-    return ServicePage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "kind", "name", "id")
+    return ServicePage(items=[from_row(Service, r) for r in page], next_cursor=nxt)
 
 
 @get(
-    "/v1/services/{service_id:uuid}",
-    tags=["services"],
+    "/{service_id:uuid}",
     summary="One service",
     responses=problem_responses(401, 403, 404),
 )
@@ -106,9 +100,8 @@ async def get_service(service_id: FromPath[UUID], request: AuthedRequest, db: DB
 
 
 @patch(
-    "/v1/services/{service_id:uuid}",
+    "/{service_id:uuid}",
     guards=[require_roles("coordinator")],
-    tags=["services"],
     summary="Edit a service or who manages it",
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -134,4 +127,8 @@ async def patch_service(
     return await q.service_in_org(db, request.user, service_id)
 
 
-route_handlers = [create_service, list_services, get_service, patch_service]
+router = Router(
+    "/v1/services",
+    tags=["services"],
+    route_handlers=[create_service, list_services, get_service, patch_service],
+)
