@@ -91,7 +91,10 @@ async def test_the_limit_holds_whichever_worker_answers(api: Api, live: Live) ->
             refused_by.add(worker)
             assert headers["content-type"].startswith("application/problem+json")
             assert body["type"].endswith("/rate-limited") and "sign-in" in body["detail"]
-            assert 0 < int(headers["retry-after"]) <= 60
+            # Reaching the second worker may take more attempts than the per-account limit
+            # allows (the kernel picks the worker); past it, that hour-long window speaks.
+            window = 60 if len(statuses) <= PER_ACCOUNT else 3600
+            assert 0 < int(headers["retry-after"]) <= window
     # With a count per process, two workers would have let 2 x PER_ADDRESS through.
     assert statuses[:PER_ADDRESS] == [401] * PER_ADDRESS
     assert set(statuses[PER_ADDRESS:]) == {429}
