@@ -11,6 +11,8 @@ from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.evidence import routes as evidence
+from inspections.evidence.lifespan import evidence_lifespan
 from inspections.findings import public as public_reports
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
@@ -22,14 +24,12 @@ from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import routes as visits
-from media import routes as evidence
-from media.lifespan import media_lifespan
 from service.auth import TokenAuth, make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
-LIFESPANS = [caches_lifespan, media_lifespan, notifications_lifespan, reminders_lifespan]
+LIFESPANS = [caches_lifespan, evidence_lifespan, notifications_lifespan, reminders_lifespan]
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$", "^/public/", "^/v1/public/", "^/open311/"]
 
 

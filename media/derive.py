@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 
 import msgspec
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
 from media.detect import DECODE_ERRORS, Source, check_intact, decode_error, open_image, seekable
 from media.exif import orientation_of
@@ -42,7 +41,7 @@ THUMB_QUALITY = 80
 # least reducing_gap times the target, then finishes with Lanczos: same look, much faster.
 _REDUCING_GAP = 3.0
 
-_FORMAT_NAMES = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "HEIF": "heif"}
+FORMAT_NAMES = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "HEIF": "heif"}
 
 # EXIF orientation -> the transpose that makes the stored pixels upright (as exif_transpose).
 _TRANSPOSE: dict[int, Image.Transpose] = {
@@ -99,7 +98,7 @@ def make_derivatives(
     # flattened image may be the opened one itself.
     src = seekable(path)
     with open_image(src, max_pixels, verify=False) as img:
-        source_format = _FORMAT_NAMES.get(img.format or "", (img.format or "").lower())
+        source_format = FORMAT_NAMES.get(img.format or "", (img.format or "").lower())
         src_w, src_h = img.size
         # Damage the decoders below would paint over (grey JPEG rows, green HEIF tiles).
         check_intact(src, source_format, img.mode)
@@ -257,32 +256,3 @@ def _encode(img: Image.Image, quality: int) -> bytes:
     # optimize=True (a second Huffman pass) saved only 1-2% here for ~15 ms per display.
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
-
-
-def naive_pipeline(path: str | os.PathLike[str]) -> Derivatives:
-    """BASELINE FOR BENCHMARKS ONLY: what most code does. Do not use for uploads.
-
-    Full decode of any format Pillow knows, exif_transpose of the full-size image, and
-    both sizes made from the full-size image.
-    """
-    with Image.open(path) as opened:
-        fmt = _FORMAT_NAMES.get(opened.format or "", (opened.format or "").lower())
-        full = ImageOps.exif_transpose(opened).convert("RGB")
-
-    def shrink(edge: int, quality: int) -> tuple[bytes, tuple[int, int]]:
-        copy = full.copy()
-        copy.thumbnail((edge, edge))
-        buf = io.BytesIO()
-        copy.save(buf, format="JPEG", quality=quality)
-        return buf.getvalue(), copy.size
-
-    display, display_size = shrink(DISPLAY_EDGE, DISPLAY_QUALITY)
-    thumb, thumb_size = shrink(THUMB_EDGE, THUMB_QUALITY)
-    return Derivatives(
-        display=display,
-        display_size=display_size,
-        thumb=thumb,
-        thumb_size=thumb_size,
-        source_format=fmt,
-        source_size=full.size,
-    )

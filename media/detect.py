@@ -118,6 +118,14 @@ def check_byte_size(n_bytes: int, max_bytes: int) -> None:
         )
 
 
+def too_large(max_bytes: int) -> ImageRejected:
+    """A file over ``max_bytes``, refused before its end is seen (while it streams in)."""
+    return ImageRejected(
+        "too-large",
+        f"The photo is larger than the {max_bytes / 1e6:.0f} MB limit; send a smaller one.",
+    )
+
+
 def open_image(path_or_file: Source, max_pixels: int, *, verify: bool = True) -> Image.Image:
     """Open an accepted photo lazily (pixels not decoded) after checking it.
 
@@ -160,11 +168,11 @@ def _open_checked(src: Seekable, fmt: str, max_pixels: int) -> Image.Image:
         # warnings.catch_warnings to force that: it is process-global and not thread-safe.
         raise _too_many_pixels(_claimed_pixels(exc), _effective_limit(max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _corrupt() from exc
+        raise corrupt_image() from exc
     w, h = img.size
     if w <= 0 or h <= 0:
         img.close()
-        raise _corrupt()
+        raise corrupt_image()
     if w * h > max_pixels:
         img.close()
         raise _too_many_pixels(w * h, max_pixels)
@@ -194,7 +202,7 @@ def _verify(src: Seekable, fmt: str, mode: str) -> None:
         with Image.open(src, formats=[PIL_FORMATS[fmt]]) as probe:
             probe.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _corrupt() from exc
+        raise corrupt_image() from exc
 
 
 def check_intact(src: Seekable, fmt: str, mode: str) -> None:
@@ -221,13 +229,57 @@ def check_intact(src: Seekable, fmt: str, mode: str) -> None:
                 strict=True,
             )
         except ValueError as exc:
-            raise _corrupt() from exc
+            raise corrupt_image() from exc
     elif heif_problem(data) is not None:
-        raise _corrupt()
+        raise corrupt_image()
 
 
 class _Broken(Exception):
     """The HEIF container contradicts itself or the file's length."""
+
+
+# JPEG frame headers (SOFn): every C0..CF but DHT (C4), JPG (C8) and DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_problem(data: bytes | memoryview) -> str | None:
+    """Why these JPEG bytes cannot hold a whole picture, or None (no pixel is decoded).
+
+    Walks the marker segments up to the first scan: each must fit in the file, a frame
+    header must come before the scan, and an end-of-image marker must follow the scan's
+    data (a file cut off in transit has none). What this cannot see (damaged entropy-coded
+    data, an EOI glued onto a cut file) the full decode finds later (``check_intact``).
+    """
+    data = bytes(data)
+    n, pos, frame = len(data), 2, False
+    if data[:2] != b"\xff\xd8":
+        return "no start-of-image marker"
+    while True:
+        if pos >= n or data[pos] != 0xFF:
+            return f"no marker at byte {pos}"
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            return "the headers are cut off"
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return "the image ends before its scan data"
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue  # no length field
+        if pos + 2 > n:
+            return "a segment header is cut off"
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > n:
+            return f"the segment at byte {pos - 2} runs past the end of the file"
+        frame = frame or marker in _SOF
+        if marker == 0xDA:
+            if not frame:
+                return "a scan before any frame header"
+            if data.rfind(b"\xff\xd9", pos + length) < 0:
+                return "no end-of-image marker after the scan data: the file is cut off"
+            return None
+        pos += length
 
 
 def heif_problem(data: bytes) -> str | None:
@@ -427,7 +479,7 @@ def decode_error(exc: BaseException) -> ImageRejected:
     """The ImageRejected for an error raised while decoding pixels of an opened image."""
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         return _too_many_pixels(_claimed_pixels(exc), None)
-    return _corrupt()
+    return corrupt_image()
 
 
 # What decoders raise on damaged pixel data (RuntimeError: libheif via pillow-heif).
@@ -468,7 +520,8 @@ def _head(src: str | os.PathLike[str] | IO[bytes]) -> bytes:
     return head
 
 
-def _corrupt() -> ImageRejected:
+def corrupt_image() -> ImageRejected:
+    """Damaged or cut off: the phone still has the photo and can send it again."""
     return ImageRejected(
         "corrupt-image",
         "The photo file is damaged or incomplete (the upload may have been cut off). "

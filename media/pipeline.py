@@ -1,4 +1,5 @@
-"""The CPU-heavy part of ingesting a photo, run in worker processes (never the event loop)."""
+"""Ingesting a photo: the cheap checks before an upload is acknowledged (``precheck``) and
+the CPU-heavy part after it, run in worker processes (never the event loop)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,32 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import msgspec
 
 from media.derive import Derivatives, make_derivatives
-from media.detect import ACCEPTED_TYPES_TEXT, HEAD_BYTES, MIME_TYPES, ImageRejected, detect_format
+from media.detect import (
+    ACCEPTED_TYPES_TEXT,
+    HEAD_BYTES,
+    MIME_TYPES,
+    ImageRejected,
+    corrupt_image,
+    detect_format,
+    heif_problem,
+    jpeg_problem,
+    open_image,
+)
 from media.exif import PhotoMeta, read_metadata
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _unsupported() -> ImageRejected:
+    return ImageRejected(
+        "unsupported-type",
+        f"This file is not a photo we can accept; send a {ACCEPTED_TYPES_TEXT} image.",
+    )
 
 
 class Processed(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,13 +57,46 @@ def process_photo(path: str, max_pixels: int) -> Processed:
         head = f.read(HEAD_BYTES)
     fmt = detect_format(head)
     if fmt is None:
-        raise ImageRejected(
-            "unsupported-type",
-            f"This file is not a photo we can accept; send a {ACCEPTED_TYPES_TEXT} image.",
-        )
+        raise _unsupported()
     meta = read_metadata(path)
     derivatives = make_derivatives(path, max_pixels)
     return Processed(content_type=MIME_TYPES[fmt], meta=meta, derivatives=derivatives)
+
+
+class Checked(msgspec.Struct, frozen=True, kw_only=True):
+    """What the checks before the acknowledgement learnt, without decoding a pixel."""
+
+    content_type: str
+    meta: PhotoMeta
+    width: int  # upright
+    height: int
+
+
+def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
+    """The checks worth making before acknowledging an upload (CPU-light; run in a thread).
+
+    Raises ImageRejected: not JPEG/PNG/WebP/HEIC (415), too many pixels by the header
+    (413), or a structure that cannot hold the whole picture (422): a JPEG's markers,
+    a HEIF container's boxes, item extents and NAL units, a PNG's chunks and CRCs.
+    """
+    data = Path(path).read_bytes()
+    fmt = detect_format(data[:HEAD_BYTES])
+    if fmt is None:
+        raise _unsupported()
+    if fmt == "jpeg":
+        problem = jpeg_problem(data)
+    elif fmt == "heif":
+        problem = heif_problem(data)
+    else:
+        problem = None
+    if problem is not None:
+        raise corrupt_image()
+    with open_image(path, max_pixels, verify=fmt == "png") as img:  # PNG: chunk CRCs only
+        meta = read_metadata(img)
+        w, h = img.size
+    if meta.orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return Checked(content_type=MIME_TYPES[fmt], meta=meta, width=w, height=h)
 
 
 def _init_worker() -> None:

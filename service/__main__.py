@@ -185,7 +185,7 @@ async def _sweep(dsn: str, settings: Settings) -> dict:
     """Needs the store too: S3_* settings, or the embedded SeaweedFS of scripts/serve."""
     import datetime as dt
 
-    from media.sweep import sweep
+    from inspections.evidence.sweep import sweep
     from service.storage import ObjectStore
 
     endpoint, access, secret = (

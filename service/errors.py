@@ -16,6 +16,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from media.detect import ImageRejected
 from service.logs import mask_path
 
 PROBLEM_JSON = "application/problem+json"
@@ -236,9 +237,25 @@ def _bad_value(exc: Exception) -> bool:
     return isinstance(exc, (asyncpg.DataError, asyncpg.exceptions._base.DataError))
 
 
+# A photo the image library refused (media.detect.ImageRejected): its kind and detail,
+# answered here once, wherever it was raised.
+_PHOTO_TITLES = {
+    "unsupported-type": "Not a photo we accept",
+    "corrupt-image": "Damaged photo",
+    "too-many-pixels": "Photo has too many pixels",
+    "too-large": "Photo too large",
+}
+
+
+def photo_problem(exc: ImageRejected) -> DomainError:
+    return DomainError(exc.status, f"photo-{exc.kind}", _PHOTO_TITLES[exc.kind], exc.detail)
+
+
 def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
     if isinstance(exc, DomainError):
         return problem_response(request, exc)
+    if isinstance(exc, ImageRejected):
+        return problem_response(request, photo_problem(exc))
     if isinstance(exc, ValidationException):
         return problem_response(request, validation_problem(exc))
     if isinstance(exc, HTTPException):

@@ -45,8 +45,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_photo_pixels: int = 50_000_000  # decompression bombs are refused above this
     image_workers: int = 2  # processes decoding photos (per app process), fed by the queue
     # Uploads are acknowledged (202) once the original is stored; the processing queue
-    # (media/jobs.py) does the rest. Above photo_queue_max queued photos, new uploads get
-    # 503 + Retry-After. A claimed job is claimed again after its lease (a crashed process).
+    # (inspections/evidence/jobs.py) does the rest. Above photo_queue_max queued photos,
+    # new uploads get 503 + Retry-After. A claimed job is claimed again after its lease (a
+    # crashed process).
     photo_queue_max: int = 300
     photo_job_interval_s: float = 5  # in-app worker: woken by each upload, polls this often
     photo_job_lease_s: int = 120

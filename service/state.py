@@ -36,8 +36,8 @@ class AppState(State):
     bundles: LruCache[Any, Any]
     bundle_not_modified: LruCache[Any, Any]
     http: httpx.AsyncClient
-    images: Any  # media.workers.ImageWorkers (service names no domain module)
-    photo_jobs: Any  # media.jobs.PhotoJobs
+    images: Any  # media.pipeline.ImageWorkers (service names no domain module)
+    photo_jobs: Any  # inspections.evidence.jobs.PhotoJobs
 
 
 def app_state(app: Any) -> AppState:

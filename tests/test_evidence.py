@@ -15,7 +15,7 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from media.sweep import sweep
+from inspections.evidence.sweep import sweep
 from service import db
 from tests.conftest import FIXTURES
 from tests.helpers import Api, assert_problem

@@ -20,8 +20,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from media.jobs import CLAIM_SQL
-from media.sweep import sweep
+from inspections.evidence.jobs import CLAIM_SQL
+from inspections.evidence.sweep import sweep
 from service import db
 from service.app import create_app
 from service.settings import Settings

@@ -254,7 +254,7 @@ async def test_kill_9_mid_upload_leaves_no_processes_and_no_temp_files(
 
 
 def test_the_sweep_removes_dead_processes_and_stalled_uploads_only(tmp_path: Path) -> None:
-    from media.upload import remove_leftovers
+    from inspections.evidence.upload import remove_leftovers
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # reaped: its pid names no process now

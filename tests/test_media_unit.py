@@ -27,7 +27,6 @@ from media.derive import (
     Derivatives,
     draft_request,
     make_derivatives,
-    naive_pipeline,
     target_size,
 )
 from media.detect import (
@@ -40,6 +39,7 @@ from media.detect import (
 )
 from media.exif import PhotoMeta, read_metadata
 from media.geo import EARTH_RADIUS_M, haversine_m, location_check, time_check
+from scripts.bench.naive import naive_pipeline
 from tests.conftest import FIXTURES, PHOTOS
 
 GPS = sorted((PHOTOS / "gps").glob("*.jpg"))

@@ -2,7 +2,7 @@
 
 An upload is acknowledged once its original is stored; its row is ``processing`` and a
 row in ``evidence_jobs`` (migration 0015) says it still needs processing. A worker in every
-app process (media_lifespan) claims due jobs with ``FOR UPDATE SKIP LOCKED``, and the claim
+app process (evidence_lifespan) claims due jobs with ``FOR UPDATE SKIP LOCKED``, and the claim
 pushes ``run_at`` forward by the lease: a process that dies mid-job (kill -9, OOM) leaves
 the row to be claimed again when the lease runs out, and a crash before any claim leaves it
 due at once. The worker decodes in the image process pool, writes both derivatives, then
@@ -31,11 +31,12 @@ from uuid import UUID
 import asyncpg
 
 from inspections.audit.log import record
-from media import ingest
+from inspections.evidence import ingest
+from inspections.evidence import queries as q
+from inspections.evidence.upload import new_temp_file, upload_dir
 from media.detect import ImageRejected
-from media.upload import new_temp_file, upload_dir
 
-log = logging.getLogger("media.jobs")
+log = logging.getLogger("inspections.evidence.jobs")
 
 CHANNEL = "coassess_evidence_jobs"  # NOTIFYed by the evidence_jobs trigger (migration 0015)
 BACKOFF_BASE_S = 5.0
@@ -138,11 +139,11 @@ class PhotoJobs:
     async def run_one(self) -> bool:
         """Claim and process one due job; False when none is due."""
         state, settings = self.app.state, self.settings
-        async with state.pool.acquire() as db:
+        async with q.connection(state.pool) as db:
             job = await db.fetchrow(CLAIM_SQL, float(settings.photo_job_lease_s), self.me)
             if job is None:
                 return False
-            row = await db.fetchrow("select * from evidence where id = $1", job["evidence_id"])
+            row = await q.evidence_by_id(db, job["evidence_id"])
         evidence_id = job["evidence_id"]
         if row is None or row["status"] != "processing" or row["deleted_at"] is not None:
             await self._finish(evidence_id, None)  # nothing left to do
@@ -154,7 +155,7 @@ class PhotoJobs:
         try:
             processed = await state.images.process(str(path), settings.max_photo_pixels)
             object_keys = await ingest.store_derivatives(
-                state, row["organisation_id"], evidence_id, processed
+                state.store, row["organisation_id"], evidence_id, processed
             )
         except ImageRejected as exc:
             await self._reject(row, exc.kind, exc.detail)
@@ -199,7 +200,7 @@ class PhotoJobs:
             path.unlink()
 
     async def _finish(self, evidence_id: UUID, fields: dict[str, Any] | None) -> None:
-        async with self.app.state.pool.acquire() as db, db.transaction():
+        async with q.connection(self.app.state.pool) as db, db.transaction():
             if fields:
                 sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
                 await db.execute(
@@ -216,7 +217,7 @@ class PhotoJobs:
             "photo processing failed; will retry",
             extra={"evidence_id": str(evidence_id), "attempt": attempts, "error": error},
         )
-        async with self.app.state.pool.acquire() as db:
+        async with q.connection(self.app.state.pool) as db:
             await db.execute(
                 """update evidence_jobs set run_at = now() + make_interval(secs => $2),
                           last_error = $3 where evidence_id = $1""",
@@ -228,7 +229,7 @@ class PhotoJobs:
     async def _reject(self, row: Any, kind: str, detail: str) -> None:
         # The row stays, with the reason the phone reads when it polls; the original goes
         # unless other evidence has the same bytes.
-        async with self.app.state.pool.acquire() as db, db.transaction():
+        async with q.connection(self.app.state.pool) as db, db.transaction():
             done = await db.fetchval(
                 """update evidence set status = 'rejected', rejected_kind = $2,
                           rejected_reason = $3, original_key = null, updated_at = now()

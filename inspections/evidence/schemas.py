@@ -53,7 +53,7 @@ class Upload(Body, kw_only=True):
 class Location(Body, kw_only=True):
     """Where the photo was taken. lat, lon and accuracy_m only for coordinators and the
     inspector who took it; everyone else gets null there and distance_m rounded to the
-    nearest 100 m (media.routes.location_seen_by)."""
+    nearest 100 m (present.location_seen_by)."""
 
     source: Literal["exif", "device", "none"]
     check: Literal["on_site", "off_site", "unverified"]

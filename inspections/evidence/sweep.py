@@ -16,10 +16,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from media.upload import remove_leftovers, upload_dir
+from inspections.evidence.upload import remove_leftovers, upload_dir
 from service.storage import ObjectStore
 
-log = logging.getLogger("media.sweep")
+log = logging.getLogger("inspections.evidence.sweep")
 SWEEP_LOCK = 7_341_202_612
 
 

@@ -1,19 +1,24 @@
-"""Receive a multipart photo upload as a stream into a temporary file, hashing as it goes."""
+"""Photos arriving: a multipart upload streamed into a file of the app's upload folder,
+hashing as it goes, or a presigned upload's object fetched into one. Never in memory."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from litestar import Request
 from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
 
+from media.detect import too_large
 from service.errors import Problem
 from service.settings import Settings
 
@@ -100,28 +105,38 @@ def new_temp_file(directory: Path) -> tuple[int, Path]:
 
 
 @dataclass
-class Received:
-    metadata: bytes
+class Photo:
+    """A photo's bytes in a file of the upload folder. Whoever holds it removes the file
+    (``owned``) unless ``kept``: handed to the processing queue's worker."""
+
     path: Path
     size: int
-    sha256: str
+    sha256: str  # hex
+    kept: bool = False
 
     def discard(self) -> None:
         _remove(self.path)
 
 
-def _remove(path: Path) -> None:
+@contextlib.asynccontextmanager
+async def owned(photo: Photo) -> AsyncIterator[Photo]:
+    """Removes the photo's file on the way out, however it is left, unless it was kept."""
+    try:
+        yield photo
+    finally:
+        if not photo.kept:
+            await asyncio.to_thread(photo.discard)
+
+
+@dataclass
+class Received:
+    metadata: bytes
+    photo: Photo
+
+
+def _remove(path: Path | str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def _too_large(max_bytes: int) -> Problem:
-    return Problem(
-        413,
-        "photo-too-large",
-        "Photo too large",
-        f"The photo is larger than the {max_bytes / 1e6:.0f} MB limit; send a smaller one.",
-    )
 
 
 async def receive(request: Request, max_bytes: int) -> Received:
@@ -158,7 +173,7 @@ async def receive(request: Request, max_bytes: int) -> Received:
                         if part == "file":
                             size += len(event)
                             if size > max_bytes:
-                                raise _too_large(max_bytes)
+                                raise too_large(max_bytes)
                             sha.update(event)
                             out.write(event)  # small chunks into the page cache
                         else:
@@ -182,7 +197,7 @@ async def receive(request: Request, max_bytes: int) -> Received:
             )
         if size == 0:
             raise Problem(422, "empty-photo", "Empty photo", "The file part is empty.")
-        return Received(bytes(meta), path, size, sha.hexdigest())
+        return Received(bytes(meta), Photo(path, size, sha.hexdigest()))
     except ParserError as exc:
         _remove(path)
         raise Problem(
@@ -195,3 +210,38 @@ async def receive(request: Request, max_bytes: int) -> Received:
         # An interrupted or refused upload leaves nothing behind.
         _remove(path)
         raise
+
+
+async def fetch_upload(store: Any, key: str, max_bytes: int, directory: Path) -> Photo:
+    """A presigned upload's object, fetched into the upload folder under the size cap (its
+    type is not trusted: it is checked like any other photo)."""
+
+    def fetch() -> Photo:
+        try:
+            obj = store.client.get_object(Bucket=store.bucket, Key=key)
+        except store.client.exceptions.NoSuchKey:
+            raise Problem(
+                409,
+                "upload-missing",
+                "Upload not found",
+                "The photo has not arrived in the store yet; send it to the "
+                "presigned URL first, then complete.",
+            ) from None
+        if obj["ContentLength"] > max_bytes:
+            raise too_large(max_bytes)
+        fd, path = new_temp_file(directory)  # the app's folder: a crash's leftovers are swept
+        sha, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in obj["Body"].iter_chunks(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise too_large(max_bytes)
+                    sha.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            _remove(path)
+            raise
+        return Photo(path, size, sha.hexdigest())
+
+    return await asyncio.to_thread(fetch)

@@ -1,4 +1,4 @@
-"""The media slice's share of the app's lifetime: image workers, the photo processing
+"""The evidence slice's share of the app's lifetime: image workers, the photo processing
 queue's worker and the orphan sweeper."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
-from media.jobs import PhotoJobs
+from inspections.evidence.jobs import PhotoJobs
+from inspections.evidence.sweep import sweep_forever
+from inspections.evidence.upload import prepare_upload_dir, upload_dir
 from media.pipeline import ImageWorkers
-from media.sweep import sweep_forever
-from media.upload import prepare_upload_dir, upload_dir
 
 
 @asynccontextmanager
-async def media_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+async def evidence_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     settings = app.state.settings
     # What a crashed process left half-received (originals with GPS) goes at once.
     await asyncio.to_thread(prepare_upload_dir, upload_dir(settings))

@@ -1,0 +1,318 @@
+"""From a photo in a local file to stored evidence: check, store the original, queue.
+
+``ingest`` serves both upload paths (multipart POST /v1/evidence, and a presigned upload
+then POST /v1/evidence/{id}/complete). An upload is acknowledged once its original is
+stored: the cheap checks (media.pipeline.precheck: format by content, pixel count from the
+header, the container's / markers' structure, EXIF) run first, then the original is
+written, then the row (``processing``) and its job (jobs.py) in one transaction. The full
+decode and the derivatives follow from the queue. Order matters for consistency: objects
+are written before the row that names them, so a crash in between leaves objects without a
+row, which the sweeper removes, and a row is only ``ready`` when all its objects exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from inspections.audit.log import record
+from inspections.evidence import keys
+from inspections.evidence import queries as q
+from inspections.evidence.context import EvidenceContext
+from inspections.evidence.present import present
+from inspections.evidence.schemas import Evidence, EvidenceMeta
+from inspections.evidence.upload import Photo
+from inspections.visits.schemas import Visit
+from media.detect import ImageRejected
+from media.exif import PhotoMeta
+from media.geo import location_check, time_check
+from media.pipeline import Checked, Processed, precheck
+from service.auth import Principal
+from service.errors import DomainError, conflict
+from service.settings import Settings
+from service.storage import ObjectStore
+
+
+async def ingest(
+    pool: asyncpg.Pool,
+    ctx: EvidenceContext,
+    user: Principal,
+    meta: EvidenceMeta,
+    visit: Visit,
+    photo: Photo,
+    *,
+    started: Any = None,
+    request_id: str | None = None,
+) -> Evidence:
+    """Check, store and queue ``photo`` as evidence ``meta.evidence_id`` of ``visit`` (its
+    door and the caller's place on its team already checked). ``started`` is the row of a
+    presigned upload being completed, else a new row is made. Raises ImageRejected (the
+    error handler answers it) after recording a presigned upload as rejected.
+
+    No connection is held while the photo is checked or stored. ``photo`` stays the
+    caller's (see upload.owned) unless handed to this process's queue worker.
+    """
+    settings = ctx.settings
+    sha = bytes.fromhex(photo.sha256)
+    async with q.connection(pool) as db:
+        dup = await q.duplicate_in_visit(db, visit.id, sha)
+        if dup is not None:
+            if started is not None:
+                detail = f"The same photo is already evidence {dup}."
+                await _refuse(db, ctx, user, started, "duplicate", detail, request_id)
+            return present(ctx, await q.evidence_by_id(db, dup), user, duplicate_of=dup)
+        service = await q.service_of(db, visit)
+    try:
+        checked = await asyncio.to_thread(precheck, photo.path, settings.max_photo_pixels)
+    except ImageRejected as exc:
+        if started is not None:  # the phone reads why when it polls
+            async with q.connection(pool) as db:
+                await _refuse(db, ctx, user, started, exc.kind, exc.detail, request_id)
+        raise
+    original_key = await store_original(
+        ctx.store, user.organisation_id, photo.sha256, photo.path, checked.content_type
+    )
+    facts = conclusions(settings, visit, service, meta, checked.meta)
+    fields = stored_fields(checked, photo, original_key, facts)
+    async with q.connection(pool) as db, db.transaction():
+        if started is None:
+            done = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields})
+        else:
+            done = await q.update_queued(db, meta.evidence_id, fields)
+        if not done and started is not None:  # a racing complete got there first
+            return as_it_is(ctx, await q.evidence_by_id(db, meta.evidence_id), user)
+        if not done:  # a racing twin of this upload (same id or same bytes) got there first
+            return await _twin(db, ctx, user, meta, visit, sha)
+        await record(
+            db,
+            user.organisation_id,
+            user.user_id,
+            "evidence.upload",
+            "evidence",
+            meta.evidence_id,
+            {
+                "visit_id": str(visit.id),
+                "sha256": photo.sha256,
+                "location_check": facts["location_check"],
+            },
+            request_id,
+        )
+        row = await q.evidence_by_id(db, meta.evidence_id)
+    if started is not None:
+        # Committed: a failure here leaves the object to the sweeper, not the phone.
+        with contextlib.suppress(Exception):
+            await ctx.store.call(
+                "delete_object", Bucket=ctx.store.bucket, Key=started["upload_key"]
+            )
+    photo.kept = ctx.hand_over(meta.evidence_id, photo.path)
+    return present(ctx, row, user)
+
+
+def new_row(meta: EvidenceMeta, user: Principal, status: str) -> dict[str, Any]:
+    """The columns of a new evidence row that the phone's metadata and the caller give."""
+    return {
+        "id": meta.evidence_id,
+        "organisation_id": user.organisation_id,
+        "visit_id": meta.visit_id,
+        "submission_id": meta.submission_id,
+        "question_key": meta.question_key,
+        "uploaded_by": user.user_id,
+        "caption": meta.caption,
+        "status": status,
+        "device_lat": meta.lat,
+        "device_lon": meta.lon,
+        "device_accuracy_m": meta.accuracy_m,
+        "device_taken_at": meta.taken_at,
+    }
+
+
+def meta_of(row: Any) -> EvidenceMeta:
+    """What the phone said when it started a presigned upload."""
+    return EvidenceMeta(
+        evidence_id=row["id"],
+        visit_id=row["visit_id"],
+        submission_id=row["submission_id"],
+        question_key=row["question_key"],
+        caption=row["caption"],
+        lat=row["device_lat"],
+        lon=row["device_lon"],
+        accuracy_m=row["device_accuracy_m"],
+        taken_at=row["device_taken_at"],
+    )
+
+
+def as_it_is(ctx: EvidenceContext, row: Any, user: Principal) -> Evidence:
+    """An upload already past its bytes, asked again: as it is now, or why it was refused."""
+    if row["status"] == "rejected":
+        raise DomainError(
+            422, f"photo-{row['rejected_kind']}", "Photo refused", row["rejected_reason"]
+        )
+    return present(ctx, row, user)
+
+
+async def _twin(
+    db: asyncpg.Connection,
+    ctx: EvidenceContext,
+    user: Principal,
+    meta: EvidenceMeta,
+    visit: Visit,
+    sha: bytes,
+) -> Evidence:
+    row = await q.evidence_by_id(db, meta.evidence_id)
+    if row is not None:
+        q.check_mine(row, user)
+        return present(ctx, row, user)
+    dup = await q.duplicate_in_visit(db, visit.id, sha)
+    if dup is None:
+        raise conflict("The same upload was being stored at the same moment; retry.")
+    return present(ctx, await q.evidence_by_id(db, dup), user, duplicate_of=dup)
+
+
+async def _refuse(
+    db: asyncpg.Connection,
+    ctx: EvidenceContext,
+    user: Principal,
+    started: Any,
+    kind: str,
+    detail: str,
+    request_id: str | None,
+) -> None:
+    """A presigned upload's bytes refused: the row says why, the bytes go."""
+    async with db.transaction():
+        if not await q.reject_upload(db, started["id"], kind, detail):
+            return  # a racing complete decided first
+        await record(
+            db,
+            user.organisation_id,
+            user.user_id,
+            "evidence.reject",
+            "evidence",
+            started["id"],
+            {"reason": detail},
+            request_id,
+        )
+    store = ctx.store
+    with contextlib.suppress(Exception):  # else the sweeper removes it later
+        await store.call("delete_object", Bucket=store.bucket, Key=started["upload_key"])
+
+
+def conclusions(
+    settings: Settings, visit: Visit, service: Any, meta: EvidenceMeta, m: PhotoMeta
+) -> dict[str, Any]:
+    """Where and when the photo was taken, and whether that fits the visit (pure)."""
+    if m.lat is not None and m.lon is not None:
+        source, lat, lon, accuracy = "exif", m.lat, m.lon, m.h_error_m
+    elif meta.lat is not None and meta.lon is not None:
+        source, lat, lon, accuracy = "device", meta.lat, meta.lon, meta.accuracy_m
+    else:
+        source, lat, lon, accuracy = "none", None, None, None
+    check, distance = location_check(
+        lat,
+        lon,
+        accuracy,
+        service["lat"],
+        service["lon"],
+        service["geofence_m"],
+        max_accuracy_m=settings.max_location_accuracy_m,
+    )
+    tz = ZoneInfo(settings.site_timezone)
+    taken = m.taken_at or meta.taken_at
+    when = time_check(
+        taken,
+        visit.starts_at,
+        visit.ends_at,
+        dt.timedelta(minutes=settings.photo_time_tolerance_min),
+        site_tz=tz,
+    )
+    if taken is not None and taken.tzinfo is None:
+        taken = taken.replace(tzinfo=tz)
+    exif_taken = (
+        m.taken_at.replace(tzinfo=tz) if m.taken_at and not m.taken_at.tzinfo else (m.taken_at)
+    )
+    return {
+        "lat": lat,
+        "lon": lon,
+        "location_source": source,
+        "location_check": check,
+        "distance_m": distance,
+        "taken_at": taken,
+        "time_check": when,
+        "exif_taken_at": exif_taken,
+        "exif_lat": m.lat,
+        "exif_lon": m.lon,
+        "exif_altitude_m": m.altitude_m,
+        "exif_h_error_m": m.h_error_m,
+        "camera_make": m.make,
+        "camera_model": m.model,
+    }
+
+
+async def store_original(
+    store: ObjectStore, org: UUID, sha256: str, path: str | os.PathLike[str], content_type: str
+) -> str:
+    """The original, byte for byte, under its content address; returns its key.
+
+    No HEAD first: the same bytes under the same key are the same object, so writing them
+    again is harmless, and one request instead of two is what an upload's answer waits for.
+    """
+    key = keys.original_key(org, sha256)
+
+    def put() -> None:
+        with open(path, "rb") as f:
+            store.client.put_object(
+                Bucket=store.bucket,
+                Key=key,
+                Body=f,
+                ContentType=content_type,
+                Metadata={"sha256": sha256},
+            )
+
+    await asyncio.to_thread(put)
+    return key
+
+
+async def store_derivatives(
+    store: ObjectStore, org: UUID, evidence_id: UUID, p: Processed
+) -> dict[str, str]:
+    display = keys.derivative_key(org, evidence_id, "display")
+    thumb = keys.derivative_key(org, evidence_id, "thumb")
+    await asyncio.gather(
+        store.call(
+            "put_object",
+            Bucket=store.bucket,
+            Key=display,
+            Body=p.derivatives.display,
+            ContentType="image/jpeg",
+        ),
+        store.call(
+            "put_object",
+            Bucket=store.bucket,
+            Key=thumb,
+            Body=p.derivatives.thumb,
+            ContentType="image/jpeg",
+        ),
+    )
+    return {"display_key": display, "thumb_key": thumb}
+
+
+def stored_fields(
+    c: Checked, photo: Photo, original_key: str, facts: dict[str, Any]
+) -> dict[str, Any]:
+    """The row of an acknowledged photo: stored, checked cheaply, queued for processing."""
+    return {
+        "status": "processing",
+        "sha256": bytes.fromhex(photo.sha256),
+        "size_bytes": photo.size,
+        "content_type": c.content_type,
+        "width": c.width,
+        "height": c.height,
+        "original_key": original_key,
+        **facts,
+    }

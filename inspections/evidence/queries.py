@@ -1,0 +1,208 @@
+"""The evidence slice's SQL, and the checks that sit beside the queries loading the objects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+from uuid import UUID
+
+import asyncpg
+
+from inspections.checklists.queries import version_in_org
+from inspections.checklists.questions import questions
+from inspections.evidence.schemas import EvidenceMeta
+from inspections.visits.queries import visit_door, visit_in_org
+from inspections.visits.schemas import Visit
+from service.auth import Principal
+from service.errors import FieldError, conflict, forbidden, not_found, unprocessable
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection, typed as one (the pool's proxy forwards every method)."""
+    async with pool.acquire() as conn:
+        yield cast(asyncpg.Connection, conn)
+
+
+async def evidence_by_id(db: asyncpg.Connection, evidence_id: UUID) -> Any:
+    """The one query for a row by id, whoever's it is (None if there is none)."""
+    return await db.fetchrow("select * from evidence where id = $1", evidence_id)
+
+
+async def evidence_in_org(db: asyncpg.Connection, user: Principal, evidence_id: UUID) -> Any:
+    """The caller's organisation's evidence, not withdrawn; 404 otherwise."""
+    row = await evidence_by_id(db, evidence_id)
+    if row is None or row["organisation_id"] != user.organisation_id or row["deleted_at"]:
+        raise not_found("evidence")
+    return row
+
+
+def check_mine(row: Any, user: Principal) -> None:
+    """An evidence id is the phone's: someone else's (or another organisation's) is taken."""
+    if row["organisation_id"] != user.organisation_id or row["uploaded_by"] != user.user_id:
+        raise conflict("This evidence id is already in use.", "evidence-id-taken")
+
+
+async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: EvidenceMeta) -> Visit:
+    """Only team members add evidence, only while the visit's door is open (DOOR_RULE)."""
+    visit = await visit_in_org(db, user, meta.visit_id)
+    if not any(m.user_id == user.user_id for m in visit.team):
+        raise forbidden("Only members of this visit's team can add evidence to it.")
+    closed = await visit_door(db, visit)
+    if closed is not None:
+        raise conflict(closed, "visit-closed")
+    errors = []
+    if meta.submission_id is not None:
+        owner = await db.fetchval(
+            "select user_id from submissions where id = $1 and visit_id = $2",
+            meta.submission_id,
+            visit.id,
+        )
+        if owner is not None and owner != user.user_id:
+            errors.append(FieldError("$.submission_id", "not your submission"))
+    if meta.question_key is not None:
+        version = await version_in_org(
+            db, user.organisation_id, visit.checklist_id, visit.checklist_version
+        )
+        if meta.question_key not in {q.key for q in questions(version.content)}:
+            errors.append(FieldError("$.question_key", "no such question in this checklist"))
+    if errors:
+        raise unprocessable("The evidence metadata does not fit this visit.", errors)
+    return visit
+
+
+async def service_of(db: asyncpg.Connection, visit: Visit) -> Any:
+    return await db.fetchrow(
+        "select lat, lon, geofence_m from services where id = $1", visit.service_id
+    )
+
+
+def safeguarded(caller: str, privileged: str) -> str:
+    """SQL: evidence row ``e`` is hidden from the caller (parameter ``caller``; ``privileged``
+    true for coordinators and safeguarding leads). A photo linked to a safeguarding concern
+    is as private as the concern: only coordinators, safeguarding leads, whoever uploaded
+    it and whoever raised the concern see it."""
+    return f"""(exists (select 1 from findings f
+                         where f.severity = 'safeguarding' and e.id = any(f.evidence_ids)
+                           and f.raised_by <> {caller})
+                and e.uploaded_by <> {caller} and not {privileged})"""
+
+
+async def may_read_evidence(db: asyncpg.Connection, user: Principal, row: Any) -> None:
+    """Coordinators and scrutiny members of the organisation, and the visit's team; a
+    safeguarding concern's photos only as the concern itself (see safeguarded)."""
+    lead = user.has("coordinator", "safeguarding_lead")
+    guard: Any = await db.fetchrow(
+        f"""select {safeguarded("$2", "$3")} hidden,
+                   exists (select 1 from findings f where f.severity = 'safeguarding'
+                              and e.id = any(f.evidence_ids)) concern
+              from evidence e where e.id = $1""",
+        row["id"],
+        user.user_id,
+        lead,
+    )
+    if guard["hidden"]:
+        raise not_found("evidence")
+    if lead and guard["concern"]:
+        return  # a safeguarding lead reads the concern's photos, though not on the team
+    if user.has("coordinator", "scrutiny_member"):
+        return
+    member = await db.fetchval(
+        "select 1 from visit_members where visit_id = $1 and user_id = $2",
+        row["visit_id"],
+        user.user_id,
+    )
+    if not member:
+        raise forbidden("Only the visit's team, coordinators and scrutiny members see evidence.")
+
+
+async def visit_evidence(db: asyncpg.Connection, user: Principal, visit_id: UUID) -> list[Any]:
+    """A visit's evidence as this caller may see it (safeguarded photos left out)."""
+    return await db.fetch(
+        f"""select * from evidence e where e.visit_id = $1 and e.deleted_at is null
+              and not {safeguarded("$2", "$3")}
+            order by e.created_at, e.id""",
+        visit_id,
+        user.user_id,
+        user.has("coordinator", "safeguarding_lead"),
+    )
+
+
+async def duplicate_in_visit(db: asyncpg.Connection, visit_id: UUID, sha: bytes) -> UUID | None:
+    return await db.fetchval(
+        """select id from evidence where visit_id = $1 and sha256 = $2
+              and status <> 'rejected' and deleted_at is null""",
+        visit_id,
+        sha,
+    )
+
+
+def _insert_sql(cols: list[str], tail: str = "") -> str:
+    return f"""insert into evidence ({", ".join(cols)})
+               values ({", ".join(f"${i}" for i in range(1, len(cols) + 1))}) {tail}"""
+
+
+async def insert_uploading(db: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """A presigned upload started: the row waits for its bytes (status 'uploading')."""
+    await db.execute(_insert_sql(list(row)), *row.values())
+
+
+async def insert_queued(db: asyncpg.Connection, row: dict[str, Any]) -> UUID | None:
+    """Insert the row and its job (call in a transaction); None when a racing twin (same
+    id or same bytes) won."""
+    inserted = await db.fetchval(
+        _insert_sql(list(row), "on conflict do nothing returning id"), *row.values()
+    )
+    if inserted is not None:
+        await db.execute("insert into evidence_jobs (evidence_id) values ($1)", inserted)
+    return inserted
+
+
+async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> bool:
+    """A presigned upload, completed: now stored and queued (call in a transaction). False
+    when it was no longer waiting for its bytes (a racing complete got there first)."""
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
+    done = await db.fetchval(
+        f"""update evidence set {sets}, upload_key = null, updated_at = now()
+             where id = $1 and status = 'uploading' returning id""",
+        evidence_id,
+        *fields.values(),
+    )
+    if done is None:
+        return False
+    await db.execute(
+        "insert into evidence_jobs (evidence_id) values ($1) on conflict do nothing", evidence_id
+    )
+    return True
+
+
+async def reject_upload(db: asyncpg.Connection, evidence_id: UUID, kind: str, detail: str) -> bool:
+    """A presigned upload whose bytes were refused; False if it was no longer waiting."""
+    done = await db.fetchval(
+        """update evidence set status = 'rejected', rejected_kind = $2, rejected_reason = $3,
+                  upload_key = null, updated_at = now()
+            where id = $1 and status = 'uploading' returning id""",
+        evidence_id,
+        kind,
+        detail,
+    )
+    return done is not None
+
+
+async def withdraw(db: asyncpg.Connection, evidence_id: UUID, by: UUID, reason: str) -> None:
+    await db.execute(
+        """update evidence set deleted_at = now(), deleted_by = $2, delete_reason = $3,
+                  updated_at = now() where id = $1""",
+        evidence_id,
+        by,
+        reason,
+    )
+
+
+async def queue_full(db: asyncpg.Connection, limit: int) -> int | None:
+    """How many photos wait when there are at least ``limit``, else None (bounded count)."""
+    n: Any = await db.fetchval(
+        "select count(*) from (select 1 from evidence_jobs limit $1) j", max(limit, 1)
+    )
+    return n if n >= limit else None

@@ -1,0 +1,2 @@
+"""The benchmarks behind scripts/bench_*: a shared harness (throwaway PostgreSQL and
+SeaweedFS, a granian server, seeding, percentiles) and one module per benchmark."""
