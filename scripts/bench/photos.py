@@ -2,7 +2,7 @@
 
 Makes phone-sized photos in a temp dir (a 12 MP JPEG with EXIF GPS, DateTimeOriginal and
 Orientation 6, and a 12 MP HEIC of the same pixels), starts a throwaway PostgreSQL +
-SeaweedFS and the real app under granian with ONE worker (scripts/_bench_load.py's Stack),
+SeaweedFS and the real app under granian with ONE worker (scripts/bench/harness.py's Stack),
 seeds a visit, then measures in one run:
 
   (a) the ingest: POST /v1/evidence (multipart) until 202 "processing" (acknowledged once
@@ -43,7 +43,6 @@ import os
 import platform
 import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -55,22 +54,19 @@ from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for _p in (str(ROOT), str(HERE)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+import asyncpg
+import httpx
+import pillow_heif
+from PIL import Image, ImageChops
 
-import _bench_load as bl  # noqa: E402
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-import pillow_heif  # noqa: E402
-from PIL import Image, ImageChops  # noqa: E402
+from media.derive import make_derivatives
+from media.pipeline import process_photo
+from scripts.bench import harness as bl
+from scripts.bench.naive import naive_pipeline
+from service.settings import Settings
+from service.storage import ObjectStore
 
-from media.derive import make_derivatives, naive_pipeline  # noqa: E402
-from media.pipeline import process_photo  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.storage import ObjectStore  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 SOURCE_PHOTO = ROOT / "tests" / "fixtures" / "photos" / "gps" / "DSCN0010.jpg"
 SIZE = (4000, 3000)  # 12 MP, stored landscape; Orientation 6 says "rotate for portrait"

@@ -1,7 +1,7 @@
 """Fifty phones (see bench_load): the phone contract under load, photos included.
 
 Starts a throwaway PostgreSQL + SeaweedFS and the real app under granian with WORKERS
-processes (scripts/_bench_load.py's Stack), or uses a running server (--url and --dsn),
+processes (scripts/bench/harness.py's Stack), or uses a running server (--url and --dsn),
 seeds an organisation, a 100-question checklist and a supply of visits, then runs N
 simulated phones for T seconds. Each phone loops, pausing --think seconds between calls
 (a person reads and taps between them):
@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -40,16 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for _p in (str(ROOT), str(HERE)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+import asyncpg
+import httpx
 
-import _bench_load as bl  # noqa: E402
-import _bench_photos as bp  # noqa: E402
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
+from scripts.bench import harness as bl
+from scripts.bench import photos as bp
 
 P99_GOAL_MS = 250.0  # bundle and PUT
 ACK_P99_GOAL_S = 2.0

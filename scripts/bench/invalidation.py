@@ -32,17 +32,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT, ROOT / "scripts"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+import asyncpg
+import httpx
+from argon2 import PasswordHasher
 
-import _bench_load as harness  # noqa: E402
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-from argon2 import PasswordHasher  # noqa: E402
-
-from service.devstack import granian_command  # noqa: E402
+from scripts.bench import harness
+from service.devstack import granian_command
 
 PASSWORD = "bench horse battery staple"
 log = harness.log

@@ -38,7 +38,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -49,24 +48,18 @@ from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
-SCRIPTS = Path(__file__).resolve().parent
-ROOT = SCRIPTS.parent
-for p in (str(ROOT), str(SCRIPTS)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+import asyncpg
+import httpx
 
-import _bench_load as bl  # noqa: E402
-import _seed_bulk as sb  # noqa: E402
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-
-from inspections.scorecards.routes import (  # noqa: E402
+from inspections.scorecards.routes import (
     AGREEMENT_SQL,
     FINAL_ANSWERS,
     LEAGUE_SQL,
     QUESTIONS_SQL,
     SCORES_SQL,
 )
+from scripts.bench import harness as bl
+from scripts.bench import seed_bulk as sb
 
 CARD_FLOOR = "SCORES_SQL + QUESTIONS_SQL + AGREEMENT_SQL"
 

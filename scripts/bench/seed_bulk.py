@@ -54,15 +54,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import asyncpg
+import msgspec
+from argon2 import PasswordHasher
 
-import asyncpg  # noqa: E402
-import msgspec  # noqa: E402
-from argon2 import PasswordHasher  # noqa: E402
-
-from inspections.checklists.questions import (  # noqa: E402
+from inspections.checklists.questions import (
     Choice,
     Number,
     PassFail,
@@ -74,9 +70,11 @@ from inspections.checklists.questions import (  # noqa: E402
     points,
     questions,
 )
-from inspections.checklists.schemas import ChecklistCreate  # noqa: E402
-from inspections.checklists.starter import load_starters  # noqa: E402
-from service import db  # noqa: E402
+from inspections.checklists.schemas import ChecklistCreate
+from inspections.checklists.starter import load_starters
+from service import db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MIGRATIONS = ROOT / "inspections" / "migrations"  # as inspections.wiring.MIGRATIONS
 ORG_NAME = "Bulk County Council"
