@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -123,7 +124,9 @@ async def actions_and_history(
     return actions, history
 
 
-async def load_findings(db: asyncpg.Connection, rows: list[Any], timezone: str) -> list[Finding]:
+async def load_findings(
+    db: asyncpg.Connection, rows: Sequence[Any], timezone: str
+) -> list[Finding]:
     """Findings from FINDING_SQL rows, with their actions and history."""
     actions, history = await actions_and_history(db, [r["id"] for r in rows])
     now = today(timezone)

@@ -5,28 +5,25 @@ Over HTTP: the writes are inspections.findings.operations; the SQL is in queries
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from litestar import Request, Response, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from inspections.findings import operations
 from inspections.findings.queries import build_report, report_row
 from inspections.findings.schemas import Comment, CommentPut, Publish, Report, ReportPut
-from service.auth import Principal, require_roles
+from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of
 
-AuthedRequest = Request[Principal, Any, Any]
 coordinators = [require_roles("coordinator")]
 
 
 @put(
-    "/v1/visits/{visit_id:uuid}/report",
+    "/visits/{visit_id:uuid}/report",
     guards=coordinators,
-    tags=["reports"],
     summary="Write the visit's report from its findings (a draft; coordinators)",
     description="Creates or updates the draft: a summary and the findings left out. "
     "Safeguarding concerns are never in a report.",
@@ -46,8 +43,7 @@ async def put_report(
 
 
 @get(
-    "/v1/visits/{visit_id:uuid}/report",
-    tags=["reports"],
+    "/visits/{visit_id:uuid}/report",
     summary="A visit's report, with the findings the caller may see",
     responses=problem_responses(401, 404),
 )
@@ -59,8 +55,7 @@ async def get_visit_report(
 
 
 @get(
-    "/v1/reports/{report_id:uuid}",
-    tags=["reports"],
+    "/reports/{report_id:uuid}",
     summary="A report, with the findings the caller may see",
     responses=problem_responses(401, 404),
 )
@@ -72,9 +67,8 @@ async def get_report(
 
 
 @post(
-    "/v1/reports/{report_id:uuid}/send",
+    "/reports/{report_id:uuid}/send",
     guards=coordinators,
-    tags=["reports"],
     summary="Send the draft to the service for a factual-accuracy check",
     description="Its managers can then read it and comment on its accuracy; the team can no "
     "longer change its findings (the coordinator can, until publication). Sending again "
@@ -91,9 +85,8 @@ async def send_report(
 
 
 @put(
-    "/v1/reports/{report_id:uuid}/comments/{comment_id:uuid}",
+    "/reports/{report_id:uuid}/comments/{comment_id:uuid}",
     guards=[require_roles("service_manager")],
-    tags=["reports"],
     summary="The provider's factual-accuracy comment (idempotent on the comment id)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -111,9 +104,8 @@ async def put_comment(
 
 
 @post(
-    "/v1/reports/{report_id:uuid}/publish",
+    "/reports/{report_id:uuid}/publish",
     guards=coordinators,
-    tags=["reports"],
     summary="Publish the report: recommendations become due (20 working days by default)",
     description=(
         "Publishes whether or not the provider commented. Each recommendation's response "
@@ -137,11 +129,15 @@ async def publish_report(
     )
 
 
-route_handlers = [
-    put_report,
-    get_visit_report,
-    get_report,
-    send_report,
-    put_comment,
-    publish_report,
-]
+router = Router(
+    "/v1",
+    tags=["reports"],
+    route_handlers=[
+        put_report,
+        get_visit_report,
+        get_report,
+        send_report,
+        put_comment,
+        publish_report,
+    ],
+)

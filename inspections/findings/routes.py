@@ -6,22 +6,20 @@ The writes are thin: parse, call inspections.findings.operations, present."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from litestar import Request, Response, get, params, patch, put
+from litestar import Response, Router, get, params, put
 from litestar.datastructures import State
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from inspections.audit.log import audit
 from inspections.findings import operations
 from inspections.findings.queries import (
     FINDING_SQL,
     VISIBLE,
     finding_for,
-    finding_settings,
     load_findings,
     today,
     visibility,
@@ -38,19 +36,16 @@ from inspections.findings.schemas import (
     SummaryPage,
     Update,
 )
-from inspections.org_settings import patch_section
+from inspections.org_settings import settings_routes
 from inspections.visits.queries import DOOR_RULE
-from service.auth import Principal, require_roles
+from service.auth import AuthedRequest, Principal, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of, unprocessable
-from service.schema import Limit, decode_cursor, encode_cursor
-
-AuthedRequest = Request[Principal, Any, Any]
+from service.schema import Limit, cursor_after, page_of
 
 
 @put(
-    "/v1/visits/{visit_id:uuid}/findings/{finding_id:uuid}",
-    tags=["findings"],
+    "/visits/{visit_id:uuid}/findings/{finding_id:uuid}",
     summary="Raise or edit a finding (idempotent; the phone makes the id)",
     description=(
         "The visit's team and coordinators raise findings, online or offline. Replaying the "
@@ -92,8 +87,7 @@ async def put_finding(
 
 
 @get(
-    "/v1/findings/{finding_id:uuid}",
-    tags=["findings"],
+    "/findings/{finding_id:uuid}",
     summary="A finding, its action plan and its history",
     description="404 when the caller may not see it: safeguarding concerns only to their "
     "raiser, coordinators and safeguarding leads; managers from the factual check on.",
@@ -106,8 +100,7 @@ async def get_finding(
 
 
 @get(
-    "/v1/findings",
-    tags=["findings"],
+    "/findings",
     summary="Findings the caller may see, newest first",
     description="Service managers see the findings about the services they manage; "
     "`overdue=true` lists recommendations past their due date with no response (derived "
@@ -126,7 +119,7 @@ async def list_findings(
     limit: Limit = 50,
 ) -> FindingPage:
     tz = state.settings.site_timezone
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else None
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         FINDING_SQL
         + f""" where {VISIBLE}
@@ -143,22 +136,15 @@ async def list_findings(
         status,
         overdue,
         today(tz),
-        after[0] if after else None,
-        after[1] if after else None,
+        *after,
         limit + 1,
     )
-    items = await load_findings(db, rows[:limit], tz)
-    nxt = (
-        encode_cursor(rows[limit - 1]["created_at"].isoformat(), str(rows[limit - 1]["id"]))
-        if len(rows) > limit
-        else None
-    )
-    return FindingPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "created_at", "id")
+    return FindingPage(items=await load_findings(db, page, tz), next_cursor=nxt)
 
 
 @put(
-    "/v1/findings/{finding_id:uuid}/updates/{update_id:uuid}",
-    tags=["findings"],
+    "/findings/{finding_id:uuid}/updates/{update_id:uuid}",
     summary="Answer, progress, verify or handle a finding (idempotent on the update id)",
     description=(
         "`type` says what the update is. Service managers of the service: `accept` (with "
@@ -191,9 +177,8 @@ async def put_update(
 
 
 @get(
-    "/v1/findings/summary",
+    "/findings/summary",
     guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
-    tags=["findings"],
     summary="For committees: per service, recommendations made, answered on time, overdue, "
     "verified",
     description="Recommendations of reports published in the period (default: the last 12 "
@@ -258,39 +243,27 @@ async def summaries(
     return [ServiceSummary(**dict(r)) for r in rows]
 
 
-@get(
-    "/v1/organisation/findings-settings",
-    guards=[require_roles("coordinator", "scrutiny_member")],
-    tags=["findings"],
-    summary="How response deadlines are counted",
-    responses=problem_responses(401, 403),
+settings_handlers = settings_routes(
+    "/organisation/findings-settings",
+    "findings",
+    FindingSettings,
+    FindingSettingsPatch,
+    name="settings",
+    audit_action="organisation.findings_settings",
+    readers=("coordinator", "scrutiny_member"),
+    read_summary="How response deadlines are counted",
+    patch_summary="Change the jurisdiction (bank holidays) and working days (audited)",
 )
-async def get_settings(request: AuthedRequest, db: DB) -> FindingSettings:
-    return await finding_settings(db, request.user.organisation_id)
 
-
-@patch(
-    "/v1/organisation/findings-settings",
-    guards=[require_roles("coordinator")],
+router = Router(
+    "/v1",
     tags=["findings"],
-    summary="Change the jurisdiction (bank holidays) and working days (audited)",
-    responses=problem_responses(401, 403, 422),
+    route_handlers=[
+        put_finding,
+        get_finding,
+        list_findings,
+        put_update,
+        summary,
+        *settings_handlers,
+    ],
 )
-async def patch_settings(
-    data: JSONBody[FindingSettingsPatch], request: AuthedRequest, db: DB
-) -> FindingSettings:
-    org = request.user.organisation_id
-    merged, changes = await patch_section(db, org, "findings", FindingSettings, data)
-    await audit(db, request, "organisation.findings_settings", "organisation", org, changes)
-    return merged
-
-
-route_handlers = [
-    put_finding,
-    get_finding,
-    list_findings,
-    put_update,
-    summary,
-    get_settings,
-    patch_settings,
-]

@@ -3,10 +3,10 @@ operation is inspections.submissions.operations.save_submission), and reading th
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from litestar import Request, Response, get, params, put
+from litestar import Response, Router, get, params, put
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter
 
@@ -22,15 +22,13 @@ from inspections.submissions.schemas import (
     VisitSubmissions,
 )
 from inspections.visits.queries import may_see_visit, visit_in_org
-from service.auth import Principal, require_roles
+from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import forbidden, not_found, problem_responses, request_id_of
 
-AuthedRequest = Request[Principal, Any, Any]
-
 
 @put(
-    "/v1/visits/{visit_id:uuid}/submissions/{submission_id:uuid}",
+    "/{submission_id:uuid}",
     tags=["phone"],
     summary="Save my answers (idempotent; the phone makes the id; final locks them)",
     description=(
@@ -68,7 +66,7 @@ async def put_submission(
 
 
 @get(
-    "/v1/visits/{visit_id:uuid}/submissions/{submission_id:uuid}",
+    "/{submission_id:uuid}",
     tags=["phone"],
     summary="One submission (its inspector, or coordinators)",
     responses=problem_responses(401, 403, 404),
@@ -89,7 +87,7 @@ async def get_submission(
 
 
 @get(
-    "/v1/visits/{visit_id:uuid}/submissions",
+    "/",
     guards=[require_roles("coordinator")],
     tags=["visits"],
     summary="Every submission of a visit, and each question's answers side by side",
@@ -121,4 +119,9 @@ async def list_submissions(
     return VisitSubmissions(submissions=subs, side_by_side=side)
 
 
-route_handlers = [put_submission, get_submission, list_submissions]
+# The phone's answers are tagged with the phone's other calls; the coordinator's
+# side-by-side view with the visits.
+router = Router(
+    "/v1/visits/{visit_id:uuid}/submissions",
+    route_handlers=[put_submission, get_submission, list_submissions],
+)

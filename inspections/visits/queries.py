@@ -128,6 +128,12 @@ async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID
     return msgspec.convert(dict(row), Visit)
 
 
+async def locked_visit(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:
+    """The visit, locked until the transaction ends: its status changes one at a time."""
+    await db.execute("select 1 from visits where id = $1 for update", visit_id)
+    return await visit_in_org(db, caller, visit_id)
+
+
 # Said to the phone in the OpenAPI descriptions of the operations the door guards.
 DOOR_RULE = (
     "A team's evidence and findings are taken until the visit's door closes, in whatever "

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import MediaType, Request, get, patch, post
+from litestar import MediaType, Router, get, patch, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
@@ -39,12 +38,10 @@ from inspections.visits.schemas import (
     VisitPage,
     VisitPatch,
 )
-from service.auth import LOAD_CALLER, Principal, require_roles
+from service.auth import LOAD_CALLER, AuthedRequest, Principal, require_roles
 from service.db import DB
 from service.errors import conflict, forbidden, not_found, problem_responses, request_id_of
-from service.schema import Limit, decode_cursor, encode_cursor
-
-AuthedRequest = Request[Principal, Any, Any]
+from service.schema import Limit, cursor_after, page_of
 
 
 @dataclass
@@ -69,9 +66,8 @@ coordinator = [require_roles("coordinator")]
 
 
 @post(
-    "/v1/visits",
+    "/",
     guards=coordinator,
-    tags=["visits"],
     summary="Schedule a visit: service, pinned checklist version, window and team",
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -80,9 +76,8 @@ async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: 
 
 
 @get(
-    "/v1/visits",
+    "/",
     guards=coordinator,
-    tags=["visits"],
     summary="Visits of my organisation",
     responses=problem_responses(400, 401, 403),
 )
@@ -96,7 +91,7 @@ async def list_visits(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> VisitPage:
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         f"""select {q.VISIT_COLS} from visits v join services s on s.id = v.service_id
              where v.organisation_id = $1
@@ -114,18 +109,12 @@ async def list_visits(
         *after,
         limit + 1,
     )
-    items = [msgspec.convert(dict(r), Visit) for r in rows[:limit]]
-    nxt = (
-        encode_cursor(items[-1].starts_at.isoformat(), str(items[-1].id))
-        if len(rows) > limit
-        else None
-    )
-    return VisitPage(items=items, next_cursor=nxt)
+    page, nxt = page_of(rows, limit, "starts_at", "id")
+    return VisitPage(items=[msgspec.convert(dict(r), Visit) for r in page], next_cursor=nxt)
 
 
 @get(
-    "/v1/visits/{visit_id:uuid}",
-    tags=["visits"],
+    "/{visit_id:uuid}",
     summary="One visit (its team and coordinators)",
     responses=problem_responses(401, 403, 404),
 )
@@ -136,17 +125,15 @@ async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) ->
 
 
 @patch(
-    "/v1/visits/{visit_id:uuid}",
+    "/{visit_id:uuid}",
     guards=coordinator,
-    tags=["visits"],
     summary="Change a planned visit's window, announcement or team",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def patch_visit(
     visit_id: FromPath[UUID], data: JSONBody[VisitPatch], request: AuthedRequest, db: DB
 ) -> Visit:
-    await db.execute("select 1 from visits where id = $1 for update", visit_id)
-    visit = await q.visit_in_org(db, request.user, visit_id)
+    visit = await q.locked_visit(db, request.user, visit_id)
     if visit.status != "planned":
         raise conflict(f"Only a planned visit can be changed; this one is {visit.status}.")
     starts = visit.starts_at if data.starts_at is UNSET else data.starts_at
@@ -186,8 +173,7 @@ async def _set_status(
     allowed: tuple[str, ...],
     reason: str | None = None,
 ) -> Visit:
-    await db.execute("select 1 from visits where id = $1 for update", visit_id)
-    visit = await q.visit_in_org(db, request.user, visit_id)
+    visit = await q.locked_visit(db, request.user, visit_id)
     if visit.status not in allowed:
         raise conflict(f"A {visit.status} visit cannot become {to}.", "visit-state")
     await db.execute(
@@ -202,10 +188,9 @@ async def _set_status(
 
 
 @post(
-    "/v1/visits/{visit_id:uuid}/cancel",
+    "/{visit_id:uuid}/cancel",
     guards=coordinator,
     status_code=HTTP_200_OK,
-    tags=["visits"],
     summary="Cancel a visit (it then refuses submissions)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -218,10 +203,9 @@ async def cancel_visit(
 
 
 @post(
-    "/v1/visits/{visit_id:uuid}/close",
+    "/{visit_id:uuid}/close",
     guards=coordinator,
     status_code=HTTP_200_OK,
-    tags=["visits"],
     summary="Close a visit as submitted (even if some inspectors did not finalise)",
     description="Closing also closes the visit's door: its team's evidence and findings "
     "are refused from then on (409 visit-closed). A visit whose members are all final is "
@@ -230,8 +214,7 @@ async def cancel_visit(
 )
 async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
     # Also closes the door (queries.door_closed), even when every member was final already.
-    await db.execute("select 1 from visits where id = $1 for update", visit_id)
-    visit = await q.visit_in_org(db, request.user, visit_id)
+    visit = await q.locked_visit(db, request.user, visit_id)
     if visit.status == "submitted" and visit.closed_at is None:
         await audit(db, request, "visit.submitted", "visit", visit_id)
     else:
@@ -246,8 +229,7 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
 
 
 @get(
-    "/v1/visits/{visit_id:uuid}/bundle",
-    tags=["phone"],
+    "/visits/{visit_id:uuid}/bundle",
     summary="Everything a phone needs offline; strong ETag, 304 on If-None-Match",
     response_headers=[
         ResponseHeader(
@@ -346,15 +328,14 @@ async def _build_bundle(state: State, user: Principal, visit_id: UUID) -> tuple[
 
 
 @get(
-    "/v1/me/visits",
-    tags=["phone"],
+    "/me/visits",
     summary="My visits, upcoming and of the last 30 days, with each bundle's ETag",
     responses=problem_responses(400, 401),
 )
 async def my_visits(
     request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
 ) -> MyVisitPage:
-    after = decode_cursor(cursor, dt.datetime, UUID) if cursor else (None, None)
+    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await db.fetch(
         """select v.id, v.service_id, s.name service_name, v.starts_at, v.ends_at, v.status,
                   m.perspective, m.is_lead lead, v.updated_at vu, s.updated_at su,
@@ -372,6 +353,7 @@ async def my_visits(
         *after,
         limit + 1,
     )
+    page, nxt = page_of(rows, limit, "starts_at", "id")
     items = [
         MyVisit(
             id=r["id"],
@@ -385,23 +367,15 @@ async def my_visits(
             bundle_etag=q.bundle_etag(r["id"], r["vu"], r["su"], r["tu"]),
             submission={"id": r["sub_id"], "state": r["sub_state"]} if r["sub_id"] else None,
         )
-        for r in rows[:limit]
+        for r in page
     ]
-    nxt = (
-        encode_cursor(items[-1].starts_at.isoformat(), str(items[-1].id))
-        if len(rows) > limit
-        else None
-    )
     return MyVisitPage(items=items, next_cursor=nxt)
 
 
-route_handlers = [
-    create_visit,
-    list_visits,
-    get_visit,
-    patch_visit,
-    cancel_visit,
-    close_visit,
-    get_bundle,
-    my_visits,
-]
+router = Router(
+    "/v1/visits",
+    tags=["visits"],
+    route_handlers=[create_visit, list_visits, get_visit, patch_visit, cancel_visit, close_visit],
+)
+# What the phone reads: its visits and each one's offline bundle.
+phone_router = Router("/v1", tags=["phone"], route_handlers=[get_bundle, my_visits])
