@@ -92,6 +92,13 @@ def to_user(row: asyncpg.Record) -> User:
     return User(**{k: row[k] for k in User.__struct_fields__})
 
 
+async def user_signing_in(db: asyncpg.Connection, email: str) -> asyncpg.Record | None:
+    """The account an email signs in to (any case), with its password hash."""
+    return await db.fetchrow(
+        f"select {USER_COLS}, password_hash from users where lower(email) = lower($1)", email
+    )
+
+
 async def create_device(
     db: asyncpg.Connection, user: asyncpg.Record, name: str, ttl_days: int
 ) -> tuple[UUID, str]:

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request, Response, Router, delete, get, patch, post
@@ -60,6 +61,28 @@ async def _verify(hasher: PasswordHasher, stored: str | None, password: str) -> 
     return await asyncio.to_thread(_safe_verify, hasher, stored, password)
 
 
+async def start_session(
+    db: DB, request: Request, state: AppState, user: asyncpg.Record, device: str, **detail: str
+) -> tuple[UUID, str]:
+    """A new device (and its refresh token) for a user who proved who they are, audited as
+    their sign-in: the API's and the sign-in page's one way in."""
+    async with db.transaction():
+        device_id, refresh = await q.create_device(
+            db, user, device, state.settings.refresh_token_ttl_days
+        )
+        await audit(
+            db,
+            request,
+            "auth.sign_in",
+            "device",
+            device_id,
+            {"device": device, **detail},
+            organisation_id=user["organisation_id"],
+            actor_id=user["id"],
+        )
+    return device_id, refresh
+
+
 def _safe_verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
     try:
         return hasher.verify(stored, password)
@@ -93,10 +116,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppSt
         await limits.check_signin(db, state.settings, data.email, limits.client_address(request))
     except limits.Exceeded as exc:
         raise limits.too_many(exc, "sign-in attempts") from None
-    user = await db.fetchrow(
-        f"select {q.USER_COLS}, password_hash from users where lower(email) = lower($1)",
-        data.email,
-    )
+    user = await q.user_signing_in(db, data.email)
     ok = await _verify(state.hasher, user["password_hash"] if user else None, data.password)
     if not ok:
         raise NotAuthorizedException(BAD_SIGN_IN)
@@ -107,20 +127,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppSt
             "Account deactivated",
             "This account has been deactivated; ask your coordinator.",
         )
-    async with db.transaction():
-        device_id, refresh = await q.create_device(
-            db, user, data.device, state.settings.refresh_token_ttl_days
-        )
-        await audit(
-            db,
-            request,
-            "auth.sign_in",
-            "device",
-            device_id,
-            {"device": data.device},
-            organisation_id=user["organisation_id"],
-            actor_id=user["id"],
-        )
+    device_id, refresh = await start_session(db, request, state, user, data.device)
     return _tokens(state, user["id"], device_id, refresh)
 
 

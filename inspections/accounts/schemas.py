@@ -148,14 +148,9 @@ class Me(Body):
     training: list[TrainingRecord]
 
 
-class UserDetail(Body):
-    id: UUID
-    organisation_id: UUID
-    email: str
-    display_name: str
-    roles: list[str]
-    active: bool
-    created_at: dt.datetime
+class UserDetail(User):
+    """A person with what decides whether they may inspect."""
+
     cleared_to_inspect: bool
     clearance_reasons: list[str]
     training: list[TrainingRecord]

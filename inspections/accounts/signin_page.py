@@ -31,7 +31,7 @@ from litestar.security.jwt import Token
 
 from inspections.accounts import limits
 from inspections.accounts import queries as q
-from inspections.accounts.routes import BAD_SIGN_IN, _verify
+from inspections.accounts.routes import BAD_SIGN_IN, _verify, start_session
 from inspections.audit.log import audit
 from service.auth import (
     PUBLIC,
@@ -261,10 +261,7 @@ async def signin_submit(
         return _too_many(exc)
     user = None
     if 0 < len(email) <= 320 and 0 < len(password) <= 256:
-        user = await db.fetchrow(
-            f"select {q.USER_COLS}, password_hash from users where lower(email) = lower($1)",
-            email,
-        )
+        user = await q.user_signing_in(db, email)
     ok = await _verify(state.hasher, user["password_hash"] if user else None, password[:256])
     if not ok or user is None:
         return html_response(
@@ -277,20 +274,9 @@ async def signin_submit(
             status=403,
         )
     settings: Settings = state.settings
-    async with db.transaction():
-        device_id, _refresh = await q.create_device(
-            db, user, BROWSER_DEVICE, settings.refresh_token_ttl_days
-        )
-        await audit(
-            db,
-            request,
-            "auth.sign_in",
-            "device",
-            device_id,
-            {"device": BROWSER_DEVICE, "via": "sign-in page"},
-            organisation_id=user["organisation_id"],
-            actor_id=user["id"],
-        )
+    device_id, _refresh = await start_session(
+        db, request, state, user, BROWSER_DEVICE, via="sign-in page"
+    )
     token = issue_access_token(state.jwt_auth, user["id"], device_id)
     return redirect(
         safe_next(data.next), [session_cookie(request, token, settings.access_token_ttl_s)]
