@@ -6,21 +6,28 @@ and the app is built with ``create_app(settings)`` inside Litestar's AsyncTestCl
 
 from __future__ import annotations
 
+import email
+import email.policy
 import itertools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
 
+from inspections.notifications.deliver import DeliveryReport, deliver_once, http_client
 from inspections.wiring import MIGRATIONS
 from service import db
 from service.app import create_app
@@ -127,6 +134,7 @@ async def api(client: AsyncTestClient, settings: Settings) -> AsyncIterator[Api]
 
 # --------------------------------------------------------------------------- a real server
 
+
 def start_live_server(
     settings: Settings,
     tmp_path: Path,
@@ -211,8 +219,12 @@ def chromium() -> str:
         ["apt-get", *wait, "update"],
         ["apt-get", *wait, "install", "-y", "--no-install-recommends", "chromium"],
     ):
-        print(f"\n[tests] Chromium is missing; running {' '.join(command)} "
-              "(waits for any other apt process) ...", file=sys.stderr, flush=True)
+        print(
+            f"\n[tests] Chromium is missing; running {' '.join(command)} "
+            "(waits for any other apt process) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         done = subprocess.run(
             command,
             capture_output=True,
@@ -228,3 +240,128 @@ def chromium() -> str:
     if not path:
         pytest.fail("Could not install Debian's chromium:\n" + "\n".join(log))
     return path
+
+
+# A mailbox, a webhook receiver and a delivery worker, for the tests of notifications
+# (a module asks for mail with a `settings` fixture returning `mail_settings`).
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        return [
+            email.message_from_bytes(content, policy=email.policy.default)  # type: ignore[misc]
+            for _, content in self.messages
+        ]
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+class Receiver:
+    """A webhook receiver: records each request; answers 500 to the first ``fail`` ones."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
+                status = 200
+                if receiver.fail > 0:
+                    receiver.fail -= 1
+                    status = 500
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/coassess"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+# The app of the `api` fixture sends mail to the local SMTP server; its own worker is off,
+# so each test decides when deliver_once runs.
+@pytest.fixture
+def mail_settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:
+    return make_settings(
+        database_url,
+        seaweed,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        mail_from="Co-assessment <no-reply@coassess.test>",
+        deliver_interval_s=0,
+        deliver_max_attempts=3,
+        webhook_timeout_s=5,
+        # The receiver listens on 127.0.0.1; production refuses such addresses.
+        webhook_allow_private=True,
+    )
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    """A delivery worker of its own, as another process would be: its pool, its client.
+
+    (The app under AsyncTestClient runs on another thread's event loop, so its pool and
+    client are not usable from the test's loop.)
+    """
+    pool = await db.create_pool(settings.database_url, 1, 4)
+    http = http_client(settings)
+    try:
+        yield Worker(pool, http, settings)
+    finally:
+        await http.aclose()
+        await pool.close()
+
+
+class Worker:
+    def __init__(self, pool: asyncpg.Pool, http: httpx.AsyncClient, settings: Settings) -> None:
+        self.pool, self.http, self.settings = pool, http, settings
+
+    def deliver(self, settings: Settings | None = None) -> Awaitable[DeliveryReport]:
+        return deliver_once(self.pool, settings or self.settings, self.http)

@@ -20,7 +20,7 @@ from service.bounds import MAX_DEPTH, nesting_exceeds
 from service.errors import handle_exception
 from service.settings import Settings
 from tests.helpers import PASSWORD, Api, assert_problem
-from tests.test_visits import Scene, answers
+from tests.scenes import Scene, answers
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, str]:

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,51 +25,12 @@ import pytest
 from service.settings import Settings
 from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
-from tests.test_visits import Scene
+from tests.scenes import Live, Scene, children, serving_worker
 
 WORKERS = 2
 ROUNDS = 3  # changes per test (each followed by reads that must reach both workers)
 BATCH = 8  # fresh connections opened at once
 MAX_READS = 400  # a bound, not a duration: both workers must have answered by then
-
-
-@dataclass
-class Live:
-    base: str
-    port: int
-    workers: list[int]
-    seen: set[int] = field(default_factory=set)
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                stat = (p / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                out.append(int(p.name))
-    return out
-
-
-def _owner(live: Live, client_port: int) -> int:
-    """The worker process holding the server end of our connection (from /proc)."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        f = line.split()
-        if int(f[1].split(":")[1], 16) == live.port and int(f[2].split(":")[1], 16) == client_port:
-            inode = f[9]
-    assert inode and inode != "0", "the server has not accepted our connection"
-    for pid in live.workers:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    raise AssertionError(f"no worker of {live.workers} holds socket {inode}")
 
 
 async def _fresh(
@@ -94,7 +54,7 @@ async def _fresh(
                 fields[k.strip().lower()] = v.strip()
         content = await reader.readexactly(int(fields.get("content-length", "0")))
         # Still connected: the worker that accepted us holds the socket.
-        return status, fields, content, _owner(live, writer.get_extra_info("sockname")[1])
+        return status, fields, content, serving_worker(live, writer.get_extra_info("sockname")[1])
     finally:
         writer.close()
 
@@ -123,7 +83,7 @@ def busy(settings: Settings, tmp_path: Path) -> Iterator[Live]:
     proc, base = start_live_server(settings, tmp_path, workers=WORKERS)
     hogs: list[subprocess.Popen[bytes]] = []
     try:
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert len(workers) == WORKERS, workers
         for _ in range(os.cpu_count() or 2):
             hogs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))

@@ -6,36 +6,7 @@ import copy
 
 from inspections.checklists.starter import load_starters
 from tests.helpers import Api, assert_problem
-
-SMALL = {
-    "title": "Quick look",
-    "service_kinds": ["care_home"],
-    "contributors": [{"name": "Residents' relatives group", "role": "co-designers"}],
-    "content": {
-        "sections": [
-            {
-                "title": "Dignity",
-                "questions": [
-                    {
-                        "type": "rating",
-                        "key": "respect",
-                        "prompt": "Are people treated with respect?",
-                        "domain": "dignity",
-                        "labels": ["Poor", "Fair", "Good", "Great"],
-                    },
-                    {
-                        "type": "yes_no",
-                        "key": "smells",
-                        "prompt": "Unpleasant smells?",
-                        "domain": "environment",
-                        "good_answer": False,
-                        "allow_na": True,
-                    },
-                ],
-            }
-        ]
-    },
-}
+from tests.scenes import SMALL
 
 
 async def test_services_crud_filters_and_managers(api: Api) -> None:

@@ -91,7 +91,7 @@ class PhoneScene:
 
     async def build(self, api: Api) -> PhoneScene:
         from inspections.checklists.starter import install_starters
-        from tests.test_visits import WINDOW
+        from tests.scenes import WINDOW
 
         self.api = api
         org = await api.org()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -10,7 +9,6 @@ import uuid
 from typing import Any
 
 import httpx
-import msgspec
 import pillow_heif
 import pytest
 from PIL import Image
@@ -19,97 +17,17 @@ from inspections.evidence.sweep import sweep
 from service import db
 from tests.conftest import FIXTURES
 from tests.helpers import Api, assert_problem
-from tests.test_visits import Scene, answers
+from tests.scenes import (
+    GPS_PHOTO,
+    PHOTO_LAT,
+    PHOTO_LON,
+    Photos,
+    answers,
+    bucket_keys,
+    scene_with_visit,
+)
 
 PHOTOS = FIXTURES / "photos"
-GPS_PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
-# DSCN0010.jpg: Nikon COOLPIX P6000, 2008-10-22 16:29:49 (camera time), about 43.4674 N 11.8851 E.
-PHOTO_LAT, PHOTO_LON = 43.46744833333333, 11.885126666663888
-
-
-class Photos:
-    def __init__(self, api: Api, scene: Scene, visit: dict[str, Any]) -> None:
-        self.api, self.scene, self.visit = api, scene, visit
-
-    async def upload(
-        self,
-        headers: dict[str, str],
-        content: bytes,
-        name: str = "photo.jpg",
-        evidence_id: str | None = None,
-        **meta: Any,
-    ) -> httpx.Response:
-        metadata = {
-            "evidence_id": evidence_id or str(uuid.uuid4()),
-            "visit_id": self.visit["id"],
-            **meta,
-        }
-        return await self.api.client.post(
-            "/v1/evidence",
-            headers=headers,
-            files={
-                "metadata": (None, msgspec.json.encode(metadata), "application/json"),
-                "file": (name, content, "image/jpeg"),
-            },
-        )
-
-    async def settled(self, headers: dict[str, str], r: httpx.Response) -> dict[str, Any]:
-        """The evidence an upload made, once processed: GET its poll link until it is no
-        longer 'processing' (a condition; the deadline only turns a hang into a failure)."""
-        return await settled(self.api, headers, r)
-
-    async def upload_ready(
-        self, headers: dict[str, str], content: bytes, **kw: Any
-    ) -> dict[str, Any]:
-        """Upload (202, acknowledged once stored) and wait until it is ready."""
-        r = await self.upload(headers, content, **kw)
-        assert r.status_code in (200, 202), r.text
-        ev = await self.settled(headers, r)
-        assert ev["status"] == "ready", ev
-        return ev
-
-
-async def settled(api: Api, headers: dict[str, str], r: httpx.Response) -> dict[str, Any]:
-    ev = r.json()
-    if ev["status"] != "processing":
-        return ev
-    if r.request.method == "POST":  # an upload's answer: 202 and where to poll
-        assert r.status_code == 202 and r.headers["location"] == ev["poll"], r.text
-    async with asyncio.timeout(120):
-        while True:
-            got = await api.client.get(ev["poll"], headers=headers)
-            assert got.status_code == 200, got.text
-            if got.json()["status"] != "processing":
-                return got.json()
-            await asyncio.sleep(0.05)  # between polls; the loop ends on the condition
-
-
-async def scene_with_visit(
-    api: Api,
-    lat: float = PHOTO_LAT,
-    lon: float = PHOTO_LON,
-    checklist: dict[str, Any] | None = None,
-) -> Photos:
-    s = await Scene(api).build()
-    await api.client.patch(
-        f"/v1/services/{s.service['id']}",
-        headers=s.coord,
-        json={"lat": lat, "lon": lon, "geofence_m": 150},
-    )
-    if checklist is not None:
-        s.checklist = (
-            await api.client.post("/v1/checklists", headers=s.coord, json=checklist)
-        ).json()
-        await api.client.post(f"/v1/checklists/{s.checklist['id']}/publish", headers=s.coord)
-    visit = (await s.visit()).json()
-    return Photos(api, s, visit)
-
-
-async def bucket_keys(api: Api, org: str) -> list[str]:
-    """This test's objects (the bucket is shared by the session; organisations are not)."""
-    store = api.client.app.state.store
-    out = await store.call("list_objects_v2", Bucket=store.bucket, Prefix=f"orgs/{org}/")
-    return [o["Key"] for o in out.get("Contents", [])]
 
 
 async def fetch(url: str) -> bytes:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.helpers import Api, assert_problem
-from tests.test_evidence import GPS_PHOTO, PHOTO_LAT, PHOTO_LON, Photos
-from tests.test_findings import CALL_BELLS, PUBLISHED_ON, Findings
+from tests.scenes import CALL_BELLS, GPS_PHOTO, PHOTO_LAT, PHOTO_LON, PUBLISHED_ON, Findings, Photos
 
 # The service stands about 5 km from where the photo was taken (3.3 km north, 3.6 km east).
 SERVICE_LAT, SERVICE_LON = PHOTO_LAT + 0.03, PHOTO_LON + 0.045

@@ -25,16 +25,9 @@ from inspections.evidence.sweep import sweep
 from service import db
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import make_settings, start_live_server, stop_live_server
+from tests.conftest import PHOTOS, make_settings, start_live_server, stop_live_server
 from tests.helpers import Api, assert_problem
-from tests.test_evidence import (
-    GPS_PHOTO,
-    PHOTOS,
-    Photos,
-    bucket_keys,
-    scene_with_visit,
-    settled,
-)
+from tests.scenes import GPS_PHOTO, Photos, bucket_keys, scene_with_visit, settled
 
 OTHER_PHOTOS = [PHOTOS / "gps" / f"DSCN00{n}.jpg" for n in (12, 21, 25, 27)]
 

@@ -22,7 +22,7 @@ import msgspec
 from service.settings import Settings
 from tests.conftest import make_settings, start_live_server, stop_live_server
 from tests.helpers import Api
-from tests.test_evidence import GPS_PHOTO, bucket_keys, scene_with_visit
+from tests.scenes import GPS_PHOTO, bucket_keys, scene_with_visit
 
 DEADLINE_S = 120  # a bound on waiting for a condition, never a duration waited
 

@@ -4,81 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from inspections.findings import workdays
 from tests.helpers import Api, assert_problem
-from tests.test_visits import Scene
-
-VISIT_DAY = dt.datetime(2025, 12, 10, 10, tzinfo=dt.UTC)
-PUBLISHED_ON = "2025-12-15"  # a Monday: 20 working days skip Christmas, Boxing Day, 1 Jan
-
-
-class Findings:
-    """A visit on 10 December 2025 by Ann and Bob (citizens) and Dr Pat, and the people
-    around it: coordinator, the care home's manager, a safeguarding lead, a scrutiny member."""
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    async def build(self) -> Findings:
-        api = self.api
-        s = self.s = await Scene(api).build()
-        # Cleared back then: training done long before the visit.
-        await api.conn.execute(
-            "update training_records set completed_on = '2025-01-01' where organisation_id = $1",
-            s.org,
-        )
-        r = await s.visit(
-            starts_at=VISIT_DAY.isoformat(),
-            ends_at=(VISIT_DAY + dt.timedelta(hours=3)).isoformat(),
-        )
-        assert r.status_code == 201, r.text
-        self.visit = r.json()
-        self.coord = s.coord
-        self.ann = await api.login(s.ann)
-        self.bob = await api.login(s.bob)
-        self.pro = await api.login(s.pro)
-        self.manager = await api.login(s.manager)
-        self.lead_user = await api.user(s.org, "safeguarding_lead", email="lead@example.org")
-        self.lead = await api.login(self.lead_user)
-        self.scrutiny = await api.login(await api.user(s.org, "scrutiny_member"))
-        return self
-
-    async def raise_(self, who: dict[str, str], **body: Any) -> Any:
-        fid = body.pop("id", None) or str(uuid.uuid4())
-        return await self.api.client.put(
-            f"/v1/visits/{self.visit['id']}/findings/{fid}", headers=who, json=body
-        )
-
-    async def update(self, who: dict[str, str], finding_id: str, **body: Any) -> Any:
-        return await self.api.client.put(
-            f"/v1/findings/{finding_id}/updates/{uuid.uuid4()}", headers=who, json=body
-        )
-
-    async def get(self, who: dict[str, str], finding_id: str) -> Any:
-        return await self.api.client.get(f"/v1/findings/{finding_id}", headers=who)
-
-
-CALL_BELLS = {
-    "title": "Call bells left unanswered",
-    "description": "Two call bells rang for over ten minutes in the afternoon.",
-    "domain": "safety",
-    "question_keys": ["respect"],
-    "severity": "major",
-    "recommendation": "Answer call bells within three minutes and audit response times.",
-}
-NAMES = {
-    "title": "Doors have no names",
-    "severity": "minor",
-    "recommendation": "Put residents' chosen names and photos on their doors.",
-}
-GARDEN = {"title": "A lovely garden, used every day", "severity": "positive"}
-CONCERN = {
-    "title": "Bruising on a resident's arm",
-    "description": "Mrs A. said staff were rough with her last night.",
-    "severity": "safeguarding",
-}
+from tests.scenes import CALL_BELLS, CONCERN, GARDEN, NAMES, PUBLISHED_ON, VISIT_DAY, Findings
 
 
 async def test_from_findings_to_a_verified_fix(api: Api) -> None:
@@ -294,7 +223,7 @@ async def test_publishing_today_counts_working_days_and_is_on_time(api: Api) -> 
 
 
 async def test_safeguarding_is_seen_only_by_raiser_coordinators_and_leads(api: Api) -> None:
-    from tests.test_evidence import GPS_PHOTO, Photos
+    from tests.scenes import GPS_PHOTO, Photos
 
     f = await Findings(api).build()
     photo = (await Photos(api, f.s, f.visit).upload(f.ann, GPS_PHOTO.read_bytes())).json()

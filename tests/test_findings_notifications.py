@@ -7,18 +7,19 @@ import asyncio
 import json
 from collections import Counter
 
+import pytest
+
+from service.settings import Settings
+from tests.conftest import Mailbox, Receiver, Worker
 from tests.helpers import Api
-from tests.test_findings import CALL_BELLS, CONCERN, PUBLISHED_ON, Findings
-from tests.test_notifications import (  # noqa: F401  (fixtures)
-    Mailbox,
-    Receiver,
-    Worker,
-    _verify,
-    receiver,
-    settings,
-    smtp,
-    worker,
-)
+from tests.scenes import CALL_BELLS, CONCERN, PUBLISHED_ON, Findings, signed_with
+
+
+# The app sends mail to the test's SMTP server and webhooks to its receiver.
+@pytest.fixture
+def settings(mail_settings: Settings) -> Settings:
+    return mail_settings
+
 
 ALL = [
     "safeguarding.raised",
@@ -33,9 +34,9 @@ ALL = [
 
 async def test_findings_flow_emails_and_webhooks_arrive_exactly_once(
     api: Api,
-    worker: Worker,  # noqa: F811 (pytest fixtures by name)
-    smtp: Mailbox,  # noqa: F811
-    receiver: Receiver,  # noqa: F811
+    worker: Worker,
+    smtp: Mailbox,
+    receiver: Receiver,
 ) -> None:
     f = await Findings(api).build()
     r = await api.client.post(
@@ -101,7 +102,7 @@ async def test_findings_flow_emails_and_webhooks_arrive_exactly_once(
         ]
     )
     for x in receiver.requests:
-        assert _verify(hook["secret"], x["headers"], x["body"])
+        assert signed_with(hook["secret"], x["headers"], x["body"])
     concern_hook = next(
         json.loads(x["body"]) for x in receiver.requests if b"safeguarding" in x["body"]
     )

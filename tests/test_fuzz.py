@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from tests.helpers import PASSWORD, Api
-from tests.test_visits import Scene, answers
+from tests.scenes import Scene, answers
 
 EXAMPLES = 8  # per operation and generation mode: ~1,600 requests in all, about 90 s
 

@@ -24,15 +24,16 @@ from service.app import create_app
 from service.devstack import SeaweedFS, free_port
 from service.logs import mask_path
 from service.settings import Settings
-from tests.conftest import CHROMIUM_FLAGS, make_settings, start_live_server, stop_live_server
-from tests.helpers import PASSWORD, Api, assert_problem
-from tests.test_notifications import (  # noqa: F401  (fixtures)
+from tests.conftest import (
+    CHROMIUM_FLAGS,
     Mailbox,
     Worker,
-    smtp,
-    worker,
+    make_settings,
+    start_live_server,
+    stop_live_server,
 )
-from tests.test_scorecard_page import read
+from tests.helpers import PASSWORD, Api, assert_problem
+from tests.scenes import read
 
 BASE = "https://coassess.example"
 HTML = "text/html; charset=utf-8"
@@ -40,7 +41,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 @pytest.fixture
-def settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:  # noqa: F811
+def settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:
     return make_settings(
         database_url,
         seaweed,
@@ -93,8 +94,8 @@ def assert_page(r: httpx.Response, status: int) -> str:
 
 async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
     api: Api,
-    worker: Worker,  # noqa: F811
-    smtp: Mailbox,  # noqa: F811
+    worker: Worker,
+    smtp: Mailbox,
 ) -> None:
     org = await api.org("Northshire Healthwatch")
     coord_user, coord = await coordinator(api, org)
@@ -186,8 +187,8 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
 
 async def test_coordinators_list_and_resend_invites_without_showing_the_code(
     api: Api,
-    worker: Worker,  # noqa: F811
-    smtp: Mailbox,  # noqa: F811
+    worker: Worker,
+    smtp: Mailbox,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -291,8 +292,8 @@ async def test_expired_and_unknown_invite_pages_say_what_to_do(api: Api) -> None
 
 async def test_forgotten_password_same_answer_single_use_and_signs_out_everywhere(
     api: Api,
-    worker: Worker,  # noqa: F811
-    smtp: Mailbox,  # noqa: F811
+    worker: Worker,
+    smtp: Mailbox,
 ) -> None:
     org = await api.org("Northshire Healthwatch")
     _, coord = await coordinator(api, org)
@@ -464,7 +465,7 @@ async def axe_check(page: Any, what: str) -> None:
     assert bad == [], f"{what}: {bad}"
 
 
-async def wait_for_mail(worker: Worker, smtp: Mailbox, count: int) -> None:  # noqa: F811
+async def wait_for_mail(worker: Worker, smtp: Mailbox, count: int) -> None:
     """Deliver until ``count`` messages arrived (a condition; the deadline only ends a hang)."""
     deadline = time.monotonic() + 120
     while len(smtp.messages) < count:
@@ -474,8 +475,8 @@ async def wait_for_mail(worker: Worker, smtp: Mailbox, count: int) -> None:  # n
 
 async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
     api: Api,
-    worker: Worker,  # noqa: F811
-    smtp: Mailbox,  # noqa: F811
+    worker: Worker,
+    smtp: Mailbox,
     mail_server: tuple[str, Any],
     chromium: str,
     tmp_path: Path,

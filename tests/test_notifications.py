@@ -9,150 +9,45 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import email
-import email.policy
 import hashlib
 import hmac
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-import httpx
 import msgspec
 import pytest
-from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
 
 from inspections.notifications.deliver import (
     BACKOFF_CAP_S,
-    DeliveryReport,
     backoff_s,
-    deliver_once,
-    http_client,
     message_id,
     sign,
 )
 from inspections.notifications.outbox import Notice, enqueue
 from service import db
 from service.app import create_app
-from service.devstack import SeaweedFS
+from service.devstack import SeaweedFS, free_port
 from service.settings import Settings
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, Mailbox, Receiver, Worker, make_settings
 from tests.helpers import Api, assert_problem
+from tests.scenes import signed_with
 
 # Mailbox and receiver.
 
 
-class Mailbox:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.port = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-    def parsed(self) -> list[email.message.EmailMessage]:
-        return [
-            email.message_from_bytes(content, policy=email.policy.default)  # type: ignore[misc]
-            for _, content in self.messages
-        ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+# The app sends mail to the test's SMTP server and webhooks to its receiver.
 @pytest.fixture
-def smtp() -> Iterator[Mailbox]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    box.port = controller.port
-    try:
-        yield box
-    finally:
-        controller.stop()
-
-
-class Receiver:
-    """A webhook receiver: records each request; answers 500 to the first ``fail`` ones."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.fail = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body,
-                    }
-                )
-                status = 200
-                if receiver.fail > 0:
-                    receiver.fail -= 1
-                    status = 500
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/coassess"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
-
-
-# The app of the `api` fixture sends mail to the local SMTP server; its own worker is off,
-# so each test decides when deliver_once runs.
-@pytest.fixture
-def settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:
-    return make_settings(
-        database_url,
-        seaweed,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        mail_from="Co-assessment <no-reply@coassess.test>",
-        deliver_interval_s=0,
-        deliver_max_attempts=3,
-        webhook_timeout_s=5,
-        # The receiver listens on 127.0.0.1; production refuses such addresses.
-        webhook_allow_private=True,
-    )
+def settings(mail_settings: Settings) -> Settings:
+    return mail_settings
 
 
 NOTICE = Notice(
@@ -186,41 +81,8 @@ async def _register(api: Api, headers: dict[str, str], url: str) -> dict[str, An
     return r.json()
 
 
-@pytest.fixture
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    """A delivery worker of its own, as another process would be: its pool, its client.
-
-    (The app under AsyncTestClient runs on another thread's event loop, so its pool and
-    client are not usable from the test's loop.)
-    """
-    pool = await db.create_pool(settings.database_url, 1, 4)
-    http = http_client(settings)
-    try:
-        yield Worker(pool, http, settings)
-    finally:
-        await http.aclose()
-        await pool.close()
-
-
-class Worker:
-    def __init__(self, pool: asyncpg.Pool, http: httpx.AsyncClient, settings: Settings) -> None:
-        self.pool, self.http, self.settings = pool, http, settings
-
-    def deliver(self, settings: Settings | None = None) -> Awaitable[DeliveryReport]:
-        return deliver_once(self.pool, settings or self.settings, self.http)
-
-
 async def _rows(api: Api) -> list[dict[str, Any]]:
     return [dict(r) for r in await api.conn.fetch("select * from outbox order by id")]
-
-
-def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """How a receiver checks a delivery (written out here, independently of sign())."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    offered = [s.split(",", 1)[1] for s in headers["webhook-signature"].split(" ")]
-    return any(hmac.compare_digest(expected, s) for s in offered)
 
 
 # Registering webhooks.
@@ -331,8 +193,8 @@ async def test_each_notification_is_delivered_once(
     assert headers["content-type"] == "application/json"
     assert headers["webhook-id"] == str(by_recipient[hook["id"]]["id"])
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
-    assert _verify(hook["secret"], headers, posted["body"])
-    assert not _verify("whsec_" + base64.b64encode(b"x" * 32).decode(), headers, posted["body"])
+    assert signed_with(hook["secret"], headers, posted["body"])
+    assert not signed_with("whsec_" + base64.b64encode(b"x" * 32).decode(), headers, posted["body"])
     assert json.loads(posted["body"]) == {
         "event": NOTICE.event,
         "key": NOTICE.key,
@@ -382,7 +244,7 @@ async def test_a_failing_receiver_is_retried_then_given_up(
     assert len(receiver.requests) == 2
     first, again = receiver.requests
     assert first["headers"]["webhook-id"] == again["headers"]["webhook-id"]  # dedupe key
-    assert _verify(hook["secret"], again["headers"], again["body"])
+    assert signed_with(hook["secret"], again["headers"], again["body"])
     row = await api.conn.fetchrow("select * from outbox")
     assert row["delivered_at"] is not None and row["attempts"] == 2
 
@@ -457,7 +319,7 @@ async def test_redirects_and_unreachable_receivers_are_failures(api: Api, worker
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         await _register(api, coord, f"http://127.0.0.1:{server.server_address[1]}/")
-        await _register(api, coord, f"http://127.0.0.1:{_free_port()}/")  # nobody listening
+        await _register(api, coord, f"http://127.0.0.1:{free_port()}/")  # nobody listening
         assert await _enqueue(api, org, NOTICE, []) == 2
         report = await worker.deliver()
     finally:
@@ -489,7 +351,7 @@ async def test_an_unreachable_smtp_server_is_retried(
 ) -> None:
     org = await api.org()
     assert await _enqueue(api, org, NOTICE, EMAILS) == 2
-    down = msgspec.structs.replace(settings, smtp_port=_free_port())
+    down = msgspec.structs.replace(settings, smtp_port=free_port())
     report = await worker.deliver(down)
     assert (report.claimed, report.retrying) == (2, 2)
     rows = await _rows(api)

@@ -28,7 +28,7 @@ from service.app import create_app
 from service.devstack import Postgres, SeaweedFS
 from tests.conftest import make_settings
 from tests.helpers import Api, assert_problem
-from tests.test_evidence import GPS_PHOTO, Photos, scene_with_visit
+from tests.scenes import GPS_PHOTO, Photos, scene_with_visit
 
 DEADLINE_S = 120  # a bound on waiting for recovery, never a duration waited
 

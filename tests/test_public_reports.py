@@ -10,8 +10,16 @@ import uuid
 from PIL import Image
 
 from tests.helpers import Api, assert_problem
-from tests.test_evidence import GPS_PHOTO, Photos
-from tests.test_findings import CALL_BELLS, CONCERN, GARDEN, NAMES, PUBLISHED_ON, Findings
+from tests.scenes import (
+    CALL_BELLS,
+    CONCERN,
+    GARDEN,
+    GPS_PHOTO,
+    NAMES,
+    PUBLISHED_ON,
+    Findings,
+    Photos,
+)
 
 
 async def published(api: Api) -> tuple[Findings, dict, dict]:

@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import uuid
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +29,7 @@ from service.devstack import SeaweedFS
 from service.settings import Settings
 from tests.conftest import CHROMIUM_FLAGS, make_settings
 from tests.helpers import PASSWORD, Api
-from tests.test_scorecards import seeded
+from tests.scenes import read, seeded
 
 HTML = "text/html; charset=utf-8"
 COOKIE = "coassess_session"
@@ -39,48 +38,6 @@ DIGNITY_GAP = (
     "Citizens scored 67 points lower than professionals on dignity. "
     "That is more than chance would explain: the perspectives diverge."
 )
-
-
-class _Text(HTMLParser):
-    """The words a person reads (no markup, no stylesheet), and the headings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.headings: list[tuple[str, str]] = []
-        self._skip = 0
-        self._heading: str | None = None
-        self._heading_text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script"):
-            self._skip += 1
-        if tag in ("h1", "h2", "h3"):
-            self._heading, self._heading_text = tag, []
-        if tag == "br":
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script"):
-            self._skip -= 1
-        if tag == self._heading:
-            self.headings.append((tag, " ".join("".join(self._heading_text).split())))
-            self._heading = None
-        if tag in ("p", "li", "tr", "h1", "h2", "h3", "title", "desc", "caption", "div"):
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-            if self._heading:
-                self._heading_text.append(data)
-
-
-def read(html: str) -> tuple[str, list[tuple[str, str]]]:
-    p = _Text()
-    p.feed(html)
-    lines = (" ".join(line.split()) for line in "".join(p.parts).split("\n"))
-    return "\n".join(line for line in lines if line), p.headings
 
 
 async def browser_sign_in(
@@ -729,7 +686,7 @@ async def committee_services(api: Api) -> tuple[Any, dict[str, Any], dict[str, A
     """Two care homes on a five-domain checklist: Oak Lodge, with 3 visits by 2 citizens and a
     professional (combined 77.5, but 3 domains Requires improvement), and Birch Court, with
     a single citizen submission and nothing from professionals."""
-    from tests.test_visits import Scene
+    from tests.scenes import Scene
 
     s = await Scene(api).build()
     checklist = (

@@ -260,8 +260,7 @@ async def test_serve_is_what_the_cli_finds_and_ctrl_c_stops_it_quietly(  # type:
     """The first hour: serve with its own DATA_DIR, the README's CLI commands without it,
     sign in, a photo through the worker processes, then Ctrl-C: no traceback anywhere."""
     from service.devstack import ServeRecord, free_port
-    from tests.test_evidence import GPS_PHOTO, Photos
-    from tests.test_visits import Scene
+    from tests.scenes import GPS_PHOTO, Photos, Scene
 
     default_data = Path(Settings.from_env({}).data_dir)
     other = ServeRecord.running(default_data)

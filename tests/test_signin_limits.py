@@ -20,7 +20,7 @@ import pytest
 from service.settings import Settings
 from tests.conftest import make_settings, start_live_server, stop_live_server
 from tests.helpers import Api
-from tests.test_caches_live import Live, _children, _owner
+from tests.scenes import Live, children, serving_worker
 
 WORKERS = 2
 PER_ADDRESS = 3  # SIGNIN_RATE_PER_MINUTE: per account and client address
@@ -38,7 +38,7 @@ def live(settings: Settings, seaweed: Any, tmp_path: Path) -> Iterator[Live]:
     )
     proc, base = start_live_server(limited, tmp_path, workers=WORKERS)
     try:
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert len(workers) == WORKERS, workers
         port = urlsplit(base).port
         assert port
@@ -68,7 +68,7 @@ async def attempt(
                 k, _, v = line.partition(":")
                 fields[k.strip().lower()] = v.strip()
         content = await reader.readexactly(int(fields.get("content-length", "0")))
-        worker = _owner(live, writer.get_extra_info("sockname")[1])
+        worker = serving_worker(live, writer.get_extra_info("sockname")[1])
         return int(lines[0].split()[1]), fields, json.loads(content), worker
     finally:
         writer.close()

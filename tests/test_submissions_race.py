@@ -17,7 +17,7 @@ import httpx
 
 from service.settings import Settings
 from tests.helpers import PASSWORD, Api
-from tests.test_visits import Scene, answers
+from tests.scenes import Scene, answers
 
 
 async def _token(base: str, user: dict[str, Any], device: str) -> dict[str, str]:

@@ -6,75 +6,9 @@ import asyncio
 import copy
 import datetime as dt
 import uuid
-from typing import Any
 
 from tests.helpers import Api, assert_problem
-from tests.test_checklists import SMALL
-
-NOW = dt.datetime.now(dt.UTC)
-WINDOW = {
-    "starts_at": (NOW + dt.timedelta(hours=1)).isoformat(),
-    "ends_at": (NOW + dt.timedelta(hours=4)).isoformat(),
-}
-
-
-class Scene:
-    """A coordinator, a care home, a published checklist, two cleared citizens and a pro."""
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    async def build(self) -> Scene:
-        api = self.api
-        self.org = await api.org()
-        self.coord = await api.login(await api.user(self.org, "coordinator"))
-        self.manager = await api.user(self.org, "service_manager", name="Manager Mo")
-        r = await api.client.post(
-            "/v1/services",
-            headers=self.coord,
-            json={
-                "name": "Elm House",
-                "kind": "care_home",
-                "lat": 43.467,
-                "lon": 11.885,
-                "manager_ids": [self.manager["id"]],
-            },
-        )
-        self.service = r.json()
-        self.checklist = (
-            await api.client.post("/v1/checklists", headers=self.coord, json=SMALL)
-        ).json()
-        await api.client.post(f"/v1/checklists/{self.checklist['id']}/publish", headers=self.coord)
-        self.ann = await api.cleared_citizen(self.org, name="Ann")
-        self.bob = await api.cleared_citizen(self.org, name="Bob")
-        self.pro = await api.user(self.org, "professional_inspector", name="Dr Pat")
-        return self
-
-    def team(self, *members: tuple[dict[str, Any], str]) -> list[dict[str, Any]]:
-        return [{"user_id": u["id"], "perspective": p} for u, p in members]
-
-    async def visit(self, team: list[dict[str, Any]] | None = None, **extra: Any) -> Any:
-        team = team or self.team(
-            (self.ann, "citizen"), (self.bob, "citizen"), (self.pro, "professional")
-        )
-        return await self.api.client.post(
-            "/v1/visits",
-            headers=self.coord,
-            json={
-                "service_id": self.service["id"],
-                "checklist_id": self.checklist["id"],
-                **WINDOW,
-                "team": team,
-                **extra,
-            },
-        )
-
-
-def answers(respect: int = 3, smells: Any = False) -> list[dict[str, Any]]:
-    return [
-        {"question_key": "respect", "value": respect, "comment": "kind staff"},
-        {"question_key": "smells", "value": smells},
-    ]
+from tests.scenes import NOW, SMALL, WINDOW, Scene, answers
 
 
 async def test_the_phone_flow_end_to_end(api: Api) -> None:
