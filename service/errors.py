@@ -251,6 +251,26 @@ def photo_problem(exc: ImageRejected) -> DomainError:
     return DomainError(exc.status, f"photo-{exc.kind}", _PHOTO_TITLES[exc.kind], exc.detail)
 
 
+_INVALID_VALUE = DomainError(
+    422,
+    "invalid-value",
+    "Invalid value",
+    "A value in the request is out of range or not valid text, so it cannot be "
+    "stored or searched for.",
+)
+_INTERNAL = DomainError(
+    500,
+    "internal",
+    "Internal error",
+    "Something went wrong on our side; quote the request id when reporting it.",
+)
+
+
+def _log_context(request: Request[Any, Any, Any]) -> dict[str, str | None]:
+    """What a logged failure says about its request (never a query string or identifier)."""
+    return {"request_id": request_id_of(request), "path": mask_path(request.url.path)}
+
+
 def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
     if isinstance(exc, DomainError):
         return problem_response(request, exc)
@@ -284,7 +304,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             "%s unavailable: %r",
             down.what,
             exc,
-            extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
+            extra=_log_context(request),
         )
         return problem_response(request, down)
     if _bad_value(exc):
@@ -293,31 +313,14 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
         log.warning(
             "unbounded input reached the database: %s",
             exc,
-            extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
+            extra=_log_context(request),
         )
-        return problem_response(
-            request,
-            DomainError(
-                422,
-                "invalid-value",
-                "Invalid value",
-                "A value in the request is out of range or not valid text, so it cannot be "
-                "stored or searched for.",
-            ),
-        )
+        return problem_response(request, _INVALID_VALUE)
     log.exception(
         "unhandled error",
-        extra={"request_id": request_id_of(request), "path": mask_path(request.url.path)},
+        extra=_log_context(request),
     )
-    return problem_response(
-        request,
-        DomainError(
-            500,
-            "internal",
-            "Internal error",
-            "Something went wrong on our side; quote the request id when reporting it.",
-        ),
-    )
+    return problem_response(request, _INTERNAL)
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:
