@@ -101,7 +101,8 @@ def score_from_sums(wp: float, wm: float) -> float:
     """A domain score, ``100 * wp / wm``, from stored sums (``wm`` must be positive)."""
     if not wm > 0 or not 0 <= wp <= wm:
         raise ValueError(f"invalid domain sums wp={wp}, wm={wm}")
-    return 100.0 * wp / wm
+    # wp <= wm, but 100 * wp rounds on its own: keep a full-marks domain at exactly 100.
+    return min(100.0, 100.0 * wp / wm)
 
 
 def submission_domain_scores(answers: Iterable[AnswerLike]) -> dict[str, float]:
