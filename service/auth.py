@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -36,14 +36,16 @@ from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddlewa
 from service.lru import LruCache
 from service.state import app_state
 
-ROLES = (
+# The roles a person may hold: the API's enum and the CLI's choices.
+Role = Literal[
     "citizen_inspector",
     "professional_inspector",
     "coordinator",
     "scrutiny_member",
     "service_manager",
     "safeguarding_lead",
-)
+]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class Principal(msgspec.Struct, frozen=True):

@@ -10,10 +10,15 @@ import msgspec
 
 
 class TrainingFact(Protocol):
-    kind: str
-    course: str
-    completed_on: dt.date
-    expires_on: dt.date | None
+    # Read-only: frozen Structs and database rows both answer.
+    @property
+    def kind(self) -> str: ...
+    @property
+    def course(self) -> str: ...
+    @property
+    def completed_on(self) -> dt.date: ...
+    @property
+    def expires_on(self) -> dt.date | None: ...
 
 
 class Training(msgspec.Struct, frozen=True):

@@ -8,16 +8,9 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType
 
+from service.auth import Role
 from service.schema import Body, DeviceName, Email, NonEmpty, Page, Password
 
-Role = Literal[
-    "citizen_inspector",
-    "professional_inspector",
-    "coordinator",
-    "scrutiny_member",
-    "service_manager",
-    "safeguarding_lead",
-]
 Roles = Annotated[list[Role], Meta(min_length=1, max_length=6)]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=120)]
 

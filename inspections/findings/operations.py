@@ -326,6 +326,7 @@ async def respond(
             "and to_status = 'done_by_service'",
             finding_id,
         )
+        assert rounds is not None  # count(*): always a row
         await notices.verification_requested(conn, settings, org, finding, rounds)
     await record(
         conn,
@@ -386,6 +387,7 @@ async def write_report(
         body.summary,
         principal.user_id,
     )
+    assert report_id is not None  # insert or update ... returning: always a row
     await conn.execute(
         """update findings set in_report = not (id = any($2::uuid[]))
             where visit_id = $1 and severity <> 'safeguarding'""",
@@ -502,6 +504,7 @@ async def comment_on_report(
         principal.user_id,
         body.comment,
     )
+    assert created is not None  # insert ... returning: always a row
     await record(
         conn,
         principal.organisation_id,

@@ -36,9 +36,9 @@ def _calendar(jurisdiction: str) -> _Calendar:
         raise ValueError(
             f"unknown jurisdiction {jurisdiction!r}: expected one of {', '.join(JURISDICTIONS)}"
         )
-    text = (resources.files(__package__) / "calendars" / f"{jurisdiction}.json").read_text(
-        encoding="utf-8"
-    )
+    text = (
+        resources.files("inspections.findings") / "calendars" / f"{jurisdiction}.json"
+    ).read_text(encoding="utf-8")
     data = json.loads(text)
     if data["jurisdiction"] != jurisdiction:
         raise ValueError(f"calendars/{jurisdiction}.json is for {data['jurisdiction']!r}")

@@ -104,7 +104,7 @@ async def insert_submission(
     return inserted is not None
 
 
-async def other_submission(db: asyncpg.Connection, visit_id: UUID, user_id: UUID) -> UUID:
+async def other_submission(db: asyncpg.Connection, visit_id: UUID, user_id: UUID) -> UUID | None:
     return await db.fetchval(
         "select id from submissions where visit_id = $1 and user_id = $2", visit_id, user_id
     )

@@ -7,7 +7,6 @@ a service.errors.DomainError (a plain exception) for what it refuses.
 from __future__ import annotations
 
 import datetime as dt
-from uuid import UUID
 
 import asyncpg
 
@@ -66,7 +65,7 @@ async def create_visit(
             [FieldError("$.checklist_id", "does not apply to this kind of service")],
         )
     await q.check_team(conn, principal, service.id, body.team, body.starts_at, body.ends_at)
-    visit_id: UUID = await conn.fetchval(
+    visit_id = await conn.fetchval(
         """insert into visits (organisation_id, service_id, checklist_id, checklist_version,
                                starts_at, ends_at, announced, created_by)
            values ($1, $2, $3, $4, $5, $6, $7, $8) returning id""",
@@ -79,6 +78,7 @@ async def create_visit(
         body.announced,
         principal.user_id,
     )
+    assert visit_id is not None  # insert ... returning: always a row
     await q.write_team(conn, principal, visit_id, body.team)
     await record(
         conn,

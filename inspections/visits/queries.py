@@ -227,7 +227,7 @@ async def check_team(
     )
     facts = await member_facts(db, caller, service_id, team)
     problems = team_problems(
-        facts, TeamRules.from_settings(settings), starts_at.date(), ends_at.date()
+        facts, TeamRules.from_settings(settings or {}), starts_at.date(), ends_at.date()
     )
     if problems:
         raise unprocessable(sentences(p.reason for p in problems), problems)

@@ -30,6 +30,7 @@ from inspections.visits.schemas import (
     BundleService,
     BundleVisit,
     CancelRequest,
+    MySubmission,
     MyVisit,
     MyVisitPage,
     Status,
@@ -39,7 +40,7 @@ from inspections.visits.schemas import (
     VisitPatch,
 )
 from service.auth import LOAD_CALLER, AuthedRequest, Principal, require_roles
-from service.db import DB
+from service.db import DB, from_row
 from service.errors import conflict, forbidden, not_found, problem_responses, request_id_of
 from service.schema import Limit, cursor_after, page_of
 
@@ -302,22 +303,9 @@ async def _build_bundle(state: State, user: Principal, visit_id: UUID) -> tuple[
             db, user.organisation_id, visit.checklist_id, visit.checklist_version
         )
     bundle = Bundle(
-        visit=BundleVisit(
-            id=visit.id,
-            starts_at=visit.starts_at,
-            ends_at=visit.ends_at,
-            announced=visit.announced,
-            status=visit.status,
-        ),
-        service=BundleService(
-            id=service.id,
-            name=service.name,
-            kind=service.kind,
-            address=service.address,
-            lat=service.lat,
-            lon=service.lon,
-            geofence_m=service.geofence_m,
-        ),
+        # The phone's copies: the fields of the full objects it needs.
+        visit=from_row(BundleVisit, msgspec.structs.asdict(visit)),
+        service=from_row(BundleService, msgspec.structs.asdict(service)),
         checklist=version,
         team=[
             BundleMember(display_name=m.display_name, perspective=m.perspective, lead=m.lead)
@@ -365,7 +353,7 @@ async def my_visits(
             perspective=r["perspective"],
             lead=r["lead"],
             bundle_etag=q.bundle_etag(r["id"], r["vu"], r["su"], r["tu"]),
-            submission={"id": r["sub_id"], "state": r["sub_state"]} if r["sub_id"] else None,
+            submission=MySubmission(id=r["sub_id"], state=r["sub_state"]) if r["sub_id"] else None,
         )
         for r in page
     ]
