@@ -30,7 +30,7 @@ async def refusal(host: str, port: int, allow_private: bool) -> str | None:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         return f"host {host!r} does not resolve"
-    private = sorted({i[4][0] for i in infos if not is_public(i[4][0])})
+    private = sorted({str(i[4][0]) for i in infos if not is_public(str(i[4][0]))})
     if private:
         return f"host {host!r} resolves to a non-public address ({', '.join(private)})"
     return None

@@ -262,10 +262,13 @@ async def _deliver_batch(
             return report
         emails = [r for r in rows if r["channel"] == "email"]
         hooks = [r for r in rows if r["channel"] == "webhook"]
-        sent = await asyncio.gather(
-            _send_emails(settings, emails), *(_post_webhook(http, settings, r) for r in hooks)
+        sent_emails, sent_hooks = await asyncio.gather(
+            _send_emails(settings, emails),
+            asyncio.gather(*(_post_webhook(http, settings, r) for r in hooks)),
         )
-        outcomes = list(zip(emails, sent[0], strict=True)) + list(zip(hooks, sent[1:], strict=True))
+        outcomes = list(zip(emails, sent_emails, strict=True)) + list(
+            zip(hooks, sent_hooks, strict=True)
+        )
         marked = await conn.fetch(
             MARK_SQL,
             [r["id"] for r, _ in outcomes],
@@ -385,6 +388,7 @@ async def deliver_forever(app: Any, stop: asyncio.Event | None = None) -> None:
     """The in-app worker (notifications_lifespan starts it): until ``stop`` or cancelled."""
     state = app_state(app)
     settings = state.settings
+    assert settings.database_url  # the app's pool was made from it
     await run_worker(
         state.pool,
         settings,

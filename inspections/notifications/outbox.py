@@ -9,7 +9,7 @@ request or a second reminder scan cannot send anything twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 import asyncpg
@@ -19,7 +19,7 @@ import msgspec
 _json = msgspec.json.Encoder()
 
 # The events an organisation's webhooks can subscribe to.
-EVENTS = (
+Event = Literal[
     "report.factual_check",  # a draft report sent to the service to check its facts
     "report.published",  # findings published to the service's managers
     "response.due_soon",  # a response is due in 5 working days
@@ -27,7 +27,8 @@ EVENTS = (
     "response.posted",
     "verification.requested",
     "safeguarding.raised",
-)
+]
+EVENTS: tuple[Event, ...] = get_args(Event)
 
 
 class Notice(msgspec.Struct, kw_only=True, frozen=True):
@@ -50,7 +51,7 @@ async def enqueue(
     if notice.event not in EVENTS:
         raise ValueError(f"unknown event {notice.event!r}")
     payload = {"event": notice.event, "key": notice.key, "data": notice.payload}
-    return await db.fetchval(
+    added = await db.fetchval(
         """with recipients as (
                select 'email' channel, e recipient from unnest($3::text[]) e
                union
@@ -71,3 +72,5 @@ async def enqueue(
         notice.text,
         _json.encode(payload).decode(),
     )
+    assert added is not None  # count(*): always a row
+    return added

@@ -14,14 +14,13 @@ from msgspec import Meta
 from inspections.audit.log import audit
 from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
-from inspections.notifications.outbox import EVENTS
+from inspections.notifications.outbox import EVENTS, Event
 from service.auth import AuthedRequest, require_roles
 from service.db import DB, from_row
 from service.errors import FieldError, not_found, problem_responses, unprocessable
 from service.schema import Body, Limit, Page, cursor_after, page_of
 from service.state import AppState
 
-Event = Literal[EVENTS]  # type: ignore[valid-type]
 Status = Literal["pending", "delivered", "failed"]
 # http is for a receiver on this machine (development, tests); anything else needs TLS.
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -131,6 +130,7 @@ async def create_webhook(
         events,
         request.user.user_id,
     )
+    assert row is not None  # insert ... returning: always a row
     await audit(db, request, "webhook.create", "webhook", row["id"], {"url": url, "events": events})
     return WebhookCreated(**dict(row), secret=secret)
 
