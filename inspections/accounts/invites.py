@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
@@ -140,7 +141,9 @@ async def _send(db: asyncpg.Connection, settings: Settings, invite_id: UUID, cod
             where id = $1 returning sent_count""",
         invite_id,
     )
+    assert sent is not None  # the invite was just made or found
     row = await db.fetchrow(_FACTS_SQL + " where i.id = $1", invite_id)
+    assert row is not None  # the invite was just made or found
     facts = _facts(row)
     subject, text = invite_email(settings, facts, code)
     await enqueue_email(
@@ -162,7 +165,7 @@ async def create(
     request: Any,
     caller: Principal,
     email: str,
-    roles: list[str],
+    roles: Sequence[str],
 ) -> tuple[asyncpg.Record, str]:
     """A new invite, emailed. Returns its row and the code (shown once to its maker)."""
     if await db.fetchval("select 1 from users where lower(email) = lower($1)", email):
@@ -179,6 +182,7 @@ async def create(
         caller.user_id,
         settings.invite_ttl_days,
     )
+    assert row is not None  # insert ... returning: always a row
     await _send(db, settings, row["id"], code)
     await audit(
         db,
@@ -263,6 +267,7 @@ async def accept(
             raise conflict(
                 "A person with this email already has an account.", "email-taken"
             ) from None
+        assert user is not None  # insert ... returning: always a row
         await db.execute(
             "update invites set accepted_user_id = $2 where id = $1", invite["id"], user["id"]
         )

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import asyncpg
 from argon2 import PasswordHasher
+from asyncpg.pool import PoolConnectionProxy
 from litestar import Request, Router, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
@@ -50,9 +51,9 @@ SAME_ANSWER = (
     "folder, or ask your coordinator."
 )
 # Bounds of the API's own types, so the pages say the same rules in words.
-PASSWORD_MIN = Password.__metadata__[0].min_length
-PASSWORD_MAX = Password.__metadata__[0].max_length
-NAME_MAX = DisplayName.__metadata__[0].max_length
+PASSWORD_MIN = get_args(Password)[1].min_length
+PASSWORD_MAX = get_args(Password)[1].max_length
+NAME_MAX = get_args(DisplayName)[1].max_length
 
 ResetState = Literal["open", "used", "expired"]
 
@@ -154,6 +155,7 @@ async def request_reset(
         token_hash,
         settings.password_reset_ttl_min,
     )
+    assert reset is not None  # insert ... returning: always a row
     await enqueue_email(
         db,
         user["organisation_id"],
@@ -178,7 +180,9 @@ async def request_reset(
 # Using the link.
 
 
-async def reset_state(db: asyncpg.Connection, token: str) -> ResetState | None:
+async def reset_state(
+    db: asyncpg.Connection | PoolConnectionProxy, token: str
+) -> ResetState | None:
     """open, used, expired, or None for a token we never issued."""
     row = await db.fetchrow(
         """select r.used_at is not null as used, r.expires_at <= now() as expired, u.active
@@ -223,7 +227,8 @@ async def reset_password(
     so the revoked devices' access tokens stop working at once, in every process.
     """
     hasher: PasswordHasher = state.hasher
-    async with pool.acquire() as db, db.transaction():
+    async with pool.acquire() as conn, conn.transaction():
+        db = cast(asyncpg.Connection, conn)  # the pool's proxy stands for its connection
         claimed = await db.fetchrow(
             """update password_resets r set used_at = now()
                  from users u
@@ -247,6 +252,7 @@ async def reset_password(
                select count(*)::int from ended""",
             claimed["user_id"],
         )
+        assert ended is not None  # count(*): always a row
         # Any other link still open for this person is spent too.
         await db.execute(
             "update password_resets set used_at = now() where user_id = $1 and used_at is null",

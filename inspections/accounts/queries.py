@@ -108,6 +108,7 @@ async def create_device(
         user["id"],
         name,
     )
+    assert device_id is not None  # insert ... returning: always a row
     return device_id, await issue_refresh_token(db, device_id, ttl_days)
 
 

@@ -118,7 +118,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppSt
         raise limits.too_many(exc, "sign-in attempts") from None
     user = await q.user_signing_in(db, data.email)
     ok = await _verify(state.hasher, user["password_hash"] if user else None, data.password)
-    if not ok:
+    if not ok or user is None:
         raise NotAuthorizedException(BAD_SIGN_IN)
     if not user["active"]:
         raise Problem(
@@ -275,6 +275,7 @@ async def resend_invite(
              from invites where id = $1""",
         invite_id,
     )
+    assert row is not None  # resend found it in the caller's organisation
     return InviteSummary(**dict(row))
 
 
@@ -298,6 +299,7 @@ async def accept_invite(
 )
 async def me(request: AuthedRequest, db: DB) -> Me:
     row = await db.fetchrow(f"select {q.USER_COLS} from users where id = $1", request.user.user_id)
+    assert row is not None  # the caller, read for this request
     training = await q.training_of(db, row["id"])
     reasons = clearance_reasons(row["roles"], training, dt.date.today())
     return Me(
@@ -396,6 +398,7 @@ async def patch_user(
         changes.get("roles"),
         changes.get("active"),
     )
+    assert row is not None  # user_in_org found it, and it is locked by the update
     if changes:
         await audit(db, request, "user.update", "user", user_id, changes)
     return await q.user_detail(db, row)
@@ -426,6 +429,7 @@ async def add_training(
         data.expires_on,
         request.user.user_id,
     )
+    assert row is not None  # insert ... returning: always a row
     await audit(
         db,
         request,
