@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import math
 import struct
-import time
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -306,10 +305,8 @@ def test_png_bomb_header_rejected_without_decoding(side: int) -> None:
     # Beyond Pillow's own limit (2 x MAX_IMAGE_PIXELS): Pillow raises, we translate.
     data = _png_header_only(side, side)
     assert len(data) < 200
-    start = time.perf_counter()
     with pytest.raises(ImageRejected) as info:
         open_image(data, MAX_PIXELS)
-    assert time.perf_counter() - start < 0.5
     assert info.value.kind == "too-many-pixels"
     assert info.value.status == 413
     assert "megapixels" in info.value.detail
@@ -324,10 +321,8 @@ def test_real_small_file_large_png_rejected_by_our_limit() -> None:
     Image.new("1", (9000, 9000)).save(buf, "PNG")
     data = buf.getvalue()
     assert len(data) < 100_000
-    start = time.perf_counter()
     with pytest.raises(ImageRejected) as info:
         open_image(data, MAX_PIXELS)
-    assert time.perf_counter() - start < 0.5
     assert info.value.kind == "too-many-pixels"
     assert "81.0 megapixels" in info.value.detail and "50.0 megapixels" in info.value.detail
     with pytest.raises(ImageRejected) as info:
@@ -639,9 +634,7 @@ def test_fuzzed_exif_never_raises(mutations: list[tuple[int, int]]) -> None:
     data = bytearray(_FUZZ_SOURCE)
     for offset, value in mutations:
         data[_FUZZ_START + offset] = value
-    start = time.perf_counter()
     meta = read_metadata(bytes(data))
-    assert time.perf_counter() - start < 1.0
     assert isinstance(meta, PhotoMeta)
     assert 1 <= meta.orientation <= 8
     if meta.lat is not None:
