@@ -473,3 +473,25 @@ def signed_with(secret: str, headers: dict[str, str], body: bytes) -> bool:
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     offered = [s.split(",", 1)[1] for s in headers["webhook-signature"].split(" ")]
     return any(hmac.compare_digest(expected, s) for s in offered)
+
+
+# One pass/fail question whose 'fail' needs a photo (the checklist's evidence rule).
+PHOTO_RULE_CHECKLIST: dict[str, Any] = {
+    "title": "Photo rules",
+    "content": {
+        "sections": [
+            {
+                "title": "Environment",
+                "questions": [
+                    {
+                        "type": "pass_fail",
+                        "key": "clean",
+                        "prompt": "Is it clean?",
+                        "domain": "cleanliness",
+                        "evidence": {"when": "points_at_or_below", "points": 1},
+                    },
+                ],
+            }
+        ]
+    },
+}

@@ -21,6 +21,7 @@ from tests.scenes import (
     GPS_PHOTO,
     PHOTO_LAT,
     PHOTO_LON,
+    PHOTO_RULE_CHECKLIST,
     Photos,
     answers,
     bucket_keys,
@@ -329,26 +330,7 @@ async def test_portrait_photo_comes_out_upright(api: Api) -> None:
 
 
 async def test_final_submission_needs_the_photo_its_rule_requires(api: Api) -> None:
-    checklist = {
-        "title": "Photo rules",
-        "content": {
-            "sections": [
-                {
-                    "title": "Environment",
-                    "questions": [
-                        {
-                            "type": "pass_fail",
-                            "key": "clean",
-                            "prompt": "Is it clean?",
-                            "domain": "cleanliness",
-                            "evidence": {"when": "points_at_or_below", "points": 1},
-                        },
-                    ],
-                }
-            ]
-        },
-    }
-    p = await scene_with_visit(api, checklist=checklist)
+    p = await scene_with_visit(api, checklist=PHOTO_RULE_CHECKLIST)
     ann = await api.login(p.scene.ann)
     sub = str(uuid.uuid4())
     url = f"/v1/visits/{p.visit['id']}/submissions/{sub}"

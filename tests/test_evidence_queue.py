@@ -27,7 +27,14 @@ from service.app import create_app
 from service.settings import Settings
 from tests.conftest import PHOTOS, make_settings, start_live_server, stop_live_server
 from tests.helpers import Api, assert_problem
-from tests.scenes import GPS_PHOTO, Photos, bucket_keys, scene_with_visit, settled
+from tests.scenes import (
+    GPS_PHOTO,
+    PHOTO_RULE_CHECKLIST,
+    Photos,
+    bucket_keys,
+    scene_with_visit,
+    settled,
+)
 
 OTHER_PHOTOS = [PHOTOS / "gps" / f"DSCN00{n}.jpg" for n in (12, 21, 25, 27)]
 
@@ -102,26 +109,7 @@ async def test_a_long_queue_answers_503_with_retry_after(paused: Api, settings: 
 async def test_final_submission_counts_a_stored_photo_still_processing(
     paused: Api, settings: Settings
 ) -> None:
-    checklist = {  # as in test_final_submission_needs_the_photo_its_rule_requires
-        "title": "Photo rules",
-        "content": {
-            "sections": [
-                {
-                    "title": "Environment",
-                    "questions": [
-                        {
-                            "type": "pass_fail",
-                            "key": "clean",
-                            "prompt": "Is it clean?",
-                            "domain": "cleanliness",
-                            "evidence": {"when": "points_at_or_below", "points": 1},
-                        },
-                    ],
-                }
-            ]
-        },
-    }
-    p = await scene_with_visit(paused, checklist=checklist)
+    p = await scene_with_visit(paused, checklist=PHOTO_RULE_CHECKLIST)
     ann = await paused.login(p.scene.ann)
     sub = str(uuid.uuid4())
     url = f"/v1/visits/{p.visit['id']}/submissions/{sub}"
