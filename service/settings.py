@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     jwt_secret: str | None = None
     access_token_ttl_s: int = 900
     refresh_token_ttl_days: int = 60
+    # A refresh token presented again this soon after its use (a phone retrying after a lost
+    # answer, or two requests racing) gets the same successor instead of signing out.
+    refresh_reuse_grace_s: int = 30
     invite_ttl_days: int = 14
     # Forgotten passwords: how long an emailed reset link works, and how many requests an
     # hour one email address and one client address may make (kept in PostgreSQL).
@@ -37,6 +40,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # client address a minute, and per account from any address an hour (distributed guessing).
     signin_rate_per_minute: int = 10
     signin_per_account_per_hour: int = 100
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs);
+    # the client is the right-most hop not in this list. Empty: the TCP peer is the client.
+    trusted_proxies: str = ""
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -12,7 +12,9 @@ requests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 from collections.abc import Sequence
 
 import asyncpg
@@ -21,6 +23,7 @@ from litestar import Request
 
 from service.errors import Problem
 from service.settings import Settings
+from service.state import app_state
 
 
 class Limit(msgspec.Struct, frozen=True):
@@ -43,8 +46,48 @@ def bucket(kind: str, *values: str) -> str:
     return f"{kind}:{digest.hexdigest()}"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(spec: str) -> tuple[Network, ...]:
+    """TRUSTED_PROXIES ("10.0.0.5, 192.168.0.0/24") as networks; a bad entry fails loudly."""
+    return tuple(
+        ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()
+    )
+
+
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """Who is asking, for rate limits: the TCP peer, or behind trusted proxies the right-most
+    X-Forwarded-For hop that is not one of them.
+
+    Hops left of that one were written by the client itself (anyone can send the header), so
+    they are never believed; without TRUSTED_PROXIES the header is ignored altogether.
+    """
+    peer = request.client.host if request.client else "unknown"
+    networks = trusted_networks(app_state(request.app).settings.trusted_proxies)
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [
+        hop.strip()
+        for value in request.headers.getall("x-forwarded-for", [])
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+    client = peer
+    for hop in reversed(hops):
+        client = hop[:64]  # only ever a (hashed) bucket key; a bound keeps it one
+        if not _trusted(hop, networks):
+            break
+    return client
 
 
 # One row per bucket: a window opens at the bucket's first hit and lasts window_s; a hit

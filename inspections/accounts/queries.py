@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from uuid import UUID
 
@@ -112,8 +114,22 @@ async def create_device(
     return device_id, await issue_refresh_token(db, device_id, ttl_days)
 
 
-async def issue_refresh_token(db: asyncpg.Connection, device_id: UUID, ttl_days: int) -> str:
-    token, token_hash = new_secret()
+def successor_of(secret: str, token: str) -> str:
+    """The refresh token that replaces ``token``: HMAC-SHA256 under the server secret.
+
+    Deterministic, so a retried refresh recomputes the same successor without our storing
+    it in clear (only its SHA-256 is kept, like every refresh token); unguessable without
+    the secret, and 256 bits like ``new_secret``'s.
+    """
+    mac = hmac.new(secret.encode(), b"refresh-successor\0" + token.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+async def issue_refresh_token(
+    db: asyncpg.Connection, device_id: UUID, ttl_days: int, token: str | None = None
+) -> str:
+    """Store a refresh token for the device (a new random one unless ``token`` is given)."""
+    token, token_hash = (token, digest(token)) if token is not None else new_secret()
     await db.execute(
         """insert into refresh_tokens (token_hash, device_id, expires_at)
            values ($1, $2, now() + make_interval(days => $3))""",
@@ -122,6 +138,24 @@ async def issue_refresh_token(db: asyncpg.Connection, device_id: UUID, ttl_days:
         ttl_days,
     )
     return token
+
+
+async def revoke_devices_of(
+    db: asyncpg.Connection, user_id: UUID, reason: str, keep: UUID | None = None
+) -> int:
+    """Sign out every device of a person (but ``keep``); how many were signed in."""
+    ended = await db.fetchval(
+        """with ended as (
+               update devices set revoked_at = now(), revoked_reason = $2
+                where user_id = $1 and revoked_at is null and id is distinct from $3
+               returning 1)
+           select count(*)::int from ended""",
+        user_id,
+        reason,
+        keep,
+    )
+    assert ended is not None  # count(*): always a row
+    return ended
 
 
 async def revoke_device(db: asyncpg.Connection, device_id: UUID, reason: str) -> bool:

@@ -136,13 +136,21 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppSt
     **PUBLIC,
     status_code=HTTP_200_OK,
     summary="Rotate a refresh token (reusing an old one signs that device out)",
+    description="Presenting the same token again within REFRESH_REUSE_GRACE_S of its use (a "
+    "retry after a lost answer, or two requests racing) returns the same new refresh token, "
+    "as long as that one has not been used yet; any later reuse signs the device out.",
     responses=problem_responses(400, 401, 422),
 )
 async def refresh(
     data: JSONBody[RefreshRequest], request: Request, db: DB, state: AppState
 ) -> Response[TokenPair]:
+    settings: Settings = state.settings
+    # The row lock makes concurrent refreshes of one token take turns: the second sees the
+    # first one's used_at (and successor) once it commits.
     row = await db.fetchrow(
-        """select rt.device_id, rt.used_at, rt.expires_at < now() as expired,
+        """select rt.device_id, rt.used_at is not null as used,
+                  rt.used_at > clock_timestamp() - make_interval(secs => $2) as in_grace,
+                  rt.expires_at < now() as expired,
                   d.revoked_at, d.user_id, d.organisation_id, u.active
              from refresh_tokens rt
              join devices d on d.id = rt.device_id
@@ -150,11 +158,23 @@ async def refresh(
             where rt.token_hash = $1
             for update of rt, d""",
         q.digest(data.refresh_token),
+        settings.refresh_reuse_grace_s,
     )
     if row is None or row["expired"] or row["revoked_at"] or not row["active"]:
         raise NotAuthorizedException("This refresh token is not valid; sign in again.")
-    if row["used_at"] is not None:
-        # A used token coming back means it was copied: end that device's whole chain.
+    assert settings.jwt_secret is not None  # create_app refuses to start without it
+    successor = q.successor_of(settings.jwt_secret, data.refresh_token)
+    if row["used"]:
+        # A retry within the grace window gets the successor it was (or its twin was)
+        # given, unless the chain has moved on since: then, as after the window, a used
+        # token coming back means it was copied, and that device's whole chain ends.
+        if row["in_grace"] and await db.fetchval(
+            """select 1 from refresh_tokens
+                where token_hash = $1 and device_id = $2 and used_at is null""",
+            q.digest(successor),
+            row["device_id"],
+        ):
+            return Response(_tokens(state, row["user_id"], row["device_id"], successor))
         # Answer without raising so the revocation commits.
         await q.revoke_device(db, row["device_id"], "refresh token reused")
         await audit(
@@ -178,11 +198,13 @@ async def refresh(
             ),
         )
     await db.execute(
-        "update refresh_tokens set used_at = now() where token_hash = $1",
+        "update refresh_tokens set used_at = clock_timestamp() where token_hash = $1",
         q.digest(data.refresh_token),
     )
     await db.execute("update devices set last_seen_at = now() where id = $1", row["device_id"])
-    token = await q.issue_refresh_token(db, row["device_id"], state.settings.refresh_token_ttl_days)
+    token = await q.issue_refresh_token(
+        db, row["device_id"], settings.refresh_token_ttl_days, successor
+    )
     return Response(_tokens(state, row["user_id"], row["device_id"], token))
 
 
@@ -399,6 +421,12 @@ async def patch_user(
         changes.get("active"),
     )
     assert row is not None  # user_in_org found it, and it is locked by the update
+    if changes.get("active") is False:
+        # Every device is signed out, so reactivating the person does not bring a lost
+        # phone's tokens back to life: they sign in afresh.
+        changes["devices_signed_out"] = await q.revoke_devices_of(
+            db, user_id, "account deactivated"
+        )
     if changes:
         await audit(db, request, "user.update", "user", user_id, changes)
     return await q.user_detail(db, row)

@@ -1,0 +1,136 @@
+"""Accounts and sign-in holes closed (issue 16): each test is the attack or the mishap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.helpers import PASSWORD, Api, assert_problem
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, **overrides: object) -> AsyncIterator[AsyncTestClient]:
+    """Another app process on the same database, with some settings changed."""
+    async with AsyncTestClient(app=create_app(msgspec.structs.replace(settings, **overrides))) as c:
+        yield c
+
+
+def bearer(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+# ---------------------------------------------------------------- deactivation
+
+
+async def test_reactivating_a_person_does_not_revive_their_old_devices(api: Api) -> None:
+    org = await api.org()
+    coord = await api.login(await api.user(org, "coordinator"))
+    user = await api.user(org, "citizen_inspector")
+    lost = await api.sign_in(user, device="lost phone")
+    for active in (False, True):
+        r = await api.client.patch(
+            f"/v1/users/{user['id']}", json={"active": active}, headers=coord
+        )
+        assert r.status_code == 200 and r.json()["active"] is active, r.text
+
+    # The lost phone's tokens stay dead although the account is active again.
+    assert_problem(await api.client.get("/v1/me", headers=bearer(lost)), 401)
+    r = await api.client.post("/v1/auth/refresh", json={"refresh_token": lost["refresh_token"]})
+    assert_problem(r, 401)
+    devices = (await api.client.get(f"/v1/users/{user['id']}/devices", headers=coord)).json()
+    assert [d["revoked_reason"] for d in devices] == ["account deactivated"]
+    # The person signs in afresh.
+    fresh = await api.sign_in(user, device="new phone")
+    assert (await api.client.get("/v1/me", headers=bearer(fresh))).status_code == 200
+    audit = await api.conn.fetchval(
+        "select summary->>'devices_signed_out' from audit_log where action = 'user.update' "
+        "order by id limit 1"
+    )
+    assert audit == "1"
+
+
+# ---------------------------------------------------------------- refresh retries
+
+
+async def test_two_refreshes_racing_with_one_token_both_get_the_same_new_token(api: Api) -> None:
+    org = await api.org()
+    user = await api.user(org, "citizen_inspector")
+    for _ in range(5):
+        tokens = await api.sign_in(user)
+        body = {"refresh_token": tokens["refresh_token"]}
+        a, b = await asyncio.gather(
+            api.client.post("/v1/auth/refresh", json=body),
+            api.client.post("/v1/auth/refresh", json=body),
+        )
+        assert (a.status_code, b.status_code) == (200, 200), (a.text, b.text)
+        assert a.json()["refresh_token"] == b.json()["refresh_token"] != tokens["refresh_token"]
+        # The phone is still signed in, with either answer's access token, and rotates on.
+        for answer in (a, b):
+            assert (
+                await api.client.get("/v1/me", headers=bearer(answer.json()))
+            ).status_code == 200
+        r = await api.client.post(
+            "/v1/auth/refresh", json={"refresh_token": a.json()["refresh_token"]}
+        )
+        assert r.status_code == 200, r.text
+
+
+async def test_a_retry_after_the_chain_moved_on_signs_the_device_out(api: Api) -> None:
+    org = await api.org()
+    user = await api.user(org, "citizen_inspector")
+    first = await api.sign_in(user)
+    old = {"refresh_token": first["refresh_token"]}
+    second = (await api.client.post("/v1/auth/refresh", json=old)).json()
+    third = await api.client.post(
+        "/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
+    assert third.status_code == 200
+    # Within the window, but its successor was used already: a copied token, not a retry.
+    assert_problem(await api.client.post("/v1/auth/refresh", json=old), 401, "refresh-token-reused")
+    assert_problem(await api.client.get("/v1/me", headers=bearer(third.json())), 401)
+
+
+async def test_reuse_after_the_grace_window_signs_the_device_out(
+    api: Api, settings: Settings
+) -> None:
+    org = await api.org()
+    user = await api.user(org, "citizen_inspector")
+    async with app_client(settings, refresh_reuse_grace_s=0) as c:
+        first = (
+            await c.post(
+                "/v1/auth/token",
+                json={"email": user["email"], "password": PASSWORD, "device": "phone"},
+            )
+        ).json()
+        old = {"refresh_token": first["refresh_token"]}
+        second = await c.post("/v1/auth/refresh", json=old)
+        assert second.status_code == 200
+        assert_problem(await c.post("/v1/auth/refresh", json=old), 401, "refresh-token-reused")
+        assert_problem(await c.get("/v1/me", headers=bearer(second.json())), 401)
+        r = await c.post("/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+        assert_problem(r, 401)
+
+
+async def test_refresh_tokens_are_stored_only_as_hashes(api: Api) -> None:
+    org = await api.org()
+    user = await api.user(org, "citizen_inspector")
+    first = await api.sign_in(user)
+    second = (
+        await api.client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    stored = await api.conn.fetch("select token_hash from refresh_tokens")
+    hashes = {bytes(r["token_hash"]) for r in stored}
+    for token in (first["refresh_token"], second["refresh_token"]):
+        assert token.encode() not in hashes
+        assert len(token) >= 43  # 256 bits, base64url
+    count = await api.conn.fetchval(
+        "select count(*) from refresh_tokens where token_hash = sha256($1::text::bytea)",
+        second["refresh_token"],
+    )
+    assert count == 1
