@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import msgspec
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.settings import Settings
+from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api, assert_problem
 
 
@@ -134,3 +137,53 @@ async def test_refresh_tokens_are_stored_only_as_hashes(api: Api) -> None:
         second["refresh_token"],
     )
     assert count == 1
+
+
+# ---------------------------------------------------------------- client address
+
+
+def attempt(email: str, forwarded: str | None = None) -> dict[str, object]:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    body = {"email": email, "password": "not the password", "device": "x"}
+    return {"json": body, "headers": headers}
+
+
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
+    settings: Settings,
+) -> None:
+    async with app_client(settings, signin_rate_per_minute=3) as c:
+        codes = [
+            (await c.post("/v1/auth/token", **attempt("ann@example.org", f"203.0.113.{i}")))
+            for i in range(5)
+        ]
+    # Every attempt counts against the one real peer, whatever address it claims.
+    assert [r.status_code for r in codes] == [401, 401, 401, 429, 429]
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(
+    settings: Settings, tmp_path: Path
+) -> None:
+    proxied = msgspec.structs.replace(
+        settings, signin_rate_per_minute=3, trusted_proxies="127.0.0.1, 10.0.0.0/8"
+    )
+    proc, base = start_live_server(proxied, tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=base) as c:
+
+            async def codes(forwarded: str, n: int) -> list[int]:
+                return [
+                    (
+                        await c.post("/v1/auth/token", **attempt("bob@example.org", forwarded))
+                    ).status_code
+                    for _ in range(n)
+                ]
+
+            # A phone at one care home uses up its allowance ...
+            assert await codes("198.51.100.7", 4) == [401, 401, 401, 429]
+            # ... a phone elsewhere, through the same proxy, still has its own.
+            assert await codes("198.51.100.8", 1) == [401]
+            # Lying to the proxy helps nobody: the proxy appends the real client, and hops
+            # left of it are the client's own words (10.x is a trusted proxy hop, skipped).
+            assert await codes("127.0.0.1, 198.51.100.7, 10.1.2.3", 1) == [429]
+    finally:
+        stop_live_server(proc)

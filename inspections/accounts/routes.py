@@ -512,6 +512,7 @@ async def revoke_device(
 
 
 def routers(settings: Settings) -> list[Any]:
+    limits.trusted_networks(settings.trusted_proxies)  # a mistyped TRUSTED_PROXIES stops the start
     return [
         # Sign-in counts its attempts in PostgreSQL (inspections/accounts/limits.py) outside
         # any transaction, and opens its own for what it writes.
