@@ -254,10 +254,14 @@ def _jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
     path = Path(settings.data_dir) / "jwt_secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Created 0600 in one step (O_EXCL: never another's file, never readable for a moment).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

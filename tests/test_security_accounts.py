@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
@@ -187,3 +190,30 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowanc
             assert await codes("127.0.0.1, 198.51.100.7, 10.1.2.3", 1) == [429]
     finally:
         stop_live_server(proc)
+
+
+# ---------------------------------------------------------------- the JWT secret file
+
+
+def test_the_generated_jwt_secret_file_is_only_ever_readable_by_its_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.__main__ import _jwt_secret
+
+    def chmod(*_: object) -> None:
+        raise AssertionError("chmod after creating it: the secret was readable in between")
+
+    # Fixing the mode afterwards is the hole: there must be nothing to fix.
+    monkeypatch.setattr(os, "chmod", chmod)
+    monkeypatch.setattr(Path, "chmod", chmod)
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    old = os.umask(0)  # the most permissive umask: the mode must come from the open itself
+    try:
+        secret = _jwt_secret(settings)
+    finally:
+        os.umask(old)
+    path = tmp_path / "data" / "jwt_secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(secret) >= 64 and path.read_text() == secret
+    # serve started again signs with the same key (tokens stay valid across restarts).
+    assert _jwt_secret(settings) == secret
