@@ -13,7 +13,7 @@ from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
 from inspections.evidence import routes as evidence
 from inspections.evidence.lifespan import evidence_lifespan
-from inspections.findings import public as public_reports
+from inspections.findings import open311, open_data, public_pages, public_profile
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.findings.reminders import reminders_lifespan
@@ -54,8 +54,11 @@ def route_handlers(settings: Settings) -> list[Any]:
         notifications.router,
         findings.router,
         finding_reports.router,
-        *public_reports.route_handlers,
+        public_profile.router,
+        open_data.router,
+        open311.router,
         # Pages for browsers (HTML; session cookie from the sign-in page).
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,
+        public_pages.router,
     ]
