@@ -211,8 +211,11 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """A transform from the embedded profile to sRGB, or None when none is needed/possible."""
     try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        space = profile.profile.xcolor_space.strip()
+        # Opened as the core profile, whose type says it has a colour space (the wrapper's
+        # ``.profile`` is typed as whatever it was given).
+        core = ImageCms.core.profile_frombytes(icc)
+        profile = ImageCms.ImageCmsProfile(core)
+        space = core.xcolor_space.strip()
         if (mode, space) not in (("RGB", "RGB"), ("CMYK", "CMYK")):
             return None  # profile does not describe these pixels: ignore it
         if mode == "RGB" and "srgb" in ImageCms.getProfileDescription(profile).lower():

@@ -531,11 +531,9 @@ def corrupt_image() -> ImageRejected:
 
 def _too_many_pixels(pixels: int | None, max_pixels: int | None) -> ImageRejected:
     size = f"The photo is {pixels / 1e6:.1f} megapixels" if pixels else "The photo is too big"
-    limit = (
-        f"the limit is {max_pixels / 1e6:.1f} megapixels"
-        if max_pixels
-        else f"the limit is {Image.MAX_IMAGE_PIXELS / 1e6:.1f} megapixels"
-    )
+    # Pillow's own limit when we set none (it is never None while its guard is on).
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS or 0
+    limit = f"the limit is {limit / 1e6:.1f} megapixels"
     return ImageRejected(
         "too-many-pixels", f"{size}; {limit}. Please send a smaller or lower-resolution photo."
     )

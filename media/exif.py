@@ -285,7 +285,9 @@ def _parse_datetime(text: str | None) -> datetime | None:
     if not match:
         return None
     try:
-        return datetime(*(int(g) for g in match.groups()))  # naive on purpose, see module doc
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        # Naive on purpose, see the module's doc.
+        return datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
 
