@@ -17,6 +17,7 @@ from inspections.findings import open311, open_data, public_pages, public_profil
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.findings.reminders import reminders_lifespan
+from inspections.inspector_app import routes as inspector_app
 from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import page as scorecard_page
@@ -30,7 +31,15 @@ from service.settings import Settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
 LIFESPANS = [caches_lifespan, evidence_lifespan, notifications_lifespan, reminders_lifespan]
-PUBLIC_PATHS = ["^/schema", "^/health$", "^/ready$", "^/public/", "^/v1/public/", "^/open311/"]
+PUBLIC_PATHS = [
+    "^/schema",
+    "^/health$",
+    "^/ready$",
+    "^/public/",
+    "^/v1/public/",
+    "^/open311/",
+    "^/app(/|$)",
+]
 
 
 def make_auth(settings: Settings) -> TokenAuth:
@@ -61,4 +70,5 @@ def route_handlers(settings: Settings) -> list[Any]:
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,
         public_pages.router,
+        *inspector_app.route_handlers,  # the inspector's app (PWA), loads signed out too
     ]

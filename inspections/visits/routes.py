@@ -329,7 +329,13 @@ async def my_visits(
                   m.perspective, m.is_lead lead, v.updated_at vu, s.updated_at su,
                   (select max(u.updated_at) from visit_members m2 join users u
                      on u.id = m2.user_id where m2.visit_id = v.id) tu,
-                  sub.id sub_id, sub.state sub_state
+                  sub.id sub_id, sub.state sub_state, s.address,
+                  (select json_agg(json_build_object(
+                            'display_name', u.display_name, 'perspective', m3.perspective,
+                            'lead', m3.is_lead)
+                            order by m3.is_lead desc, u.display_name, m3.user_id)
+                     from visit_members m3 join users u on u.id = m3.user_id
+                    where m3.visit_id = v.id) team
              from visit_members m
              join visits v on v.id = m.visit_id
              join services s on s.id = v.service_id
@@ -354,6 +360,8 @@ async def my_visits(
             lead=r["lead"],
             bundle_etag=q.bundle_etag(r["id"], r["vu"], r["su"], r["tu"]),
             submission=MySubmission(id=r["sub_id"], state=r["sub_state"]) if r["sub_id"] else None,
+            address=r["address"] or "",
+            team=msgspec.convert(r["team"] or [], list[BundleMember]),
         )
         for r in page
     ]

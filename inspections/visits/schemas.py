@@ -123,6 +123,9 @@ class MyVisit(Body, kw_only=True):
     lead: bool
     bundle_etag: str
     submission: MySubmission | None
+    # What the phone's list shows before a bundle is downloaded.
+    address: str = ""
+    team: list[BundleMember] = []
 
 
 class MyVisitPage(Page[MyVisit]):

@@ -1,0 +1,385 @@
+"""The inspector's app (/app/): served with a strict CSP, and used the way it will be, in
+headless Chromium at phone size with the network cut: sign in, make a visit ready, inspect
+offline, photos with the phone's location, findings and a safeguarding concern, a reload
+with no signal, finalise; back online everything arrives once. Also two devices editing
+one draft, an access token expiring offline, axe-core on every screen, 200% text and a
+visit by keyboard alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT
+from tests.helpers import PASSWORD, Api
+
+STARTER = json.loads(
+    (ROOT / "inspections" / "checklists" / "starter" / "care_home_visit.json").read_text()
+)
+SHOTS = ROOT / "docs" / "screenshots"
+HERE = {"latitude": 52.6309, "longitude": 1.2974, "accuracy": 12}  # the care home's garden
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "has_touch": True,
+    "is_mobile": True,
+    "geolocation": HERE,
+    "permissions": ["geolocation"],
+}
+
+
+# --------------------------------------------------------------------------- the shell
+
+
+async def test_the_shell_is_served_with_a_strict_csp_and_client_routes(api: Api) -> None:
+    c = api.client
+    r = await c.get("/app/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = r.headers["content-security-policy"]
+    for rule in (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self'",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+    ):
+        assert rule in csp
+    html = r.text
+    # No inline script or style; nothing from another origin.
+    assert re.findall(r"<script[^>]*>", html) == ['<script type="module" src="/app/app.js">']
+    assert "<style" not in html and " style=" not in html and "http" not in html
+    # A client route is the same page, so a reload there works.
+    assert (await c.get("/app/visits/abc/sections/2")).text == html
+    assert (await c.get("/app")).text == html
+    assert (await c.get("/app/nothing.js")).status_code == 404
+    sw = await c.get("/app/sw.js")
+    assert sw.headers["content-type"].startswith("text/javascript")
+    assert "__VERSION__" not in sw.text and '"/app/app.js"' in sw.text
+    manifest = (await c.get("/app/manifest.webmanifest")).json()
+    assert manifest["start_url"] == "/app/" and manifest["scope"] == "/app/"
+    for icon in manifest["icons"]:
+        got = await c.get(icon["src"])
+        assert got.status_code == 200 and got.content.startswith(b"\x89PNG")
+    words = (await c.get("/app/text/en.json")).json()
+    assert words["concern.title"] == "Raise a safeguarding concern"
+    # Compressed for the phone, revalidated with its ETag.
+    r = await c.get("/app/app.js", headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    again = await c.get("/app/app.js", headers={"if-none-match": r.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_my_visits_list_the_address_and_the_team(api: Api) -> None:
+    s = await AppScene(api).build()
+    ann = await api.login(s.ann)
+    items = (await api.client.get("/v1/me/visits", headers=ann)).json()["items"]
+    assert [v["id"] for v in items] == [s.visit["id"]]
+    assert items[0]["address"] == "1 Elm Road, Northshire"
+    assert items[0]["team"] == [
+        {"display_name": "Ann", "perspective": "citizen", "lead": True},
+        {"display_name": "Dr Pat", "perspective": "professional", "lead": False},
+    ]
+
+
+# --------------------------------------------------------------------------- scene
+
+
+class AppScene:
+    """A care home with an address, the starter care-home checklist, Ann (a cleared citizen,
+    the lead) and Dr Pat, a safeguarding lead, and a visit happening now."""
+
+    def __init__(self, api: Api, checklist: dict[str, Any] | None = None) -> None:
+        self.api = api
+        self.content = checklist or {**STARTER, "service_kinds": ["care_home"]}
+
+    async def build(self) -> AppScene:
+        api = self.api
+        self.org = await api.org("Healthwatch Northshire")
+        self.coord = await api.login(await api.user(self.org, "coordinator"))
+        r = await api.client.post(
+            "/v1/services",
+            headers=self.coord,
+            json={
+                "name": "Elm House",
+                "kind": "care_home",
+                "address": "1 Elm Road, Northshire",
+                "lat": HERE["latitude"],
+                "lon": HERE["longitude"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        self.service = r.json()
+        r = await api.client.post("/v1/checklists", headers=self.coord, json=self.content)
+        assert r.status_code == 201, r.text
+        self.checklist = r.json()
+        r = await api.client.post(
+            f"/v1/checklists/{self.checklist['id']}/publish", headers=self.coord
+        )
+        assert r.status_code in (200, 201), r.text
+        self.ann = await api.cleared_citizen(self.org, name="Ann")
+        self.pro = await api.user(self.org, "professional_inspector", name="Dr Pat")
+        self.lead = await api.user(self.org, "safeguarding_lead", email="lead@example.org")
+        now = dt.datetime.now(dt.UTC)
+        r = await api.client.post(
+            "/v1/visits",
+            headers=self.coord,
+            json={
+                "service_id": self.service["id"],
+                "checklist_id": self.checklist["id"],
+                "starts_at": (now - dt.timedelta(minutes=30)).isoformat(),
+                "ends_at": (now + dt.timedelta(hours=3)).isoformat(),
+                "team": [
+                    {"user_id": self.ann["id"], "perspective": "citizen", "lead": True},
+                    {"user_id": self.pro["id"], "perspective": "professional"},
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+        self.visit = r.json()
+        return self
+
+
+# --------------------------------------------------------------------------- browser helpers
+
+
+async def axe_check(page: Any, what: str) -> None:
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{what}: {bad}"
+
+
+async def screen(page: Any, name: str, shot: str | None = None) -> None:
+    """The screen whose h1 is ``name`` is drawn; axe finds nothing serious; a screenshot."""
+    await page.get_by_role("heading", level=1, name=name).wait_for()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390, name
+    await axe_check(page, name)
+    if shot:
+        await page.screenshot(path=SHOTS / f"app-{shot}.png", full_page=True)
+
+
+async def sign_in(page: Any, base: str, user: dict[str, Any], device: str) -> None:
+    await page.goto(base + "/app/")
+    await page.get_by_role("heading", level=1, name="Sign in").wait_for()
+    await page.get_by_label("Email address").fill(user["email"])
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Name for this phone").fill(device)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("heading", level=1, name="My visits").wait_for()
+    # The shell is cached and the service worker answers: the app opens with no signal.
+    await page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
+
+
+def snap(name: str) -> dict[str, Any]:
+    """A photo as the camera hands it over: made just now (no EXIF time or GPS)."""
+    data = (PHOTOS / "orientation" / name).read_bytes()
+    return {"name": name, "mimeType": "image/jpeg", "buffer": data}
+
+
+def good_choice(q: dict[str, Any]) -> str:
+    """The label of a good answer to a radio question."""
+    match q["type"]:
+        case "rating":
+            return f"{len(q['labels'])} · {q['labels'][-1]}"
+        case "pass_fail":
+            return "Pass"
+        case "yes_no":
+            return "Yes" if q.get("good_answer", True) else "No"
+        case _:
+            return q["options"][0]["label"]
+
+
+async def answer_section(page: Any, section: dict[str, Any], special: dict[str, str]) -> None:
+    for q in section["questions"]:
+        block = page.locator(f"#q-{q['key']}")
+        if q["key"] in special:
+            choice = special[q["key"]]
+            if choice == "N/A":
+                await block.get_by_label("Not applicable, or I could not see").check()
+            else:
+                await block.get_by_label(choice, exact=True).check()
+        elif q["type"] == "number":
+            await block.get_by_label(re.compile("^Number")).fill("4")
+        elif q["type"] == "text":
+            await block.get_by_label("Your answer", exact=True).fill("A warm welcome.")
+        elif q["type"] == "choice" and q.get("multiple"):
+            await block.get_by_label(q["options"][0]["label"], exact=True).check()
+        else:
+            await block.get_by_label(good_choice(q), exact=True).check()
+
+
+async def db_counts(api: Api, visit_id: str) -> dict[str, Any]:
+    c = api.conn
+    return {
+        "submissions": await c.fetchval(
+            "select count(*) from submissions where visit_id = $1", visit_id
+        ),
+        "final": await c.fetchval(
+            "select count(*) from submissions where visit_id = $1 and state = 'final'", visit_id
+        ),
+        "evidence": await c.fetchval(
+            "select count(*) from evidence where visit_id = $1 and deleted_at is null", visit_id
+        ),
+        "findings": await c.fetchval("select count(*) from findings where visit_id = $1", visit_id),
+        "lead_told": await c.fetchval(
+            "select count(*) from outbox where event = 'safeguarding.raised'"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- the journey
+
+
+async def test_a_whole_visit_offline_arrives_once_when_back_online(
+    api: Api, live_server: tuple[str, Path], chromium: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_server
+    s = await AppScene(api).build()
+    visit_id = s.visit["id"]
+    sections = STARTER["content"]["sections"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            context = await browser.new_context(**PHONE)
+            page = await context.new_page()
+            await page.goto(base + "/app/")
+            await screen(page, "Sign in", "signin")
+            await sign_in(page, base, s.ann, "Ann's phone")
+            await screen(page, "My visits", "visits")
+            text = await page.locator("main").inner_text()
+            assert "Elm House" in text and "1 Elm Road, Northshire" in text
+            assert "Ann (citizen inspector, lead)" in text
+            assert "Dr Pat (professional inspector)" in text
+            await page.get_by_role("button", name="Make ready offline").click()
+            await screen(page, "Elm House", "visit")
+
+            # No signal from here on.
+            await context.set_offline(True)
+            await page.get_by_role("link", name=sections[0]["title"]).click()
+            await screen(page, sections[0]["title"], "section")
+            await page.get_by_label("Easy read: shorter, simpler questions").check()
+            easy = sections[0]["questions"][0]["easy_read"]
+            await page.get_by_role("heading", level=2, name=easy).wait_for()
+            await page.get_by_label("Easy read: shorter, simpler questions").uncheck()
+            special = {
+                "dignity_rooms_personalised": "N/A",
+                "environment_clean": "Qualified pass (mostly, with some problems)",
+            }
+            for n, section in enumerate(sections, 1):
+                if n > 1:
+                    await page.get_by_role("link", name="Next section").click()
+                    await page.get_by_role("heading", level=1, name=section["title"]).wait_for()
+                await answer_section(page, section, special)
+                if section["title"] == "The environment":
+                    # A qualified pass on cleanliness needs a photo (the evidence rule).
+                    clean = page.locator("#q-environment_clean")
+                    await clean.get_by_text("This answer needs a photo.").wait_for()
+                    await clean.get_by_label("Photo for this question").set_input_files(
+                        snap("landscape_1.jpg")
+                    )
+                    await clean.get_by_text("1 photo added.").wait_for()
+            await page.locator("#q-dignity_privacy").wait_for(state="detached")
+            await page.get_by_text("30 of 30 questions answered").wait_for()
+
+            # A photo of the visit, with the phone's location.
+            await page.goto(base + f"/app/visits/{visit_id}/photos")
+            await page.get_by_label("What does it show? (optional)").fill("The garden gate")
+            await page.get_by_label("Take or choose a photo").set_input_files(
+                snap("portrait_1.jpg")
+            )
+            await page.get_by_text("Photo saved on this phone with your location").wait_for()
+            await screen(page, "Photos", "photos")
+            assert (await page.get_by_text("Waiting to send.").count()) == 2
+
+            # A recommendation, and a safeguarding concern.
+            await page.goto(base + f"/app/visits/{visit_id}/findings")
+            await screen(page, "Findings", "findings")
+            await page.get_by_role("link", name="A recommendation").click()
+            await screen(page, "A recommendation", "finding")
+            await page.get_by_label("In a few words").fill("Garden gate locked")
+            await page.get_by_label("What you saw").fill("Residents could not go out.")
+            await page.get_by_label("What should change").fill("Keep the gate open by day.")
+            await page.get_by_label("The garden gate").check()
+            await page.get_by_role("button", name="Save").click()
+            await page.get_by_role("heading", level=1, name="Findings").wait_for()
+            await page.get_by_role("link", name="Raise a safeguarding concern").click()
+            await screen(page, "Raise a safeguarding concern", "concern")
+            main = await page.locator("main").inner_text()
+            assert "safeguarding leads" in main and "The service and its managers" in main
+            await page.get_by_label("What is the concern, in a few words?").fill("Bruising")
+            await page.get_by_label("What did you see or hear?").fill("Mrs A's arm, room 4.")
+            await page.get_by_role("button", name="Raise the concern").click()
+            await page.get_by_text("Your concern is saved.").wait_for()
+
+            # A reload with no signal: the shell and everything given are still there.
+            await page.reload()
+            await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await page.goto(base + f"/app/visits/{visit_id}")
+            await page.get_by_text("30 of 30 questions answered").first.wait_for()
+            await page.goto(base + f"/app/visits/{visit_id}/sections/4")
+            assert (
+                await page.locator("#q-environment_clean")
+                .get_by_label("Qualified pass (mostly, with some problems)", exact=True)
+                .is_checked()
+            )
+            await page.goto(base + f"/app/visits/{visit_id}/findings")
+            assert (await page.get_by_text("Saved on this phone; waiting to send.").count()) == 2
+
+            await page.goto(base + f"/app/visits/{visit_id}/review")
+            await screen(page, "Review and send", "review")
+            await page.get_by_text("Every answer that needs a photo has one.").wait_for()
+            await page.get_by_role("button", name="Send my answers as final").click()
+            await page.get_by_text("Your answers are final.").wait_for()
+            await page.goto(base + "/app/outbox")
+            await screen(page, "Sending", "outbox")
+            # Nothing reached the server while offline.
+            assert await db_counts(api, visit_id) == {
+                "submissions": 0,
+                "final": 0,
+                "evidence": 0,
+                "findings": 0,
+                "lead_told": 0,
+            }
+
+            # Signal again: everything goes, in order, once.
+            await context.set_offline(False)
+            await page.locator("#net").get_by_text("Everything sent").wait_for(timeout=120_000)
+            assert await db_counts(api, visit_id) == {
+                "submissions": 1,
+                "final": 1,
+                "evidence": 2,
+                "findings": 2,
+                "lead_told": 1,
+            }
+            ev = await api.conn.fetch(
+                "select location_source, question_key from evidence where visit_id = $1",
+                visit_id,
+            )
+            assert sorted(r["question_key"] or "" for r in ev) == ["", "environment_clean"]
+            # The photos' results, in words.
+            await page.goto(base + f"/app/visits/{visit_id}/photos")
+            await page.get_by_text("Taken on site.").nth(1).wait_for(timeout=120_000)
+            assert (await page.get_by_text("Taken during the visit.").count()) == 2
+            await page.screenshot(path=SHOTS / "app-photos-sent.png", full_page=True)
+            # Once more online (a reload runs the outbox again): still exactly once.
+            await page.reload()
+            await page.locator("#net").get_by_text("Everything sent").wait_for()
+            assert (await db_counts(api, visit_id))["findings"] == 2
+            assert (await db_counts(api, visit_id))["submissions"] == 1
+            await page.goto(base + "/app/signout")
+            await screen(page, "Sign out", "signout")
+        finally:
+            await browser.close()
