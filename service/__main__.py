@@ -390,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "create-org":
             _out(asyncio.run(_create_org(dsn, args.name)))
         elif args.cmd == "create-user":
-            if len(args.password) < 8:
-                raise SystemExit("error: the password needs at least 8 characters")
+            from inspections.accounts.password_rule import password_errors
+
+            if problems := password_errors(args.password, "--password"):
+                raise SystemExit(f"error: {problems[0].reason}")
             _out(asyncio.run(_create_user(dsn, args, settings)))
     return 0
 

@@ -77,7 +77,10 @@ async def test_refresh_rotates_and_reuse_signs_the_device_out(api: Api) -> None:
     headers = {"Authorization": f"Bearer {second['access_token']}"}
     assert (await api.client.get("/v1/me", headers=headers)).status_code == 200
 
-    # The old token comes back (stolen copy): the whole device chain ends.
+    # The phone rotates on; then the old token comes back (a stolen copy, not a retry of
+    # a lost answer: test_security_accounts.py): the whole device chain ends.
+    r = await api.client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert r.status_code == 200, r.text
     r = await api.client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert_problem(r, 401, "refresh-token-reused")
     r = await api.client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.helpers import Api, assert_problem
+from tests.helpers import PASSWORD, Api, assert_problem
 
 
 async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
@@ -22,7 +22,7 @@ async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
 
     r = await api.client.post(
         f"/v1/invites/{invite['code']}/accept",
-        json={"display_name": "Rose", "password": "roses are red"},
+        json={"display_name": "Rose", "password": PASSWORD},
     )
     assert r.status_code == 201, r.text
     user = r.json()
@@ -31,7 +31,7 @@ async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
 
     r = await api.client.post(
         "/v1/auth/token",
-        json={"email": "rose@example.org", "password": "roses are red", "device": "her phone"},
+        json={"email": "rose@example.org", "password": PASSWORD, "device": "her phone"},
     )
     assert r.status_code == 200
     me = await api.client.get(
@@ -48,7 +48,7 @@ async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
     # Reused code: a clear 410, and no second account.
     r = await api.client.post(
         f"/v1/invites/{invite['code']}/accept",
-        json={"display_name": "Mallory", "password": "roses are red"},
+        json={"display_name": "Mallory", "password": PASSWORD},
     )
     assert_problem(r, 410, "invite-used")
     assert (
@@ -242,7 +242,7 @@ async def test_every_write_is_in_the_audit_log(api: Api) -> None:
     )
     code = r.json()["code"]
     r = await api.client.post(
-        f"/v1/invites/{code}/accept", json={"display_name": "New", "password": "new person pw"}
+        f"/v1/invites/{code}/accept", json={"display_name": "New", "password": PASSWORD}
     )
     new_id = r.json()["id"]
     await api.client.post(

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 
 from inspections.accounts import queries as q
 from inspections.accounts.mail import INVITE_SENT, enqueue_email, link_base, one_line, when
+from inspections.accounts.password_rule import require_good_password
 from inspections.audit.log import audit
 from service.auth import Principal
 from service.errors import Problem, conflict, not_found
@@ -45,6 +46,11 @@ ROLE_DOING = {
 }
 
 InviteStatus = Literal["open", "accepted", "expired"]
+# Said to whoever accepts: never which organisation the existing account is with.
+EMAIL_TAKEN = (
+    "An account already uses this email address, and one address can have only one account. "
+    "Sign in with it, or ask the person who invited you to invite a different address."
+)
 
 
 class InviteFacts(msgspec.Struct, frozen=True):
@@ -167,9 +173,23 @@ async def create(
     email: str,
     roles: Sequence[str],
 ) -> tuple[asyncpg.Record, str]:
-    """A new invite, emailed. Returns its row and the code (shown once to its maker)."""
-    if await db.fetchval("select 1 from users where lower(email) = lower($1)", email):
-        raise conflict("A person with this email already has an account.", "email-taken")
+    """A new invite, emailed. Returns its row and the code (shown once to its maker).
+
+    Someone of the caller's own organisation with this email is explained (409). Someone of
+    another organisation is not: that would tell this coordinator who uses the service
+    elsewhere. Their invite is made and emailed like any other; accepting it is refused
+    (one email, one account), which only the code's holder learns: the address's owner, who
+    can find out anyway (password reset). See README, "Invites and other organisations".
+    """
+    if await db.fetchval(
+        "select 1 from users where lower(email) = lower($1) and organisation_id = $2",
+        email,
+        caller.organisation_id,
+    ):
+        raise conflict(
+            "Someone in your organisation already has an account with this email address.",
+            "email-taken",
+        )
     code, code_hash = q.new_secret()
     row = await db.fetchrow(
         """insert into invites (organisation_id, email, roles, code_hash, created_by, expires_at)
@@ -251,7 +271,8 @@ async def accept(
         if invite is None:
             raise closed_problem(await facts_by_code(db, code))
         if await db.fetchval("select 1 from users where lower(email) = lower($1)", invite["email"]):
-            raise conflict("A person with this email already has an account.", "email-taken")
+            raise conflict(EMAIL_TAKEN, "email-taken")
+        require_good_password(password, "$.password")
         password_hash = await asyncio.to_thread(hasher.hash, password)
         try:
             user = await db.fetchrow(
@@ -264,9 +285,7 @@ async def accept(
                 invite["roles"],
             )
         except asyncpg.UniqueViolationError:  # the same email accepted elsewhere just now
-            raise conflict(
-                "A person with this email already has an account.", "email-taken"
-            ) from None
+            raise conflict(EMAIL_TAKEN, "email-taken") from None
         assert user is not None  # insert ... returning: always a row
         await db.execute(
             "update invites set accepted_user_id = $2 where id = $1", invite["id"], user["id"]

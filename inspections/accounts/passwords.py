@@ -26,21 +26,21 @@ from litestar import Request, Router, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from inspections.accounts import limits
+from inspections.accounts import limits, password_rule
 from inspections.accounts import queries as q
 from inspections.accounts.mail import RESET_REQUESTED, enqueue_email, link_base, when
 from inspections.accounts.schemas import (
     DisplayName,
     Message,
+    PasswordChange,
     PasswordChanged,
     PasswordResetConfirm,
     PasswordResetRequest,
 )
 from inspections.audit.log import audit
-from service.auth import PUBLIC
+from service.auth import PUBLIC, AuthedRequest, Principal
 from service.db import DB
-from service.errors import FieldError, Problem, problem_responses
-from service.schema import Password
+from service.errors import FieldError, Problem, problem_responses, unprocessable
 from service.settings import Settings
 from service.state import AppState
 
@@ -51,24 +51,17 @@ SAME_ANSWER = (
     "folder, or ask your coordinator."
 )
 # Bounds of the API's own types, so the pages say the same rules in words.
-PASSWORD_MIN = get_args(Password)[1].min_length
-PASSWORD_MAX = get_args(Password)[1].max_length
 NAME_MAX = get_args(DisplayName)[1].max_length
+# The one password rule (password_rule.py), by the names the pages use.
+PASSWORD_MIN = password_rule.PASSWORD_MIN
+PASSWORD_MAX = password_rule.PASSWORD_MAX
+password_errors = password_rule.password_errors
+require_good_password = password_rule.require_good_password
 
 ResetState = Literal["open", "used", "expired"]
 
 
 # Rules in words, for the pages (the API's msgspec types check the same bounds).
-
-
-def password_errors(password: str, field: str = "password") -> list[FieldError]:
-    if not password:
-        return [FieldError(field, "Enter a password.")]
-    if len(password) < PASSWORD_MIN:
-        return [FieldError(field, f"Your password must be at least {PASSWORD_MIN} characters.")]
-    if len(password) > PASSWORD_MAX:
-        return [FieldError(field, f"Your password must be {PASSWORD_MAX} characters or fewer.")]
-    return []
 
 
 def name_errors(name: str, field: str = "display_name") -> list[FieldError]:
@@ -239,6 +232,7 @@ async def reset_password(
         )
         if claimed is None:
             raise closed_problem(await reset_state(db, token))
+        require_good_password(password, "$.password")  # rolls the claim back: the link stays
         password_hash = await asyncio.to_thread(hasher.hash, password)
         await db.execute(
             "update users set password_hash = $2, updated_at = now() where id = $1",
@@ -271,7 +265,92 @@ async def reset_password(
     return ended
 
 
+# Changing one's own password.
+
+
+async def change_password(
+    pool: asyncpg.Pool,
+    state: AppState,
+    request: Request,
+    caller: Principal,
+    current: str,
+    new: str,
+) -> int:
+    """Set a new password for the caller, who proves the current one; every OTHER device of
+    theirs is signed out (this one stays signed in). How many devices it ended.
+
+    A wrong current password counts as a sign-in attempt (the same limits, in PostgreSQL,
+    kept outside the transaction): a stolen access token must not become a way to guess it.
+    """
+    settings: Settings = state.settings
+    async with pool.acquire() as conn:
+        db = cast(asyncpg.Connection, conn)  # the pool's proxy stands for its connection
+        user = await db.fetchrow(
+            "select email, password_hash from users where id = $1", caller.user_id
+        )
+        assert user is not None  # the caller, read for this request
+        try:
+            await limits.check_signin(db, settings, user["email"], client_address(request))
+        except limits.Exceeded as exc:
+            raise limits.too_many(exc, "password attempts") from None
+        matches = q.password_matches
+        if not await asyncio.to_thread(matches, state.hasher, user["password_hash"], current):
+            raise unprocessable(
+                "Your current password is not right.",
+                [FieldError("$.current_password", "Your current password is not right.")],
+            )
+        require_good_password(new, "$.new_password")
+        password_hash = await asyncio.to_thread(state.hasher.hash, new)
+        async with db.transaction():
+            await db.execute(
+                "update users set password_hash = $2, updated_at = now() where id = $1",
+                caller.user_id,
+                password_hash,
+            )
+            ended = await q.revoke_devices_of(
+                db, caller.user_id, "password changed", keep=caller.device_id
+            )
+            # A reset link asked for earlier would undo this: it is spent.
+            await db.execute(
+                "update password_resets set used_at = now() where user_id = $1 and used_at is null",
+                caller.user_id,
+            )
+            await audit(
+                db,
+                request,
+                "password.change",
+                "user",
+                caller.user_id,
+                {"devices_signed_out": ended},
+                organisation_id=caller.organisation_id,
+                actor_id=caller.user_id,
+            )
+    return ended
+
+
 # The JSON API.
+
+
+@post(
+    "/password",
+    status_code=HTTP_200_OK,
+    summary="Change my password (the current one, then the new one); signs out my other devices",
+    description="A wrong `current_password` is a 422 naming it, and counts against the "
+    "sign-in limits (429 above them). The new password follows the same rule as everywhere: "
+    "at least 15 characters, not a common password.",
+    responses=problem_responses(401, 422, 429),
+)
+async def change_my_password(
+    data: JSONBody[PasswordChange], request: AuthedRequest, state: AppState
+) -> PasswordChanged:
+    ended = await change_password(
+        state.pool, state, request, request.user, data.current_password, data.new_password
+    )
+    return PasswordChanged(
+        detail="Password changed. Your other devices were signed out: sign in there again "
+        "with the new password.",
+        devices_signed_out=ended,
+    )
 
 
 @post(
@@ -309,4 +388,13 @@ async def confirm_reset(
 
 
 def routers() -> list[Any]:
-    return [Router("/v1/auth", route_handlers=[ask_for_reset, confirm_reset], tags=["auth"])]
+    return [
+        Router("/v1/auth", route_handlers=[ask_for_reset, confirm_reset], tags=["auth"]),
+        # Its own transactions: a wrong current password is counted, not rolled back.
+        Router(
+            "/v1/me",
+            route_handlers=[change_my_password],
+            opt={"db_transaction": False},
+            tags=["me"],
+        ),
+    ]

@@ -10,6 +10,8 @@ import secrets
 from uuid import UUID
 
 import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 
 from inspections.accounts.clearance import clearance_reasons
@@ -19,6 +21,14 @@ from service.errors import forbidden, not_found
 from service.state import app_state
 
 USER_COLS = "id, organisation_id, email, display_name, roles, active, created_at"
+
+
+def password_matches(hasher: PasswordHasher, stored: str, password: str) -> bool:
+    """argon2 verification that answers False for a wrong password or an unreadable hash."""
+    try:
+        return hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def new_secret() -> tuple[str, bytes]:

@@ -9,7 +9,6 @@ from uuid import UUID
 
 import asyncpg
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -56,9 +55,9 @@ async def _verify(hasher: PasswordHasher, stored: str | None, password: str) -> 
         stored = _dummy_hash.get(id(hasher))
         if stored is None:
             stored = _dummy_hash[id(hasher)] = await asyncio.to_thread(hasher.hash, "x" * 16)
-        await asyncio.to_thread(_safe_verify, hasher, stored, password)
+        await asyncio.to_thread(q.password_matches, hasher, stored, password)
         return False
-    return await asyncio.to_thread(_safe_verify, hasher, stored, password)
+    return await asyncio.to_thread(q.password_matches, hasher, stored, password)
 
 
 async def start_session(
@@ -81,13 +80,6 @@ async def start_session(
             actor_id=user["id"],
         )
     return device_id, refresh
-
-
-def _safe_verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
-    try:
-        return hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _tokens(

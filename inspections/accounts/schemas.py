@@ -8,11 +8,21 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType
 
+from inspections.accounts.password_rule import PASSWORD_MAX, PASSWORD_MIN
 from service.auth import Role
-from service.schema import Body, DeviceName, Email, NonEmpty, Page, Password
+from service.schema import Body, DeviceName, Email, NonEmpty, Page
 
 Roles = Annotated[list[Role], Meta(min_length=1, max_length=6)]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=120)]
+# A password being chosen: its rule (password_rule.py) answers in words, so the type only
+# describes it (msgspec's own "Expected `str` of length >= 15" is not for people).
+NewPassword = Annotated[
+    str,
+    Meta(
+        description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters, not a common password "
+        "(no other rules: spaces and any characters are fine)"
+    ),
+]
 
 
 class SignIn(Body):
@@ -77,7 +87,12 @@ class PasswordResetConfirm(Body):
     """The token from the emailed link (in the body, so it stays out of access logs)."""
 
     token: Annotated[str, Meta(min_length=1, max_length=200)]
-    password: Password
+    password: NewPassword
+
+
+class PasswordChange(Body):
+    current_password: Annotated[str, Meta(min_length=1, max_length=PASSWORD_MAX)]
+    new_password: NewPassword
 
 
 class Message(Body):
@@ -91,7 +106,7 @@ class PasswordChanged(Body):
 
 class InviteAccept(Body):
     display_name: DisplayName
-    password: Password
+    password: NewPassword
 
 
 class User(Body):
