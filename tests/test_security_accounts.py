@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.logs import JsonFormatter
 from service.settings import Settings
 from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api, assert_problem
@@ -390,3 +394,105 @@ def test_the_shipped_common_password_list_covers_what_the_length_rule_lets_throu
     assert min(len(e) for e in entries) == password_rule.PASSWORD_MIN
     assert (password_rule.LIST.parent / "LICENSE").read_text().startswith("MIT License")
     assert not password_rule.password_errors(PASSWORD)  # the suite's own password passes
+
+
+# ---------------------------------------------------------------- secrets and the logs
+
+
+class Capture(logging.Handler):
+    """Every log record, as the JSON line the app would write."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []  # the JSON line, and every attribute of the record
+        self.paths: list[str] = []  # of the request lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(("httpx", "httpcore")):
+            return  # the test's own HTTP client, saying what it sent: not the server's log
+        line = self.format(record)
+        self.lines.append(line + repr(vars(record)))
+        self.paths.append(json.loads(line).get("path", ""))
+
+
+async def submit_page_form(client: AsyncTestClient, path: str, **fields: str) -> httpx.Response:
+    """Post a page's form as a browser would: with the hidden fields the page put in it."""
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    return await client.post(
+        path, data={**hidden, **fields}, headers={"origin": str(client.base_url)}
+    )
+
+
+async def test_no_invite_code_reset_token_or_password_reaches_a_log_line(api: Api) -> None:
+    capture, root = Capture(), logging.getLogger()
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        org = await api.org()
+        coord = await api.login(await api.user(org, "coordinator"))
+        secrets: list[str] = [PASSWORD, NEW, "qwertyuiopasdfgh"]
+
+        async def invite(email: str) -> str:
+            r = await api.client.post(
+                "/v1/invites", json={"email": email, "roles": ["citizen_inspector"]}, headers=coord
+            )
+            secrets.append(r.json()["code"])
+            return r.json()["code"]
+
+        async def reset_token(email: str) -> str:
+            r = await api.client.post("/v1/auth/password-reset", json={"email": email})
+            assert r.status_code == 202
+            body = await api.conn.fetchval(
+                "select body from outbox where recipient = $1 order by created_at desc limit 1",
+                email,
+            )
+            token = re.search(r"/password/reset/(\S+)", body)[1]  # type: ignore[index]
+            secrets.append(token)
+            return token
+
+        # Joining through the API: refused (a common password), accepted, used again.
+        code = await invite("api@example.org")
+        accept = f"/v1/invites/{code}/accept"
+        bad = {"display_name": "Api", "password": "qwertyuiopasdfgh"}
+        assert_problem(await api.client.post(accept, json=bad), 422)
+        good = {"display_name": "Api", "password": PASSWORD}
+        assert (await api.client.post(accept, json=good)).status_code == 201
+        assert_problem(await api.client.post(accept, json=good), 410)
+        # Joining through the page: refused (too short), then accepted.
+        page = f"/invites/{await invite('page@example.org')}"
+        r = await submit_page_form(api.client, page, display_name="Page", password="short")
+        assert r.status_code == 422
+        r = await submit_page_form(api.client, page, display_name="Page", password=PASSWORD)
+        assert r.status_code == 200 and "Page" in r.text
+        # A reset through the API, and one through the page, each refused once first.
+        token = await reset_token("api@example.org")
+        confirm = "/v1/auth/password-reset/confirm"
+        bad = {"token": token, "password": "qwertyuiopasdfgh"}
+        assert_problem(await api.client.post(confirm, json=bad), 422)
+        r = await api.client.post(confirm, json={"token": token, "password": NEW})
+        assert r.status_code == 200
+        page = f"/password/reset/{await reset_token('page@example.org')}"
+        assert (await submit_page_form(api.client, page, password="short")).status_code == 422
+        r = await submit_page_form(api.client, page, password=NEW)
+        assert r.status_code == 200 and "Your password has been changed" in r.text
+        # Signing in and refreshing with the new passwords.
+        tokens = await api.client.post(
+            "/v1/auth/token", json={"email": "page@example.org", "password": NEW, "device": "x"}
+        )
+        secrets.append(tokens.json()["refresh_token"])
+        r = await api.client.post("/v1/auth/refresh", json={"refresh_token": secrets[-1]})
+        secrets.append(r.json()["refresh_token"])
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+
+    # The requests were logged (masked), and no line holds any secret.
+    paths = capture.paths
+    assert "/v1/invites/***/accept" in paths and "/password/reset/***" in paths
+    assert "/invites/***" in paths
+    leaks = [(s, line) for line in capture.lines for s in secrets if s in line]
+    assert not leaks, leaks[:3]
