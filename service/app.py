@@ -18,7 +18,7 @@ from service.auth import TokenAuth
 from service.bounds import TYPE_DECODERS, BoundedRequest, BoundsSchemaPlugin, refuse_nul_in_urls
 from service.errors import handle_exception
 from service.logs import configure_logging, request_id_middleware
-from service.pages import static_router, template_config
+from service.pages import csrf_config, static_router, template_config
 from service.settings import Settings
 from service.state import AppState, app_state
 from service.storage import ObjectStore
@@ -69,6 +69,8 @@ def create_app(settings: Settings) -> Litestar:
         # Pages' templates: the layout in service/templates, and every slice's templates/
         # folder (by convention, like migrations/), so the shell names no slice.
         template_config=template_config(sorted(wiring.MIGRATIONS.parent.glob("*/templates"))),
+        # Every form carries a CSRF token; the bearer-token API is exempt (wiring.CSRF_EXEMPT).
+        csrf_config=csrf_config(settings.jwt_secret, wiring.CSRF_EXEMPT),
         lifespan=[lifespan, *wiring.LIFESPANS],
         dependencies={"db": Provide(db.provide_db)},
         exception_handlers={Exception: handle_exception},

@@ -65,6 +65,8 @@ AuthedRequest = Request[Principal, Any, Any]
 
 # Spread into a route decorator to make it public (and say so truthfully in OpenAPI).
 PUBLIC: dict[str, Any] = {"opt": {"public": True}, "security": [{}]}
+# A public page for browsers: its errors are pages too (service/pages.py is_page).
+PUBLIC_PAGE: dict[str, Any] = {"opt": {"public": True, "page": True}, "security": [{}]}
 
 
 class CachedToken(Token):

@@ -17,6 +17,7 @@ from litestar.exceptions import (
 )
 
 from media.detect import ImageRejected
+from service import pages
 from service.logs import mask_path
 
 PROBLEM_JSON = "application/problem+json"
@@ -271,13 +272,33 @@ def _log_context(request: Request[Any, Any, Any]) -> dict[str, str | None]:
     return {"request_id": request_id_of(request), "path": mask_path(request.url.path)}
 
 
-def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
+def handle_exception(request: Request, exc: Exception) -> Response[Any]:
+    """problem+json for the API; on a page route the same status and words as a page."""
+    if pages.is_page(request):
+        if isinstance(exc, NotAuthorizedException):
+            return pages.sign_in_redirect(request)
+        p = problem_of(request, exc)
+        if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):
+            p = DomainError(
+                403,
+                "csrf",
+                "This form has expired",
+                "The form was open too long or came from another website. Go back, reload "
+                "the page and try again.",
+            )
+        return pages.error_page(request, p.status, p.title, p.detail, p.headers)
+    return problem_response(request, problem_of(request, exc))
+
+
+def problem_of(request: Request, exc: Exception) -> DomainError:
+    """The problem an exception answers: its own for domain errors, a 4xx for bad input,
+    503 for an outage, and 500 (logged) for a bug."""
     if isinstance(exc, DomainError):
-        return problem_response(request, exc)
+        return exc
     if isinstance(exc, ImageRejected):
-        return problem_response(request, photo_problem(exc))
+        return photo_problem(exc)
     if isinstance(exc, ValidationException):
-        return problem_response(request, validation_problem(exc))
+        return validation_problem(exc)
     if isinstance(exc, HTTPException):
         status = exc.status_code
         kind, title = _TITLES.get(status, ("http-error", "Error"))
@@ -297,7 +318,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             detail = "The request body is larger than this endpoint accepts."
         else:
             detail = exc.detail or title
-        return problem_response(request, DomainError(status, kind, title, detail, headers=headers))
+        return DomainError(status, kind, title, detail, headers=headers)
     down = outage(exc)
     if down is not None:
         log.warning(
@@ -306,7 +327,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             exc,
             extra=_log_context(request),
         )
-        return problem_response(request, down)
+        return down
     if _bad_value(exc):
         # Still the caller's input, so a 4xx; logged because service/bounds.py should have
         # bounded it.
@@ -315,12 +336,12 @@ def handle_exception(request: Request, exc: Exception) -> Response[ProblemBody]:
             exc,
             extra=_log_context(request),
         )
-        return problem_response(request, _INVALID_VALUE)
+        return _INVALID_VALUE
     log.exception(
         "unhandled error",
         extra=_log_context(request),
     )
-    return problem_response(request, _INTERNAL)
+    return _INTERNAL
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

@@ -19,18 +19,27 @@ Python; new pages, and those pages when they move, use templates):
   these URLs hold a secret).
 - The stylesheet is ``service/static/site.css``, linked as ``{{ static_url("site.css") }}``
   (``/static/site.css?v=<hash>``: a change reaches browsers at once, and it may be cached).
+- Every form that posts carries ``{{ forms.csrf() }}`` (forms.html): Litestar's CSRF
+  middleware (``csrf_config``) refuses an unsafe request to a page without the token that
+  matches this browser's ``csrftoken`` cookie, so another site cannot post our forms.
+- A route marked ``opt={"page": True}`` (``inspections/web/screens.py`` makes such routers)
+  answers errors as pages: signed out goes to the sign-in page and back; a refusal
+  (403, 404, 409 ...) is ``error.html`` with the same status and words the API gives.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined
-from litestar import Response, Router
+from litestar import Request, Response, Router
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.datastructures.headers import CacheControlHeader
 from litestar.enums import MediaType
@@ -116,4 +125,59 @@ def page(
         media_type=MediaType.HTML,
         headers={**PAGE_HEADERS, **(headers or {})},
         cookies=cookies,
+    )
+
+
+CSRF_COOKIE = "csrftoken"
+SIGN_IN_PATH = "/signin"
+
+
+def csrf_config(secret: str, exclude: list[str]) -> CSRFConfig:
+    """Double-submit CSRF tokens for every form; ``exclude`` is the bearer-token API."""
+    return CSRFConfig(
+        # Its own key, derived from the app secret, so a CSRF token never signs anything else.
+        secret=hmac.new(secret.encode(), b"csrf", hashlib.sha256).hexdigest(),
+        cookie_name=CSRF_COOKIE,
+        cookie_httponly=True,  # forms carry it in the page; no script needs to read it
+        cookie_samesite="strict",
+        exclude=exclude,
+    )
+
+
+def is_page(request: Request[Any, Any, Any]) -> bool:
+    """Is this request for a page route (``opt={"page": True}``), so errors are pages too?"""
+    handler = request.scope.get("route_handler")
+    return bool(handler is not None and handler.opt.get("page"))
+
+
+def sign_in_redirect(request: Request[Any, Any, Any]) -> Response[None]:
+    """303 to the sign-in page, coming back here (a local path) afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Response(
+        None,
+        status_code=303,
+        headers={
+            "Location": f"{SIGN_IN_PATH}?next={quote(here, safe='')}",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Template:
+    """The page for a refusal or failure on a page route: the API's status and words."""
+    user = request.scope.get("user")
+    return page(
+        "error.html",
+        status=status,
+        headers=headers,
+        title=title,
+        detail=detail,
+        signed_in=user is not None,
+        nav=request.scope.get("state", {}).get("nav", []),
     )

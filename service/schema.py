@@ -23,6 +23,14 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
     """Base of every JSON body this API reads or writes."""
 
 
+class Form(Body, kw_only=True):
+    """Base of every form a page posts: a Body that also carries the form's CSRF token
+    (checked by Litestar's CSRF middleware before the handler; kept here so the form's
+    other fields are still checked strictly)."""
+
+    csrf_token: str = msgspec.field(default="", name="_csrf_token")
+
+
 # Reusable constraints.
 NonEmpty = Annotated[str, Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, Meta(max_length=10_000)]

@@ -84,3 +84,19 @@ def assert_problem(r: Any, status: int, type_suffix: str | None = None) -> dict[
     if type_suffix:
         assert body["type"].endswith("/" + type_suffix), body
     return body
+
+
+CSRF_COOKIE = "csrftoken"
+
+
+async def form_post(client: Any, path: str, data: dict[str, Any] | None = None, **kw: Any) -> Any:
+    """Post a page's form as a browser does: with this browser's CSRF token.
+
+    The token comes from the ``csrftoken`` cookie any page sets (fetched from /signin if this
+    client has none yet), sent back in the form's hidden ``_csrf_token`` field.
+    """
+    if CSRF_COOKIE not in client.cookies:
+        await client.get("/signin")
+    return await client.post(
+        path, data={**(data or {}), "_csrf_token": client.cookies[CSRF_COOKIE]}, **kw
+    )

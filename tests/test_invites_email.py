@@ -32,7 +32,7 @@ from tests.conftest import (
     start_live_server,
     stop_live_server,
 )
-from tests.helpers import PASSWORD, Api, assert_problem
+from tests.helpers import PASSWORD, Api, assert_problem, form_post
 from tests.scenes import read
 
 BASE = "https://coassess.example"
@@ -134,17 +134,17 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
     assert "rose@example.org" in text
 
     # Another site's page cannot post it.
-    form = {"display_name": "Rose", "password": "roses are red"}
-    r = await api.client.post(page_url, data=form, headers={"origin": "https://evil.example"})
+    form = {"display_name": "Rose", "password": PASSWORD}
+    r = await form_post(api.client, page_url, data=form, headers={"origin": "https://evil.example"})
     assert r.status_code == 403 and "another website" in r.text
 
     # Mistakes come back in words, each linked to its field.
-    r = await api.client.post(page_url, data={"display_name": " ", "password": "short"})
+    r = await form_post(api.client, page_url, data={"display_name": " ", "password": "short"})
     text = assert_page(r, 422)
     assert "<title>Error: Join Northshire Healthwatch" in r.text
     assert "There is a problem" in text
     assert '<a href="#display_name">Enter your name, as others will see it.</a>' in r.text
-    assert '<a href="#password">Your password must be at least 8 characters.</a>' in r.text
+    assert '<a href="#password">Your password must be at least 15 characters.' in r.text
     assert re.search(
         r'<input id="password"[^>]*aria-describedby="password-hint password-error"'
         r'[^>]*aria-invalid="true"',
@@ -154,7 +154,7 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
         await api.conn.fetchval("select count(*) from users where email = 'rose@example.org'") == 0
     )
 
-    r = await api.client.post(page_url, data=form)
+    r = await form_post(api.client, page_url, data=form)
     text = assert_page(r, 200)
     assert "You're in, Rose" in text
     assert "Open the Co-assessment app on your phone and sign in with rose@example.org" in text
@@ -165,7 +165,7 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
     assert_problem(r, 410, "invite-used")
     text = assert_page(await api.client.get(page_url), 410)
     assert "This invite has already been used" in text
-    r = await api.client.post(page_url, data=form)
+    r = await form_post(api.client, page_url, data=form)
     assert r.status_code == 410
     assert (
         await api.conn.fetchval("select count(*) from users where email = 'rose@example.org'") == 1
@@ -173,7 +173,7 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
 
     r = await api.client.post(
         "/v1/auth/token",
-        json={"email": "rose@example.org", "password": "roses are red", "device": "phone"},
+        json={"email": "rose@example.org", "password": PASSWORD, "device": "phone"},
     )
     assert r.status_code == 200, r.text
     audit = (await api.client.get("/v1/audit?action=invite.create", headers=coord)).json()["items"]
@@ -239,7 +239,7 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
 
     # Accepted: nothing to resend. Expired: invite again.
     r = await api.client.post(
-        f"/v1/invites/{new_code}/accept", json={"display_name": "Sam", "password": "sam's secret"}
+        f"/v1/invites/{new_code}/accept", json={"display_name": "Sam", "password": PASSWORD}
     )
     assert r.status_code == 201, r.text
     assert_problem(
@@ -279,8 +279,10 @@ async def test_expired_and_unknown_invite_pages_say_what_to_do(api: Api) -> None
     text = assert_page(await api.client.get(f"/invites/{created['code']}"), 410)
     assert "This invite has expired" in text
     assert "Ask your coordinator to send you a new invite." in text
-    r = await api.client.post(
-        f"/invites/{created['code']}", data={"display_name": "X", "password": "long enough"}
+    r = await form_post(
+        api.client,
+        f"/invites/{created['code']}",
+        data={"display_name": "X", "password": "long enough"},
     )
     assert r.status_code == 410
     text = assert_page(await api.client.get("/invites/not-a-code"), 404)
@@ -334,10 +336,10 @@ async def test_forgotten_password_same_answer_single_use_and_signs_out_everywher
     path = urlsplit(link).path
     text = assert_page(await api.client.get(path), 200)
     assert "Choose a new password" in text
-    r = await api.client.post(path, data={"password": "short"})
+    r = await form_post(api.client, path, data={"password": "short"})
     assert_page(r, 422)
-    assert '<a href="#password">Your password must be at least 8 characters.</a>' in r.text
-    r = await api.client.post(path, data={"password": NEW_PASSWORD})
+    assert '<a href="#password">Your password must be at least 15 characters.' in r.text
+    r = await form_post(api.client, path, data={"password": NEW_PASSWORD})
     text = assert_page(r, 200)
     assert "Your password has been changed" in text and "(2 in all)" in text
 
@@ -414,14 +416,14 @@ async def test_forgotten_password_is_rate_limited_per_email_and_per_address(
             assert (await c.post(ask, json={"email": email})).status_code == 202
         assert_problem(await c.post(ask, json={"email": "d@example.org"}), 429, "rate-limited")
         # The page says it in words.
-        r = await c.post("/password/forgot", data={"email": "a@example.org"})
+        r = await form_post(c, "/password/forgot", data={"email": "a@example.org"})
         text = assert_page(r, 429)
         assert "Too many requests" in text
         assert re.search(r"Please try again in \d+ minutes?\.", text), text
         assert int(r.headers["retry-after"]) > 0
         # Asking for the form is not a request.
         assert_page(await c.get("/password/forgot"), 200)
-        r = await c.post("/password/forgot", data={"email": "not an email"})
+        r = await form_post(c, "/password/forgot", data={"email": "not an email"})
         assert "Enter your email address, like name@example.org." in assert_page(r, 422)
 
 
@@ -530,7 +532,7 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
             await page.get_by_role("heading", name="There is a problem").wait_for()
             await axe_check(page, "invite page with errors")
             await page.get_by_role(
-                "link", name="Your password must be at least 8 characters."
+                "link", name="Your password must be at least 15 characters."
             ).click()
             assert await page.evaluate("document.activeElement.id") == "password"
             await page.get_by_label("Choose a password").fill("committee papers on tuesday")

@@ -28,7 +28,7 @@ from service.app import create_app
 from service.devstack import SeaweedFS
 from service.settings import Settings
 from tests.conftest import CHROMIUM_FLAGS, make_settings
-from tests.helpers import PASSWORD, Api
+from tests.helpers import PASSWORD, Api, form_post
 from tests.scenes import read, seeded
 
 HTML = "text/html; charset=utf-8"
@@ -43,7 +43,8 @@ DIGNITY_GAP = (
 async def browser_sign_in(
     client: AsyncTestClient | httpx.AsyncClient, user: dict[str, Any], next_: str = "/"
 ) -> httpx.Response:
-    return await client.post(
+    return await form_post(
+        client,
         "/signin",
         data={"email": user["email"], "password": PASSWORD, "next": next_},
         follow_redirects=False,
@@ -160,7 +161,7 @@ async def test_a_signed_out_browser_signs_in_by_form_and_comes_back(api: Api) ->
     r = await api.client.get(url, follow_redirects=False)
     assert r.status_code == 303
     assert r.headers["location"] == "/signin?next=" + quote(url, safe="")
-    assert "set-cookie" not in r.headers
+    assert COOKIE not in r.headers.get("set-cookie", "")  # no session for a signed-out browser
 
     form = await api.client.get(r.headers["location"])
     assert form.status_code == 200 and form.headers["content-type"] == HTML
@@ -206,7 +207,7 @@ async def test_a_signed_out_browser_signs_in_by_form_and_comes_back(api: Api) ->
 
     # Signing out revokes this browser's device and clears the cookie.
     stolen = api.client.cookies[COOKIE]
-    out = await api.client.post("/signout", follow_redirects=False)
+    out = await form_post(api.client, "/signout", follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     assert "Max-Age=0" in out.headers["set-cookie"]
     assert await api.conn.fetchval("select revoked_at from devices where id = $1", device["id"])
@@ -221,7 +222,8 @@ async def test_a_signed_out_browser_signs_in_by_form_and_comes_back(api: Api) ->
 
 async def test_the_cookie_is_secure_behind_https(api: Api) -> None:
     s, _ = await seeded(api)
-    r = await api.client.post(
+    r = await form_post(
+        api.client,
         "/signin",
         data={"email": (await api.user(s.org, "scrutiny_member"))["email"], "password": PASSWORD},
         headers={"X-Forwarded-Proto": "https"},
@@ -234,7 +236,8 @@ async def test_a_wrong_password_shows_the_form_again_with_401(api: Api) -> None:
     s, _ = await seeded(api)
     coord = await api.user(s.org, "coordinator", email="Coord@Example.org")
     for email, password in ((coord["email"], "not-the-password"), ("nobody@example.org", "p4ss")):
-        r = await api.client.post(
+        r = await form_post(
+            api.client,
             "/signin",
             data={"email": email, "password": password, "next": "/"},
             follow_redirects=False,
@@ -244,7 +247,7 @@ async def test_a_wrong_password_shows_the_form_again_with_401(api: Api) -> None:
         assert '<p class="error" role="alert" id="signin-error">Wrong email or password.' in r.text
         assert f'value="{email}"' in r.text and password not in r.text
     # Missing fields are a failed sign-in, not a crash.
-    r = await api.client.post("/signin", data={}, follow_redirects=False)
+    r = await form_post(api.client, "/signin", data={}, follow_redirects=False)
     assert r.status_code == 401
     await api.conn.execute("update users set active = false where id = $1", coord["id"])
     r = await browser_sign_in(api.client, coord)
@@ -277,7 +280,8 @@ async def test_sign_in_never_redirects_off_site(api: Api) -> None:
         assert "evil" not in (await api.client.get(f"/signin?next={quote(target)}")).text
     # The form refuses a post from another site's page (login CSRF).
     api.client.cookies.clear()
-    r = await api.client.post(
+    r = await form_post(
+        api.client,
         "/signin",
         data={"email": s.manager["email"], "password": PASSWORD},
         headers={"Origin": "https://evil.example"},
@@ -318,10 +322,10 @@ async def test_who_sees_which_page(api: Api) -> None:
     api.client.cookies.clear()
     r = await api.client.get(url, headers=s.coord)
     assert r.status_code == 200 and "<h1>Elm House</h1>" in r.text
-    home = await api.client.get("/", headers=s.coord)
+    home = await api.client.get("/scorecards", headers=s.coord)
     assert f'<a href="{url}">Elm House</a>' in home.text
-    home = await api.client.get("/", follow_redirects=False)
-    assert home.status_code == 303 and home.headers["location"] == "/signin?next=%2F"
+    home = await api.client.get("/scorecards", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/signin?next=%2Fscorecards"
 
 
 async def test_names_are_escaped(api: Api) -> None:
@@ -336,10 +340,11 @@ async def test_names_are_escaped(api: Api) -> None:
     assert "<script>" not in r.text and "alert(1)</script>" not in r.text
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Sons&quot; &#x27;Ltd&#x27;"
     assert f"<h1>{escaped}</h1>" in r.text and f"<title>{escaped}: scorecard" in r.text
-    home = await api.client.get("/", headers=s.coord)
+    home = await api.client.get("/scorecards", headers=s.coord)
     assert "<script>" not in home.text and escaped in home.text
     # And on the sign-in form, a hostile email or next is text, not markup.
-    r = await api.client.post(
+    r = await form_post(
+        api.client,
         "/signin",
         data={"email": '"><script>x()</script>', "password": "p", "next": '/"><script>'},
         follow_redirects=False,
@@ -377,9 +382,9 @@ async def test_sign_in_by_form_shares_the_api_rate_limit(
         bad = {"email": s.manager["email"], "password": "guess", "device": "phone"}
         assert (await c.post("/v1/auth/token", json=bad)).status_code == 401
         assert (await c.post("/v1/auth/token", json=bad)).status_code == 401
-        r = await c.post("/signin", data=bad, follow_redirects=False)
+        r = await form_post(c, "/signin", data=bad, follow_redirects=False)
         assert r.status_code == 401
-        r = await c.post("/signin", data=bad, follow_redirects=False)
+        r = await form_post(c, "/signin", data=bad, follow_redirects=False)
         assert r.status_code == 429 and r.headers["content-type"] == HTML
         assert "Too many sign-in attempts" in r.text
         assert (await c.post("/v1/auth/token", json=bad)).status_code == 429
@@ -389,7 +394,7 @@ async def test_sign_in_by_form_shares_the_api_rate_limit(
 
 async def test_openapi_lists_the_pages_and_the_cookie(client: AsyncTestClient) -> None:
     spec = (await client.get("/schema/openapi.json")).json()
-    for path in ("/signin", "/signout", "/services/{service_id}/scorecard", "/"):
+    for path in ("/signin", "/signout", "/services/{service_id}/scorecard", "/scorecards"):
         assert path in spec["paths"], path
     schemes = spec["components"]["securitySchemes"]
     assert schemes["BearerToken"]["scheme"] == "bearer"

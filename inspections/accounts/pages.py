@@ -21,27 +21,27 @@ from litestar.response import Template
 
 from inspections.accounts import invites, passwords
 from inspections.accounts.mail import when
-from service.auth import PUBLIC, same_origin
+from service.auth import PUBLIC_PAGE, same_origin
 from service.db import DB
 from service.errors import FieldError, Problem
 from service.pages import page
-from service.schema import Body
+from service.schema import Form
 from service.state import AppState, app_state
 
 PAGES_TAG = "browser pages"
 HTML = "text/html"
 
 
-class InviteForm(Body, kw_only=True):
+class InviteForm(Form, kw_only=True):
     display_name: str = ""
     password: str = ""
 
 
-class ForgotForm(Body, kw_only=True):
+class ForgotForm(Form, kw_only=True):
     email: str = ""
 
 
-class ResetForm(Body, kw_only=True):
+class ResetForm(Form, kw_only=True):
     password: str = ""
 
 
@@ -134,7 +134,7 @@ async def _invite_form(
 
 @get(
     "/invites/{code:str}",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Invite page: which organisation and roles; a form to set name and password",
     media_type=HTML,
@@ -148,7 +148,7 @@ async def invite_page(code: FromPath[str], request: Request, db: DB) -> Template
 
 @post(
     "/invites/{code:str}",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Accept an invite from its page (same as POST /v1/invites/{code}/accept)",
     media_type=HTML,
@@ -200,7 +200,7 @@ def _forgot_form(
 
 @get(
     "/password/forgot",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Forgotten password page: ask for a reset link by email",
     media_type=HTML,
@@ -211,7 +211,7 @@ async def forgot_page(state: AppState) -> Template:
 
 @post(
     "/password/forgot",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Ask for a reset link from the page (same answer whether or not the address "
     "has an account; rate limited)",
@@ -297,7 +297,7 @@ def _reset_form(request: Request, errors: list[FieldError] | None = None) -> Tem
 
 @get(
     "/password/reset/{token:str}",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Page to choose a new password, from the emailed link",
     media_type=HTML,
@@ -311,7 +311,7 @@ async def reset_page(token: FromPath[str], request: Request, db: DB) -> Template
 
 @post(
     "/password/reset/{token:str}",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Set the new password from the page; signs the person out on every device",
     media_type=HTML,

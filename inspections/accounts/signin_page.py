@@ -27,14 +27,16 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
+from litestar.response import Template
 from litestar.security.jwt import Token
 
 from inspections.accounts import limits
 from inspections.accounts import queries as q
 from inspections.accounts.routes import BAD_SIGN_IN, _verify, start_session
 from inspections.audit.log import audit
+from inspections.wording import plural
 from service.auth import (
-    PUBLIC,
+    PUBLIC_PAGE,
     Principal,
     authenticate,
     expired_session_cookie,
@@ -43,7 +45,7 @@ from service.auth import (
     session_cookie,
 )
 from service.db import DB
-from service.pages import SITE_CSS
+from service.pages import SITE_CSS, page
 from service.settings import Settings
 from service.state import AppState, app_state
 
@@ -94,12 +96,8 @@ def document(
     """A whole HTML page and the headers it must be served with. ``brand`` is the header
     link (href, words): public pages lead to their organisation, not to sign-in."""
     style = BASE_CSS + css
-    account = (
-        '<form method="post" action="/signout"><button class="link" type="submit">'
-        "Sign out</button></form>"
-        if principal
-        else ""
-    )
+    # A link to the sign-out form (GET /signout): these pages have no CSRF token to post.
+    account = '<a href="/signout">Sign out</a>' if principal else ""
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -139,7 +137,7 @@ def message_page(
     """A friendly error page (403, 404, 422 ...) for people, not problem+json."""
     body = (
         f"<h1>{esc(title)}</h1><p>{esc(message)}</p>"
-        '<p><a href="/">Back to the list of scorecards</a></p>'
+        '<p><a href="/scorecards">Back to the list of scorecards</a></p>'
     )
     return html_response(title, body, status=status, principal=principal)
 
@@ -200,30 +198,20 @@ class SignInForm(msgspec.Struct, kw_only=True):
 SignInBody = Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-def _form(next_path: str, email: str = "", error: str | None = None) -> str:
-    alert = f'<p class="error" role="alert" id="signin-error">{esc(error)}</p>' if error else ""
-    described = ' aria-describedby="signin-error"' if error else ""
-    return (
-        "<h1>Sign in</h1>"
-        "<p>Sign in to read service scorecards.</p>"
-        f"{alert}"
-        '<form method="post" action="/signin" class="signin">'
-        f'<input type="hidden" name="next" value="{esc(safe_next(next_path))}">'
-        '<label for="email">Email</label>'
-        f'<input id="email" name="email" type="email" autocomplete="username" required '
-        f'maxlength="320" value="{esc(email)}"{described}>'
-        '<label for="password">Password</label>'
-        '<input id="password" name="password" type="password" autocomplete="current-password" '
-        f'required maxlength="256"{described}>'
-        '<p><button type="submit">Sign in</button></p>'
-        "</form>"
-        '<p><a href="/password/forgot">Forgotten your password?</a></p>'
+def _form(next_path: str, email: str = "", error: str | None = None, status: int = 200) -> Template:
+    return page(
+        "accounts/signin.html",
+        status=status,
+        next=safe_next(next_path),
+        email=email,
+        error=error,
+        errors=[{"field": "email", "message": error}] if error else [],
     )
 
 
 @get(
     "/signin",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Sign-in page for browsers (HTML form)",
     media_type=HTML,
@@ -233,12 +221,12 @@ async def signin_form(
 ) -> Response[Any]:
     if await authenticate(request) is not None:
         return redirect(safe_next(next_))
-    return html_response("Sign in", _form(next_ or "/"))
+    return _form(next_ or "/")
 
 
 @post(
     "/signin",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Sign in from the browser form: sets the HttpOnly session cookie, 303 to next",
     description="On success 303 to `next` (a local path) with the session cookie; on a wrong "
@@ -264,14 +252,10 @@ async def signin_submit(
         user = await q.user_signing_in(db, email)
     ok = await _verify(state.hasher, user["password_hash"] if user else None, password[:256])
     if not ok or user is None:
-        return html_response(
-            "Sign in", _form(data.next, email[:320], BAD_SIGN_IN + " Please try again."), status=401
-        )
+        return _form(data.next, email[:320], BAD_SIGN_IN + " Please try again.", 401)
     if not user["active"]:
-        return html_response(
-            "Sign in",
-            _form(data.next, email, "This account has been deactivated; ask your coordinator."),
-            status=403,
+        return _form(
+            data.next, email, "This account has been deactivated; ask your coordinator.", 403
         )
     settings: Settings = state.settings
     device_id, _refresh = await start_session(
@@ -283,9 +267,20 @@ async def signin_submit(
     )
 
 
+@get(
+    "/signout",
+    **PUBLIC_PAGE,
+    tags=[PAGES_TAG],
+    summary="Sign-out page: a button that posts the sign-out form",
+    media_type=HTML,
+)
+async def signout_form(request: Request) -> Template:
+    return page("accounts/signout.html", signed_in=await authenticate(request) is not None)
+
+
 @post(
     "/signout",
-    **PUBLIC,
+    **PUBLIC_PAGE,
     tags=[PAGES_TAG],
     summary="Sign this browser out: revokes its device and clears the session cookie",
     status_code=303,
@@ -299,18 +294,15 @@ async def signout(request: Request, db: DB) -> Response[Any]:
     return redirect("/signin", [expired_session_cookie(request)])
 
 
-def _too_many(exc: limits.Exceeded) -> Response[str]:
+def _too_many(exc: limits.Exceeded) -> Template:
     minutes = max(1, round(exc.retry_after / 60))
-    body = (
-        "<h1>Too many sign-in attempts</h1>"
-        f"<p>Please wait {minutes} minute{'s' if minutes > 1 else ''}, then try again.</p>"
-        '<p><a href="/signin">Back to sign in</a></p>'
-    )
-    return html_response(
-        "Too many sign-in attempts",
-        body,
+    return page(
+        "accounts/message.html",
         status=429,
         headers={"Retry-After": str(exc.retry_after)},
+        title="Too many sign-in attempts",
+        paragraphs=[f"Please wait {plural(minutes, 'minute')}, then try again."],
+        links=[{"href": "/signin", "text": "Back to sign in"}],
     )
 
 
@@ -321,5 +313,6 @@ def routers(settings: Settings) -> list[Any]:
         # counted outside any transaction; the route opens its own for what it writes.
         Router("/", route_handlers=[signin_submit], opt={"db_transaction": False}),
         signin_form,
+        signout_form,
         signout,
     ]

@@ -687,7 +687,7 @@ async def scorecard_page(
 
 
 @get(
-    "/",
+    "/scorecards",
     **PUBLIC,
     tags=[PAGES_TAG],
     media_type=HTML,

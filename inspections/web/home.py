@@ -1,0 +1,52 @@
+"""``/``: each person's home page, showing what their roles let them do here.
+
+Slices add to it by registering a panel (``PANELS``): a function that gets the caller and
+the connection and returns a template name and its context, or None when it has nothing
+for this person. The coordinator's "what needs doing now" is such a panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import get
+from litestar.response import Template
+
+from inspections.web.screens import NAV, screen, screens_router
+from service.auth import AuthedRequest, Principal
+from service.db import DB
+
+Panel = Callable[[DB, Principal, AuthedRequest], Awaitable[tuple[str, dict[str, Any]] | None]]
+# Filled by the slices' pages modules at import (wiring imports them before building routes).
+PANELS: list[Panel] = []
+
+# What each section is for, in a sentence, for the home page's list.
+PURPOSE = {
+    "/people": "Invite people, record training and safeguarding checks, manage devices.",
+    "/services": "The services you inspect: addresses, locations and managers.",
+    "/checklists": "Inspection checklists: view, import from a spreadsheet, publish.",
+    "/visits": "Schedule visits, choose the team, see what was found.",
+    "/reports": "Review findings, send for factual check and publish reports.",
+    "/concerns": "Safeguarding concerns to acknowledge, refer and close.",
+    "/my/findings": "Recommendations for the services you manage, and your responses.",
+    "/scorecards": "How each service is doing, from citizens and professionals.",
+    "/league": "Services of one kind side by side.",
+    "/app/": "Inspect on your phone, with or without signal.",
+}
+
+
+@get("/", name="home")
+async def home(request: AuthedRequest, db: DB) -> Template:
+    user = request.user
+    panels = [p for p in [await panel(db, user, request) for panel in PANELS] if p is not None]
+    sections = [
+        {"href": i.href, "label": i.label, "purpose": PURPOSE.get(i.href, "")}
+        for i in NAV
+        if i.href != "/" and (not i.roles or user.has(*i.roles))
+    ]
+    name = await db.fetchval("select display_name from users where id = $1", user.user_id)
+    return screen(request, "web/home.html", name=name, panels=panels, sections=sections)
+
+
+router = screens_router("/", [home])

@@ -1,0 +1,90 @@
+"""What every browser test of a page shares: axe, the width check, signing in, screenshots.
+
+Use with the ``chromium`` fixture and a live server (``live_server`` or ``start_live_server``)::
+
+    async with browser(chromium) as b:
+        page = await phone(b)                 # 390 x 844, touch
+        await sign_in(page, base, user["email"])
+        await page.goto(base + "/people")
+        await check_page(page, "people list")  # axe: 0 serious/critical; no sideways scroll
+        await shoot(page, "people-list")       # docs/screenshots/people-list.png
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import CHROMIUM_FLAGS
+from tests.helpers import PASSWORD
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@asynccontextmanager
+async def browser(chromium: str) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def phone(b: Any) -> Any:
+    """A new page in a phone-sized context (its own cookies)."""
+    ctx = await b.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    return await ctx.new_page()
+
+
+async def desktop(b: Any) -> Any:
+    ctx = await b.new_context(viewport=DESKTOP)
+    return await ctx.new_page()
+
+
+async def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the sign-in form, as a person does; lands on the home page."""
+    await page.goto(base + "/signin")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(base + "/")
+
+
+async def axe_check(page: Any, what: str) -> None:
+    """axe-core finds no serious or critical violation on this page."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{what}: {bad}"
+
+
+async def fits(page: Any, what: str) -> None:
+    """No horizontal scrolling at this width."""
+    width = await page.evaluate("window.innerWidth")
+    scroll = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{what}: {scroll}px wide in a {width}px window"
+
+
+async def check_page(page: Any, what: str) -> None:
+    await fits(page, what)
+    await axe_check(page, what)
+
+
+async def shoot(page: Any, name: str) -> Path:
+    """A full-page screenshot for the issue note, in docs/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=path, full_page=True)
+    return path
