@@ -25,17 +25,12 @@ from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import routes as visits
-from inspections.web import home
 from service.auth import TokenAuth, make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
 LIFESPANS = [caches_lifespan, evidence_lifespan, notifications_lifespan, reminders_lifespan]
-# Requests that carry no browser form: the JSON API (a bearer token, or the cookie with this
-# site's Origin, service/auth.py), Open311, the docs and probes. Everything else that posts
-# is a form and needs its CSRF token.
-CSRF_EXEMPT = ["^/v1/", "^/open311/", "^/schema", "^/health$", "^/ready$"]
 PUBLIC_PATHS = [
     "^/schema",
     "^/health$",
@@ -75,6 +70,5 @@ def route_handlers(settings: Settings) -> list[Any]:
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,
         public_pages.router,
-        home.router,
         *inspector_app.route_handlers,  # the inspector's app (PWA), loads signed out too
     ]

@@ -8,14 +8,20 @@ visit by keyboard alone.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT
+import httpx
+import msgspec
+
+from service.settings import Settings
+from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT, start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
+from tests.scenes import SMALL
 
 STARTER = json.loads(
     (ROOT / "inspections" / "checklists" / "starter" / "care_home_visit.json").read_text()
@@ -381,5 +387,244 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
             assert (await db_counts(api, visit_id))["submissions"] == 1
             await page.goto(base + "/app/signout")
             await screen(page, "Sign out", "signout")
+        finally:
+            await browser.close()
+
+
+# --------------------------------------------------------------------------- two devices
+
+
+async def test_two_devices_editing_one_draft_see_the_conflict_explained(
+    api: Api, live_server: tuple[str, Path], chromium: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_server
+    s = await AppScene(api).build()
+    visit_id = s.visit["id"]
+    labels = STARTER["content"]["sections"][0]["questions"][0]["labels"]
+    rating = [f"{n} · {label}" for n, label in enumerate(labels, 1)]
+
+    async def answered() -> Any:
+        return await api.conn.fetchval(
+            """select a.value::int from answers a join submissions s on s.id = a.submission_id
+                where s.visit_id = $1 and a.question_key = 'dignity_privacy'""",
+            visit_id,
+        )
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            one = await (await browser.new_context(**PHONE)).new_page()
+            two = await (await browser.new_context(**PHONE)).new_page()
+            await sign_in(one, base, s.ann, "Ann's phone")
+            await one.get_by_role("button", name="Make ready offline").click()
+            await one.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await one.goto(base + f"/app/visits/{visit_id}/sections/1")
+            privacy = one.locator("#q-dignity_privacy")
+            await privacy.get_by_label(rating[2], exact=True).check()
+            await one.locator("#net").get_by_text("Everything sent").wait_for()
+
+            # The tablet picks the draft up where the phone left it.
+            await sign_in(two, base, s.ann, "Ann's tablet")
+            await two.get_by_role("button", name="Make ready offline").click()
+            await two.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await two.goto(base + f"/app/visits/{visit_id}/sections/1")
+            assert (
+                await two.locator("#q-dignity_privacy")
+                .get_by_label(rating[2], exact=True)
+                .is_checked()
+            )
+
+            # Both change it; the phone's change reaches the server first.
+            await privacy.get_by_label(rating[3], exact=True).check()
+            await one.locator("#net").get_by_text("Everything sent").wait_for()
+            await two.locator("#q-dignity_privacy").get_by_label(rating[1], exact=True).check()
+            await two.locator("#net").get_by_text("1 thing needs you").wait_for()
+            assert await answered() == 4  # nothing was overwritten silently
+
+            await two.goto(base + "/app/outbox")
+            await screen(two, "Sending", "conflict")
+            said = await two.locator("main").inner_text()
+            assert "changed on another device" in said and "Nothing has been overwritten" in said
+            # The way forward: keep this device's answers, knowingly.
+            await two.get_by_role("button", name="Keep the answers on this phone").click()
+            await two.locator("#net").get_by_text("Everything sent").wait_for()
+            assert await answered() == 2
+            count = "select count(*) from submissions where visit_id = $1"
+            assert await api.conn.fetchval(count, visit_id) == 1
+        finally:
+            await browser.close()
+
+
+# --------------------------------------------------------------------------- token expiry
+
+
+async def test_an_access_token_that_expired_offline_is_renewed_on_reconnect(
+    api: Api, settings: Settings, tmp_path: Path, chromium: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    s = await AppScene(api, checklist=SMALL).build()
+    visit_id = s.visit["id"]
+    short = msgspec.structs.replace(settings, access_token_ttl_s=5)
+    proc, base = start_live_server(short, tmp_path)
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            try:
+                context = await browser.new_context(**PHONE)
+                page = await context.new_page()
+                await sign_in(page, base, s.ann, "Ann's phone")
+                await page.get_by_role("button", name="Make ready offline").click()
+                await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+                await context.set_offline(True)
+                await page.goto(base + f"/app/visits/{visit_id}/sections/1")
+                await page.locator("#q-respect").get_by_label("3 · Good", exact=True).check()
+                await page.locator("#q-smells").get_by_label("No", exact=True).check()
+                session = await page.evaluate(SESSION_JS)
+                device = session["device_id"]
+                renewed = "select count(*) from refresh_tokens where device_id = $1"
+                before = await api.conn.fetchval(renewed, device)
+                # Wait (for a condition) until the server refuses the phone's access token.
+                async with httpx.AsyncClient(base_url=base) as http:
+                    headers = {"authorization": f"Bearer {session['access_token']}"}
+                    async with asyncio.timeout(60):
+                        while True:
+                            if (await http.get("/v1/me", headers=headers)).status_code == 401:
+                                break
+                            await asyncio.sleep(0.2)  # between polls of the condition
+                assert await api.conn.fetchval("select count(*) from submissions") == 0
+
+                await context.set_offline(False)
+                await page.locator("#net").get_by_text("Everything sent").wait_for()
+                # Renewed with the refresh token, without asking Ann to sign in again.
+                assert await api.conn.fetchval(renewed, device) > before
+                assert await page.get_by_role("heading", level=1, name="Sign in").count() == 0
+                answers = await api.conn.fetch(
+                    """select a.question_key, a.value from answers a
+                         join submissions s on s.id = a.submission_id
+                        where s.visit_id = $1 order by 1""",
+                    visit_id,
+                )
+                assert [(a["question_key"], json.loads(a["value"])) for a in answers] == [
+                    ("respect", 3),
+                    ("smells", False),
+                ]
+            finally:
+                await browser.close()
+    finally:
+        stop_live_server(proc)
+
+
+SESSION_JS = """() => new Promise((resolve, reject) => {
+  const open = indexedDB.open("inspector");
+  open.onsuccess = () => {
+    const get = open.result.transaction("kv").objectStore("kv").get("session");
+    get.onsuccess = () => resolve(get.result);
+    get.onerror = () => reject(get.error);
+  };
+})"""
+
+
+# --------------------------------------------------------------------------- keyboard, zoom
+
+
+async def tab_to(page: Any, test: str) -> None:
+    """Press Tab until the focused element passes ``test`` (a JS function of it)."""
+    for _ in range(120):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"({test})(document.activeElement)"):
+            # Whoever uses the keyboard sees where they are.
+            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline != "none", test
+            return
+    raise AssertionError(f"no focusable element passes {test}")
+
+
+def named(tag: str, text: str) -> str:
+    return f"el => el.tagName === {tag!r} && el.textContent.trim() === {text!r}"
+
+
+async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
+    api: Api, live_server: tuple[str, Path], chromium: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_server
+    s = await AppScene(api, checklist=SMALL).build()
+    visit_id = s.visit["id"]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = await (
+                await browser.new_context(viewport={"width": 390, "height": 844})
+            ).new_page()
+            await page.goto(base + "/app/")
+            await page.get_by_role("heading", level=1, name="Sign in").wait_for()
+            kb = page.keyboard
+            await tab_to(page, "el => el.id === 'email'")
+            await kb.type(s.ann["email"])
+            await kb.press("Tab")
+            await kb.type(PASSWORD)
+            await tab_to(page, named("BUTTON", "Sign in"))
+            await kb.press("Enter")
+            await page.get_by_role("heading", level=1, name="My visits").wait_for()
+            await tab_to(page, named("BUTTON", "Make ready offline"))
+            await kb.press("Enter")
+            await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await tab_to(page, named("A", "Dignity"))
+            await kb.press("Enter")
+            await page.get_by_role("heading", level=1, name="Dignity").wait_for()
+            await tab_to(page, "el => el.id === 'q-respect-0'")
+            for _ in range(3):  # arrows move along the scale: Poor, Fair, Good, Great
+                await kb.press("ArrowDown")
+            await tab_to(page, "el => el.id === 'q-smells-0'")
+            await kb.press("ArrowDown")  # No
+            await page.get_by_text("2 of 2 questions answered").wait_for()
+            await tab_to(page, named("A", "Review and send"))
+            await kb.press("Enter")
+            await page.get_by_role("heading", level=1, name="Review and send").wait_for()
+            await tab_to(page, named("BUTTON", "Send my answers as final"))
+            await kb.press("Enter")
+            await page.locator("#net").get_by_text("Everything sent").wait_for()
+            row = await api.conn.fetchrow(
+                "select state, id from submissions where visit_id = $1", visit_id
+            )
+            assert row["state"] == "final"
+            values = {
+                a["question_key"]: json.loads(a["value"])
+                for a in await api.conn.fetch(
+                    "select question_key, value from answers where submission_id = $1", row["id"]
+                )
+            }
+            assert values == {"respect": 4, "smells": False}
+
+            # Text at 200%: the same phone at half the CSS width; nothing needs sideways
+            # scrolling and the buttons stay inside the screen.
+            zoomed = await browser.new_context(
+                viewport={"width": 195, "height": 422}, device_scale_factor=2
+            )
+            big = await zoomed.new_page()
+            await sign_in(big, base, s.ann, "Ann's phone, large text")
+            await big.get_by_role("button", name="Make ready offline").click()
+            await big.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await big.goto(base + "/app/")
+            for path, title in [
+                ("/app/", "My visits"),
+                (f"/app/visits/{visit_id}", "Elm House"),
+                (f"/app/visits/{visit_id}/sections/1", "Dignity"),
+                (f"/app/visits/{visit_id}/concern", "Raise a safeguarding concern"),
+                ("/app/outbox", "Sending"),
+            ]:
+                if path != "/app/":
+                    await big.goto(base + path)
+                await big.get_by_role("heading", level=1, name=title).wait_for()
+                width = await big.evaluate("document.documentElement.scrollWidth")
+                assert width <= 195, (path, width)
+                for box in await big.locator("main button, main a.button").all():
+                    b = await box.bounding_box()
+                    assert b is None or b["x"] + b["width"] <= 195, path
+            await big.screenshot(path=SHOTS / "app-outbox-200.png", full_page=True)
         finally:
             await browser.close()
