@@ -13,9 +13,8 @@ from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
-from msgspec import UNSET
 
-from inspections.accounts import invites, limits, pages, passwords
+from inspections.accounts import invites, limits, pages, passwords, people
 from inspections.accounts import queries as q
 from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import (
@@ -38,9 +37,9 @@ from inspections.accounts.schemas import (
 )
 from inspections.audit.log import audit
 from service.auth import PUBLIC, AuthedRequest, issue_access_token, require_roles
-from service.db import DB, from_row
-from service.errors import Problem, conflict, problem_response, problem_responses
-from service.schema import Limit, cursor_after, page_of
+from service.db import DB
+from service.errors import Problem, problem_response, problem_responses
+from service.schema import Limit, cursor_after
 from service.settings import Settings
 from service.state import AppState
 
@@ -249,26 +248,10 @@ async def list_invites(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> InvitePage:
-    after = cursor_after(cursor, dt.datetime, UUID)
-    rows = await db.fetch(
-        """select id, email, roles, status, created_at, expires_at, invited_by, sent_count,
-                  last_sent_at, accepted_at, accepted_user_id
-             from (select *, created_by as invited_by,
-                          case when accepted_at is not null then 'accepted'
-                               when expires_at <= now() then 'expired' else 'open' end as status
-                     from invites where organisation_id = $1) i
-            where ($2 = 'all' or status = $2)
-              and ($3::timestamptz is null or (created_at, id) < ($3, $4))
-            order by created_at desc, id desc
-            limit $5""",
-        request.user.organisation_id,
-        status,
-        after[0],
-        after[1],
-        limit + 1,
+    items, nxt = await people.list_invites(
+        db, request.user, status, cursor_after(cursor, dt.datetime, UUID), limit
     )
-    page, nxt = page_of(rows, limit, "created_at", "id")
-    return InvitePage(items=[from_row(InviteSummary, r) for r in page], next_cursor=nxt)
+    return InvitePage(items=items, next_cursor=nxt)
 
 
 @post(
@@ -282,15 +265,7 @@ async def resend_invite(
     invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> InviteSummary:
     await invites.resend(db, state.settings, request, request.user, invite_id)
-    row = await db.fetchrow(
-        """select id, email, roles, 'open' as status, created_at, expires_at,
-                  created_by as invited_by, sent_count, last_sent_at, accepted_at,
-                  accepted_user_id
-             from invites where id = $1""",
-        invite_id,
-    )
-    assert row is not None  # resend found it in the caller's organisation
-    return InviteSummary(**dict(row))
+    return await people.invite_summary(db, request.user, invite_id)
 
 
 @post(
@@ -343,27 +318,16 @@ async def list_users(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> UserPage:
-    after = cursor_after(cursor, dt.datetime, UUID)
-    rows = await db.fetch(
-        f"""select {q.USER_COLS} from users
-             where organisation_id = $1
-               and ($2::text is null or $2 = any(roles))
-               and ($3::bool is null or active = $3)
-               and ($4::text is null or email ilike '%' || $4 || '%'
-                    or display_name ilike '%' || $4 || '%')
-               and ($5::timestamptz is null or (created_at, id) > ($5, $6))
-             order by created_at, id
-             limit $7""",
-        request.user.organisation_id,
-        role,
-        active,
-        q_,
-        after[0],
-        after[1],
-        limit + 1,
+    items, nxt = await people.list_users(
+        db,
+        request.user,
+        role=role,
+        active=active,
+        search=q_,
+        after=cursor_after(cursor, dt.datetime, UUID),
+        limit=limit,
     )
-    page, nxt = page_of(rows, limit, "created_at", "id")
-    return UserPage(items=[q.to_user(r) for r in page], next_cursor=nxt)
+    return UserPage(items=items, next_cursor=nxt)
 
 
 @get(
@@ -385,43 +349,15 @@ async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> U
 async def patch_user(
     user_id: FromPath[UUID], data: JSONBody[UserPatch], request: AuthedRequest, db: DB
 ) -> UserDetail:
-    row = await q.user_in_org(db, request.user, user_id)
-    if user_id == request.user.user_id and (
-        data.active is False or (data.roles is not UNSET and "coordinator" not in data.roles)
-    ):
-        raise conflict(
-            "You cannot deactivate yourself or remove your own coordinator role; "
-            "ask another coordinator.",
-            "self-lockout",
-        )
-    changes = {
-        k: getattr(data, k)
-        for k in ("display_name", "roles", "active")
-        if getattr(data, k) is not UNSET
-    }
-    if "roles" in changes:
-        changes["roles"] = list(dict.fromkeys(changes["roles"]))
-    row = await db.fetchrow(
-        f"""update users set display_name = coalesce($2, display_name),
-                             roles = coalesce($3, roles),
-                             active = coalesce($4, active),
-                             updated_at = now()
-             where id = $1 returning {q.USER_COLS}""",
+    return await people.update_user(
+        db,
+        request,
+        request.user,
         user_id,
-        changes.get("display_name"),
-        changes.get("roles"),
-        changes.get("active"),
+        display_name=data.display_name,
+        roles=data.roles,
+        active=data.active,
     )
-    assert row is not None  # user_in_org found it, and it is locked by the update
-    if changes.get("active") is False:
-        # Every device is signed out, so reactivating the person does not bring a lost
-        # phone's tokens back to life: they sign in afresh.
-        changes["devices_signed_out"] = await q.revoke_devices_of(
-            db, user_id, "account deactivated"
-        )
-    if changes:
-        await audit(db, request, "user.update", "user", user_id, changes)
-    return await q.user_detail(db, row)
 
 
 @post(
@@ -433,36 +369,16 @@ async def patch_user(
 async def add_training(
     user_id: FromPath[UUID], data: JSONBody[TrainingCreate], request: AuthedRequest, db: DB
 ) -> TrainingRecord:
-    await q.user_in_org(db, request.user, user_id)
-    if data.expires_on is not None and data.expires_on < data.completed_on:
-        raise Problem(422, "validation", "Invalid request", "expires_on is before completed_on.")
-    row = await db.fetchrow(
-        """insert into training_records
-               (organisation_id, user_id, kind, course, completed_on, expires_on, recorded_by)
-           values ($1, $2, $3, $4, $5, $6, $7)
-           returning id, kind, course, completed_on, expires_on, created_at""",
-        request.user.organisation_id,
-        user_id,
-        data.kind,
-        data.course,
-        data.completed_on,
-        data.expires_on,
-        request.user.user_id,
-    )
-    assert row is not None  # insert ... returning: always a row
-    await audit(
+    return await people.record_training(
         db,
         request,
-        "training.record",
-        "user",
+        request.user,
         user_id,
-        {
-            "kind": data.kind,
-            "course": data.course,
-            "expires_on": data.expires_on.isoformat() if data.expires_on else None,
-        },
+        kind=data.kind,
+        course=data.course,
+        completed_on=data.completed_on,
+        expires_on=data.expires_on,
     )
-    return TrainingRecord(**dict(row))
 
 
 @get(
@@ -471,14 +387,7 @@ async def add_training(
     responses=problem_responses(401, 403, 404),
 )
 async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> list[Device]:
-    q.self_or_coordinator(request.user, user_id)
-    await q.user_in_org(db, request.user, user_id)
-    rows = await db.fetch(
-        """select id, name, created_at, last_seen_at, revoked_at, revoked_reason
-             from devices where user_id = $1 order by created_at desc""",
-        user_id,
-    )
-    return [Device(**dict(r)) for r in rows]
+    return await people.devices_of(db, request.user, user_id)
 
 
 @delete(
@@ -489,18 +398,7 @@ async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) 
 async def revoke_device(
     user_id: FromPath[UUID], device_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> None:
-    q.self_or_coordinator(request.user, user_id)
-    await q.user_in_org(db, request.user, user_id)
-    if not await db.fetchval(
-        "select 1 from devices where id = $1 and user_id = $2", device_id, user_id
-    ):
-        raise Problem(404, "not-found", "Not found", "No such device.")
-    await q.revoke_device(
-        db,
-        device_id,
-        "revoked by coordinator" if request.user.user_id != user_id else "revoked by owner",
-    )
-    await audit(db, request, "device.revoke", "device", device_id, {"user_id": str(user_id)})
+    await people.revoke_device_of(db, request, request.user, user_id, device_id)
 
 
 def routers(settings: Settings) -> list[Any]:
