@@ -1,4 +1,5 @@
-"""Forgotten passwords: a reset link by email, a new password, every device signed out.
+"""Forgotten passwords: a reset link by email, a new password, every device signed out;
+and changing one's own password (``POST /v1/me/password``), other devices signed out.
 
 - Asking gives the same answer whether or not the address has an account (and an email
   only when it has an active one), so the form cannot be used to find out who is here.
@@ -61,7 +62,8 @@ require_good_password = password_rule.require_good_password
 ResetState = Literal["open", "used", "expired"]
 
 
-# Rules in words, for the pages (the API's msgspec types check the same bounds).
+# Rules in words, for the pages (the API's msgspec types check the same bounds; passwords
+# have their own rule, password_rule.py).
 
 
 def name_errors(name: str, field: str = "display_name") -> list[FieldError]:
