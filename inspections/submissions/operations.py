@@ -17,6 +17,7 @@ from inspections import idempotent
 from inspections.accounts.clearance import clearance_reasons
 from inspections.audit.log import record
 from inspections.checklists.queries import version_in_org
+from inspections.checklists.schemas import ChecklistVersion
 from inspections.submissions import queries as q
 from inspections.submissions.schemas import Submission, SubmissionPut
 from inspections.submissions.validate import check_answers
@@ -24,6 +25,7 @@ from inspections.visits.queries import visit_in_org
 from inspections.wording import plural
 from service.auth import Principal
 from service.errors import Refused, conflict, forbidden, unprocessable
+from service.lru import LruCache
 
 WORDS = idempotent.Words(
     noun="submission",
@@ -36,6 +38,24 @@ WORDS = idempotent.Words(
     stale_detail="The draft was changed since you loaded it (another device?); fetch it, "
     "merge, and send again with its new ETag.",
 )
+
+
+# Parsed checklist versions, by (organisation, checklist, version). A version never changes
+# once published (migration 0002's trigger refuses updates), so an entry cannot go stale;
+# parsing the pinned version's content was about a tenth of a final PUT's server CPU.
+_versions: LruCache[tuple[UUID, UUID, int], ChecklistVersion] = LruCache(256, 3600)
+
+
+async def pinned_version(
+    conn: asyncpg.Connection, organisation_id: UUID, checklist_id: UUID, version: int
+) -> ChecklistVersion:
+    """The visit's pinned checklist version (404 when it is not the organisation's)."""
+    key = (organisation_id, checklist_id, version)
+    found = _versions.get(key)
+    if found is None:
+        found = await version_in_org(conn, organisation_id, checklist_id, version)
+        _versions.put(key, found)
+    return found
 
 
 class SaveResult(msgspec.Struct, frozen=True):
@@ -87,7 +107,7 @@ async def save_submission(
         if reasons:
             raise Refused(403, "not-cleared", " ".join(reasons), title="Not cleared to inspect")
 
-    version = await version_in_org(
+    version = await pinned_version(
         conn, principal.organisation_id, visit.checklist_id, visit.checklist_version
     )
     final = body.state == "final"
@@ -120,7 +140,9 @@ async def save_submission(
             )
     else:
         await q.update_submission(conn, submission_id, body_hash, body)
-    await q.write_answers(conn, submission_id, principal.organisation_id, scored)
+    await q.write_answers(
+        conn, submission_id, principal.organisation_id, scored, replace=decision != "create"
+    )
     if final:
         await q.write_scores(conn, submission_id, visit, principal.user_id, member.perspective)
     await q.advance_visit(conn, visit_id)
