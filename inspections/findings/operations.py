@@ -10,6 +10,7 @@ they apply are pure, in rules.py; the SQL is in queries.py.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -525,6 +526,18 @@ async def comment_on_report(
     return CommentSaved(comment, created=True)
 
 
+async def response_due_on(
+    conn: asyncpg.Connection, organisation_id: UUID, published_on: dt.date
+) -> dt.date:
+    """When a report's recommendations published on ``published_on`` must be answered: the
+    organisation's working days later, skipping weekends and its bank holidays."""
+    fs = await q.finding_settings(conn, organisation_id)
+    try:
+        return workdays.add_working_days(published_on, fs.response_working_days, fs.jurisdiction)
+    except ValueError as e:
+        raise unprocessable(str(e)) from None
+
+
 async def publish_report(
     conn: asyncpg.Connection,
     principal: Principal,
@@ -571,11 +584,7 @@ async def publish_report(
             + ". Publish when they are ready, or unlink them.",
             title="Photos still arriving",
         )
-    fs = await q.finding_settings(conn, principal.organisation_id)
-    try:
-        due = workdays.add_working_days(published_on, fs.response_working_days, fs.jurisdiction)
-    except ValueError as e:
-        raise unprocessable(str(e)) from None
+    due = await response_due_on(conn, principal.organisation_id, published_on)
     for f in findings:
         to = rules.published_status(f["severity"], f["recommendation"])
         await conn.execute(

@@ -1,4 +1,5 @@
-"""Create a visit: the operation behind POST /v1/visits, callable without HTTP.
+"""Create, cancel and close a visit: the operations behind POST /v1/visits (and its
+cancel and close), callable without HTTP, so the pages and the JSON API share them.
 
 Runs in the caller's transaction on ``conn``, checks the acting principal itself and raises
 a service.errors.DomainError (a plain exception) for what it refuses.
@@ -7,15 +8,18 @@ a service.errors.DomainError (a plain exception) for what it refuses.
 from __future__ import annotations
 
 import datetime as dt
+from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from inspections.audit.log import record
 from inspections.services.queries import service_in_org
 from inspections.visits import queries as q
-from inspections.visits.schemas import Visit, VisitCreate
+from inspections.visits.schemas import Status, Visit, VisitCreate, VisitPage
 from service.auth import Principal
-from service.errors import FieldError, forbidden, not_found, unprocessable
+from service.errors import FieldError, conflict, forbidden, not_found, unprocessable
+from service.schema import cursor_after, page_of
 
 
 def check_window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
@@ -95,3 +99,133 @@ async def create_visit(
         request_id,
     )
     return await q.visit_in_org(conn, principal, visit_id)
+
+
+async def _set_status(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    visit_id: UUID,
+    to: str,
+    allowed: tuple[str, ...],
+    reason: str | None,
+    request_id: str | None,
+) -> Visit:
+    visit = await q.locked_visit(conn, principal, visit_id)
+    if visit.status not in allowed:
+        raise conflict(f"A {visit.status} visit cannot become {to}.", "visit-state")
+    await conn.execute(
+        """update visits set status = $2, cancelled_reason = $3, updated_at = now()
+            where id = $1""",
+        visit_id,
+        to,
+        reason,
+    )
+    await record(
+        conn,
+        principal.organisation_id,
+        principal.user_id,
+        f"visit.{to}",
+        "visit",
+        visit_id,
+        {"reason": reason} if reason else {},
+        request_id,
+    )
+    return await q.visit_in_org(conn, principal, visit_id)
+
+
+async def cancel_visit(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    visit_id: UUID,
+    reason: str,
+    *,
+    request_id: str | None = None,
+) -> Visit:
+    """Cancel a planned or started visit (it then refuses submissions)."""
+    if not principal.has("coordinator"):
+        raise forbidden("This needs one of the roles: coordinator.")
+    return await _set_status(
+        conn, principal, visit_id, "cancelled", ("planned", "in_progress"), reason, request_id
+    )
+
+
+async def close_visit(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    visit_id: UUID,
+    *,
+    request_id: str | None = None,
+) -> Visit:
+    """Close a visit as submitted, and close its door (queries.door_closed), even when every
+    member was final already."""
+    if not principal.has("coordinator"):
+        raise forbidden("This needs one of the roles: coordinator.")
+    visit = await q.locked_visit(conn, principal, visit_id)
+    if visit.status == "submitted" and visit.closed_at is None:
+        await record(
+            conn,
+            principal.organisation_id,
+            principal.user_id,
+            "visit.submitted",
+            "visit",
+            visit_id,
+            None,
+            request_id,
+        )
+    else:
+        await _set_status(
+            conn, principal, visit_id, "submitted", ("planned", "in_progress"), None, request_id
+        )
+    await conn.execute(
+        """update visits set closed_at = now(), closed_by = $2, updated_at = now()
+            where id = $1 and closed_at is null""",
+        visit_id,
+        principal.user_id,
+    )
+    return await q.visit_in_org(conn, principal, visit_id)
+
+
+async def visit_for(conn: asyncpg.Connection, principal: Principal, visit_id: UUID) -> Visit:
+    """One visit, for its team and the organisation's coordinators (GET /v1/visits/{id})."""
+    visit = await q.visit_in_org(conn, principal, visit_id)
+    q.may_see_visit(principal, visit)
+    return visit
+
+
+async def list_visits(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    *,
+    service_id: UUID | None = None,
+    status: Status | None = None,
+    starts_from: dt.datetime | None = None,
+    starts_before: dt.datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    newest_first: bool = False,
+) -> VisitPage:
+    """The organisation's visits by start, soonest first (or latest first), a page at a
+    time (coordinators)."""
+    if not principal.has("coordinator"):
+        raise forbidden("This needs one of the roles: coordinator.")
+    after = cursor_after(cursor, dt.datetime, UUID)
+    order, beyond = ("desc", "<") if newest_first else ("", ">")
+    rows = await conn.fetch(
+        f"""select {q.VISIT_COLS} from visits v join services s on s.id = v.service_id
+             where v.organisation_id = $1
+               and ($2::uuid is null or v.service_id = $2)
+               and ($3::text is null or v.status = $3)
+               and ($4::timestamptz is null or v.starts_at >= $4)
+               and ($5::timestamptz is null or v.starts_at < $5)
+               and ($6::timestamptz is null or (v.starts_at, v.id) {beyond} ($6, $7))
+             order by v.starts_at {order}, v.id {order} limit $8""",
+        principal.organisation_id,
+        service_id,
+        status,
+        starts_from,
+        starts_before,
+        *after,
+        limit + 1,
+    )
+    page, nxt = page_of(rows, limit, "starts_at", "id")
+    return VisitPage(items=[msgspec.convert(dict(r), Visit) for r in page], next_cursor=nxt)

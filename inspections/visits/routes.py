@@ -92,26 +92,16 @@ async def list_visits(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> VisitPage:
-    after = cursor_after(cursor, dt.datetime, UUID)
-    rows = await db.fetch(
-        f"""select {q.VISIT_COLS} from visits v join services s on s.id = v.service_id
-             where v.organisation_id = $1
-               and ($2::uuid is null or v.service_id = $2)
-               and ($3::text is null or v.status = $3)
-               and ($4::timestamptz is null or v.starts_at >= $4)
-               and ($5::timestamptz is null or v.starts_at < $5)
-               and ($6::timestamptz is null or (v.starts_at, v.id) > ($6, $7))
-             order by v.starts_at, v.id limit $8""",
-        request.user.organisation_id,
-        service_id,
-        status,
-        starts_from,
-        starts_before,
-        *after,
-        limit + 1,
+    return await operations.list_visits(
+        db,
+        request.user,
+        service_id=service_id,
+        status=status,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        cursor=cursor,
+        limit=limit,
     )
-    page, nxt = page_of(rows, limit, "starts_at", "id")
-    return VisitPage(items=[msgspec.convert(dict(r), Visit) for r in page], next_cursor=nxt)
 
 
 @get(
@@ -120,9 +110,7 @@ async def list_visits(
     responses=problem_responses(401, 403, 404),
 )
 async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
-    visit = await q.visit_in_org(db, request.user, visit_id)
-    q.may_see_visit(request.user, visit)
-    return visit
+    return await operations.visit_for(db, request.user, visit_id)
 
 
 @patch(
@@ -166,28 +154,6 @@ async def patch_visit(
     return await q.visit_in_org(db, request.user, visit_id)
 
 
-async def _set_status(
-    request: AuthedRequest,
-    db: DB,
-    visit_id: UUID,
-    to: str,
-    allowed: tuple[str, ...],
-    reason: str | None = None,
-) -> Visit:
-    visit = await q.locked_visit(db, request.user, visit_id)
-    if visit.status not in allowed:
-        raise conflict(f"A {visit.status} visit cannot become {to}.", "visit-state")
-    await db.execute(
-        """update visits set status = $2, cancelled_reason = $3, updated_at = now()
-            where id = $1""",
-        visit_id,
-        to,
-        reason,
-    )
-    await audit(db, request, f"visit.{to}", "visit", visit_id, {"reason": reason} if reason else {})
-    return await q.visit_in_org(db, request.user, visit_id)
-
-
 @post(
     "/{visit_id:uuid}/cancel",
     guards=coordinator,
@@ -198,8 +164,8 @@ async def _set_status(
 async def cancel_visit(
     visit_id: FromPath[UUID], data: JSONBody[CancelRequest], request: AuthedRequest, db: DB
 ) -> Visit:
-    return await _set_status(
-        request, db, visit_id, "cancelled", ("planned", "in_progress"), data.reason
+    return await operations.cancel_visit(
+        db, request.user, visit_id, data.reason, request_id=request_id_of(request)
     )
 
 
@@ -214,19 +180,9 @@ async def cancel_visit(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
-    # Also closes the door (queries.door_closed), even when every member was final already.
-    visit = await q.locked_visit(db, request.user, visit_id)
-    if visit.status == "submitted" and visit.closed_at is None:
-        await audit(db, request, "visit.submitted", "visit", visit_id)
-    else:
-        await _set_status(request, db, visit_id, "submitted", ("planned", "in_progress"))
-    await db.execute(
-        """update visits set closed_at = now(), closed_by = $2, updated_at = now()
-            where id = $1 and closed_at is null""",
-        visit_id,
-        request.user.user_id,
+    return await operations.close_visit(
+        db, request.user, visit_id, request_id=request_id_of(request)
     )
-    return await q.visit_in_org(db, request.user, visit_id)
 
 
 @get(
