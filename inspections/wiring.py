@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inspections.accounts import people_pages, signin_page
 from inspections.accounts import routes as accounts
-from inspections.accounts import signin_page
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
@@ -78,6 +78,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         *scorecard_page.route_handlers,
         public_pages.router,
         home.router,
+        people_pages.router,
         visit_pages.router,
         report_pages.router,
         evidence_pages.router,

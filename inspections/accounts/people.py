@@ -19,7 +19,7 @@ from inspections.accounts.schemas import Device, InviteSummary, TrainingRecord, 
 from inspections.audit.log import audit
 from service.auth import Principal
 from service.db import from_row
-from service.errors import Problem, conflict, not_found
+from service.errors import FieldError, Problem, conflict, not_found, unprocessable
 from service.schema import page_of
 
 InviteFilter = Literal["open", "accepted", "expired", "all"]
@@ -32,10 +32,12 @@ async def list_users(
     role: str | None = None,
     active: bool | None = None,
     search: str | None = None,
+    ids: list[UUID] | None = None,
     after: tuple[Any, ...] = (None, None),
     limit: int = 50,
 ) -> tuple[list[User], str | None]:
-    """People of the caller's organisation, oldest account first, and the next cursor."""
+    """People of the caller's organisation (of ``ids`` when given), oldest account first,
+    and the next cursor."""
     rows = await db.fetch(
         f"""select {q.USER_COLS} from users
              where organisation_id = $1
@@ -44,6 +46,7 @@ async def list_users(
                and ($4::text is null or email ilike '%' || $4 || '%'
                     or display_name ilike '%' || $4 || '%')
                and ($5::timestamptz is null or (created_at, id) > ($5, $6))
+               and ($8::uuid[] is null or id = any($8))
              order by created_at, id
              limit $7""",
         caller.organisation_id,
@@ -53,6 +56,7 @@ async def list_users(
         after[0],
         after[1],
         limit + 1,
+        ids,
     )
     page, nxt = page_of(rows, limit, "created_at", "id")
     return [q.to_user(r) for r in page], nxt
@@ -123,7 +127,10 @@ async def record_training(
     """Record a completed training course or safeguarding check for a person."""
     await q.user_in_org(db, caller, user_id)
     if expires_on is not None and expires_on < completed_on:
-        raise Problem(422, "validation", "Invalid request", "expires_on is before completed_on.")
+        raise unprocessable(
+            "The expiry date is before the date it was completed.",
+            [FieldError(field="$.expires_on", reason="must not be before the date completed")],
+        )
     row = await db.fetchrow(
         """insert into training_records
                (organisation_id, user_id, kind, course, completed_on, expires_on, recorded_by)

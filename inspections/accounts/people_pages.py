@@ -1,0 +1,429 @@
+"""/people: the coordinator's People screens.
+
+List and search; invite (and send an invite again); a person's name and roles, training
+and safeguarding-check records, devices, deactivating and reactivating. Every handler
+calls what the JSON route calls (inspections/accounts/people.py, invites.py) behind the
+same guard, so the checks and the audit are the API's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode
+from uuid import UUID
+
+import asyncpg
+from litestar import Response, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Template
+
+from inspections.accounts import invites, people
+from inspections.accounts import queries as q
+from inspections.accounts.clearance import clearance_reasons, from_rows
+from inspections.accounts.invites import ROLE_WORDS, roles_in_words
+from inspections.accounts.schemas import DisplayName, Roles
+from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.wording import long_date
+from service.auth import ROLES, AuthedRequest, Role, require_roles
+from service.db import DB
+from service.errors import DomainError
+from service.schema import Email, Form, NonEmpty, cursor_after
+from service.state import AppState
+
+coordinator_only = [require_roles("coordinator")]  # the JSON routes' guard
+T = TypeVar("T")
+F = TypeVar("F", bound=Form)
+Search = Annotated[str | None, QueryParameter(name="q", max_length=100)]
+DUE_DAYS = 30  # "expires soon": the home panel's window too
+
+
+class InviteForm(Form, kw_only=True):
+    email: Email
+    roles: Roles
+
+
+class PersonForm(Form, kw_only=True):
+    display_name: DisplayName
+    roles: Roles
+
+
+class TrainingForm(Form, kw_only=True):
+    kind: Literal["course", "safeguarding_check"]
+    course: NonEmpty
+    completed_on: dt.date
+    expires_on: dt.date | None = None
+
+
+class ActiveForm(Form, kw_only=True):
+    active: Literal["yes", "no"]
+
+
+LABELS = {
+    "email": "Email address",
+    "roles": "Roles",
+    "display_name": "Name",
+    "kind": "What was completed",
+    "course": "Course or check",
+    "completed_on": "Date completed",
+    "expires_on": "Expiry date",
+    "active": "Account",
+}
+# What to do about a field the form could not read, where the general words would mislead
+# ("Choose email address from the list" for a mistyped address).
+PLAIN = {
+    "email": "Enter an email address like name@example.org",
+    "roles": "Choose at least one role",
+    "kind": "Choose inspector training or a safeguarding check",
+    "completed_on": "Enter the date it was completed, like 31/01/2027",
+    "expires_on": "Enter the date it expires, like 31/01/2027, or leave it empty",
+}
+KIND_WORDS = {"course": "Inspector training", "safeguarding_check": "Safeguarding check (DBS)"}
+ROLE_CHOICES = [{"value": r, "label": ROLE_WORDS[r].capitalize()} for r in ROLES]
+
+
+async def read(request: AuthedRequest, struct: type[F]) -> F | list[dict[str, str]]:
+    """The posted form, or its errors in words (read_form's, plainer where they mislead)."""
+    data = await read_form(request, struct, LABELS)
+    if isinstance(data, list):
+        return [{**e, "message": PLAIN.get(e["field"], e["message"])} for e in data]
+    return data
+
+
+async def attempt(db: asyncpg.Connection, work: Awaitable[T]) -> T | DomainError:
+    """Run a domain write in a savepoint: a refusal undoes what it wrote and is answered,
+    so the page can show it beside the form (the request's transaction still commits)."""
+    try:
+        async with db.transaction():
+            return await work
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise  # not the form's fault: the error page, with the API's status
+        return exc
+
+
+def clearance_words(roles: list[str], records: list[Any], today: dt.date) -> dict[str, Any]:
+    """Whether a person may inspect, in words, and whether that runs out within DUE_DAYS."""
+    if not {"citizen_inspector", "professional_inspector"} & set(roles):
+        return {"state": "none", "words": "Not an inspector", "reasons": []}
+    now = clearance_reasons(roles, records, today)
+    if now:
+        return {"state": "not-cleared", "words": "Not cleared to inspect", "reasons": now}
+    soon = clearance_reasons(roles, records, today, today + dt.timedelta(days=DUE_DAYS))
+    if soon:
+        return {"state": "expiring", "words": "Cleared, but not for long", "reasons": soon}
+    return {"state": "cleared", "words": "Cleared to inspect", "reasons": []}
+
+
+async def _training(db: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[Any]]:
+    by_user: dict[UUID, list[Any]] = {i: [] for i in ids}
+    for r in await db.fetch(
+        """select user_id, kind, course, completed_on, expires_on from training_records
+            where user_id = any($1::uuid[])""",
+        ids,
+    ):
+        by_user[r["user_id"]].append(r)
+    return by_user
+
+
+@get("/", name="people", guards=coordinator_only)
+async def people_list(
+    request: AuthedRequest,
+    db: DB,
+    search: Search = None,
+    role: FromQuery[Role | None] = None,
+    status: FromQuery[Literal["active", "deactivated", "all"]] = "active",
+    clearance: FromQuery[Literal["expiring", "any"]] = "any",
+    cursor: FromQuery[str | None] = None,
+) -> Template:
+    today = dt.date.today()
+    ids = None
+    if clearance == "expiring":
+        ids = list(await people.clearance_due(db, request.user, today, DUE_DAYS))
+    found, nxt = await people.list_users(
+        db,
+        request.user,
+        role=role,
+        active={"active": True, "deactivated": False}.get(status),
+        search=search or None,
+        ids=ids,
+        after=cursor_after(cursor, dt.datetime, UUID),
+    )
+    training = await _training(db, [u.id for u in found])
+    rows = [
+        {
+            "user": u,
+            "roles": roles_in_words(u.roles),
+            "clearance": clearance_words(u.roles, from_rows(training[u.id]), today),
+        }
+        for u in found
+    ]
+    query = {"q": search or "", "role": role or "", "status": status, "clearance": clearance}
+    return screen(
+        request,
+        "accounts/people_list.html",
+        rows=rows,
+        query=query,
+        roles=ROLE_CHOICES,
+        next_url="/people?" + urlencode({**query, "cursor": nxt}) if nxt else None,
+        filtered=bool(search or role or status != "active" or clearance != "any"),
+    )
+
+
+def _invite_page(
+    request: AuthedRequest, form: dict[str, Any], errors: list[dict[str, str]], status: int = 200
+) -> Template:
+    return screen(
+        request,
+        "accounts/people_invite.html",
+        status=status,
+        form=form,
+        errors=errors,
+        roles=ROLE_CHOICES,
+    )
+
+
+@get("/invite", guards=coordinator_only)
+async def invite_form(
+    request: AuthedRequest,
+    email: FromQuery[str] = "",
+    role: FromQuery[list[Role] | None] = None,
+) -> Template:
+    return _invite_page(request, {"email": email, "roles": role or []}, [])
+
+
+@post("/invite", guards=coordinator_only)
+async def invite_post(request: AuthedRequest, db: DB, state: AppState) -> Template | Response[None]:
+    form = await request.form()
+    shown = {"email": form.get("email", ""), "roles": form.getall("roles", [])}
+    data = await read(request, InviteForm)
+    if isinstance(data, list):
+        return _invite_page(request, shown, data, 422)
+    made = await attempt(
+        db, invites.create(db, state.settings, request, request.user, data.email, data.roles)
+    )
+    if isinstance(made, DomainError):
+        return _invite_page(request, shown, page_errors(made, LABELS), made.status)
+    row, _code = made  # the code goes by email only: never into a page or a URL
+    return see_other(f"/people/invites?sent={row['id']}")
+
+
+InviteStatus = Literal["open", "accepted", "expired", "all"]
+
+
+@get("/invites", guards=coordinator_only)
+async def invites_list(
+    request: AuthedRequest,
+    db: DB,
+    status: FromQuery[InviteStatus] = "open",
+    sent: FromQuery[UUID | None] = None,
+    cursor: FromQuery[str | None] = None,
+) -> Template:
+    return await _invites_page(request, db, status, sent, cursor)
+
+
+async def _invites_page(
+    request: AuthedRequest,
+    db: asyncpg.Connection,
+    status: InviteStatus = "open",
+    sent: UUID | None = None,
+    cursor: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    code: int = 200,
+) -> Template:
+    items, nxt = await people.list_invites(
+        db, request.user, status, cursor_after(cursor, dt.datetime, UUID)
+    )
+    notice = None
+    if sent is not None:
+        done = await people.invite_summary(db, request.user, sent)
+        until = long_date(done.expires_at)
+        notice = f"Invite emailed to {done.email}. The link in it works until {until}."
+    return screen(
+        request,
+        "accounts/people_invites.html",
+        status=code,
+        errors=errors or [],
+        invites=[
+            {
+                "invite": i,
+                "roles": roles_in_words(i.roles),
+                "query": urlencode({"email": i.email, "role": i.roles}, doseq=True),
+            }
+            for i in items
+        ],
+        which=status,
+        notice=notice,
+        next_url="/people/invites?" + urlencode({"status": status, "cursor": nxt}) if nxt else None,
+        long_date=long_date,
+    )
+
+
+@post("/invites/{invite_id:uuid}/resend", guards=coordinator_only)
+async def invite_resend(
+    invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+) -> Template | Response[None]:
+    done = await attempt(db, invites.resend(db, state.settings, request, request.user, invite_id))
+    if isinstance(done, DomainError):
+        # Accepted or expired since the list was shown: say what to do instead.
+        why = (
+            "This invite has expired. Invite the person again."
+            if done.status == 410
+            else done.detail
+        )
+        return await _invites_page(
+            request, db, "all", errors=[{"field": "invites", "message": why}], code=done.status
+        )
+    return see_other(f"/people/invites?sent={invite_id}")
+
+
+async def _person_page(
+    request: AuthedRequest,
+    db: asyncpg.Connection,
+    user_id: UUID,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    form: str = "",
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+    saved: str = "",
+) -> Template:
+    person = await q.user_detail(db, await q.user_in_org(db, request.user, user_id))
+    devices = await people.devices_of(db, request.user, user_id)
+    today = dt.date.today()
+    return screen(
+        request,
+        "accounts/people_person.html",
+        status=status,
+        person=person,
+        roles_words=roles_in_words(person.roles),
+        clearance=clearance_words(person.roles, person.training, today),
+        devices=devices,
+        roles=ROLE_CHOICES,
+        kinds=KIND_WORDS,
+        errors=errors or [],
+        form=form,
+        values=values or {},
+        saved=saved,
+        itself=user_id == request.user.user_id,
+        long_date=long_date,
+    )
+
+
+SAVED = {
+    "person": "Name and roles saved.",
+    "training": "Training record saved.",
+    "deactivated": "Account deactivated: every device is signed out.",
+    "reactivated": "Account reactivated: they can sign in again.",
+    "device": "Device signed out.",
+}
+
+
+@get("/{user_id:uuid}", guards=coordinator_only)
+async def person(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB, saved: FromQuery[str] = ""
+) -> Template:
+    return await _person_page(request, db, user_id, saved=SAVED.get(saved, ""))
+
+
+@post("/{user_id:uuid}", guards=coordinator_only)
+async def person_post(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Template | Response[None]:
+    raw = await request.form()
+    values = {"display_name": raw.get("display_name", ""), "roles": raw.getall("roles", [])}
+    data = await read(request, PersonForm)
+    if not isinstance(data, list):
+        done = await attempt(
+            db,
+            people.update_user(
+                db, request, request.user, user_id, display_name=data.display_name, roles=data.roles
+            ),
+        )
+        if not isinstance(done, DomainError):
+            return see_other(f"/people/{user_id}?saved=person#person")
+        data, status = page_errors(done, LABELS), done.status
+    else:
+        status = 422
+    return await _person_page(
+        request, db, user_id, errors=data, form="person", values=values, status=status
+    )
+
+
+@post("/{user_id:uuid}/training", guards=coordinator_only)
+async def training_post(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Template | Response[None]:
+    raw = await request.form()
+    values = {k: raw.get(k, "") for k in ("kind", "course", "completed_on", "expires_on")}
+    data = await read(request, TrainingForm)
+    if not isinstance(data, list):
+        done = await attempt(
+            db,
+            people.record_training(
+                db,
+                request,
+                request.user,
+                user_id,
+                kind=data.kind,
+                course=data.course,
+                completed_on=data.completed_on,
+                expires_on=data.expires_on,
+            ),
+        )
+        if not isinstance(done, DomainError):
+            return see_other(f"/people/{user_id}?saved=training#training")
+        data, status = page_errors(done, LABELS), done.status
+    else:
+        status = 422
+    return await _person_page(
+        request, db, user_id, errors=data, form="training", values=values, status=status
+    )
+
+
+@post("/{user_id:uuid}/active", guards=coordinator_only)
+async def active_post(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Template | Response[None]:
+    data = await read(request, ActiveForm)
+    if isinstance(data, list):
+        return await _person_page(request, db, user_id, errors=data, form="active", status=422)
+    done = await attempt(
+        db, people.update_user(db, request, request.user, user_id, active=data.active == "yes")
+    )
+    if isinstance(done, DomainError):
+        return await _person_page(
+            request,
+            db,
+            user_id,
+            errors=page_errors(done, LABELS),
+            form="active",
+            status=done.status,
+        )
+    return see_other(f"/people/{user_id}?saved={'reactivated' if done.active else 'deactivated'}")
+
+
+@post("/{user_id:uuid}/devices/{device_id:uuid}/revoke", guards=coordinator_only)
+async def device_revoke(
+    user_id: FromPath[UUID], device_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Response[None]:
+    await people.revoke_device_of(db, request, request.user, user_id, device_id)
+    return see_other(f"/people/{user_id}?saved=device#devices")
+
+
+router = screens_router(
+    "/people",
+    [
+        people_list,
+        invite_form,
+        invite_post,
+        invites_list,
+        invite_resend,
+        person,
+        person_post,
+        training_post,
+        active_post,
+        device_revoke,
+    ],
+)
