@@ -1,5 +1,23 @@
-// Small pieces the screens share: building elements, dates in words, checklist rules.
-import { t } from "./text.js";
+// Small pieces the screens share: the words (from one catalogue), building elements,
+// dates in words, the checklist's rules. One module, so the first load asks for few files.
+
+let words = {};
+
+export async function load(lang = "en") {
+  const r = await fetch(`/app/text/${lang}.json`);
+  words = await r.json();
+}
+
+// t("visits.count", {n: 3}): "{n}" in the text is replaced by the value.
+export function t(key, vars = {}) {
+  const text = words[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+// A choice by count: key.one / key.other.
+export function tn(key, n, vars = {}) {
+  return t(`${key}.${n === 1 ? "one" : "other"}`, { n, ...vars });
+}
 
 // h("p", {class: "x"}, "text", child): an element. Text is always text (never parsed as
 // HTML), so nothing from the server or a person can inject markup.
