@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inspections.accounts import people_pages, signin_page
 from inspections.accounts import routes as accounts
-from inspections.accounts import signin_page
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
 from inspections.checklists import routes as checklists
+from inspections.evidence import pages as evidence_pages
 from inspections.evidence import routes as evidence
 from inspections.evidence.lifespan import evidence_lifespan
-from inspections.findings import open311, open_data, public_pages, public_profile
+from inspections.findings import open311, open_data, public_pages, public_profile, report_pages
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.findings.reminders import reminders_lifespan
@@ -24,13 +25,19 @@ from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
+from inspections.visits import pages as visit_pages
 from inspections.visits import routes as visits
+from inspections.web import home
 from service.auth import TokenAuth, make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
 LIFESPANS = [caches_lifespan, evidence_lifespan, notifications_lifespan, reminders_lifespan]
+# Requests that carry no browser form: the JSON API (a bearer token, or the cookie with this
+# site's Origin, service/auth.py), Open311, the docs and probes. Everything else that posts
+# is a form and needs its CSRF token.
+CSRF_EXEMPT = ["^/v1/", "^/open311/", "^/schema", "^/health$", "^/ready$"]
 PUBLIC_PATHS = [
     "^/schema",
     "^/health$",
@@ -70,5 +77,10 @@ def route_handlers(settings: Settings) -> list[Any]:
         *signin_page.routers(settings),
         *scorecard_page.route_handlers,
         public_pages.router,
+        home.router,
+        people_pages.router,
+        visit_pages.router,
+        report_pages.router,
+        evidence_pages.router,
         *inspector_app.route_handlers,  # the inspector's app (PWA), loads signed out too
     ]
