@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Request, Response, Router, get, patch, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 from litestar.types import ExceptionHandlersMap
 from litestar.utils.scope.state import ScopeState
-from msgspec import UNSET
 
-from inspections.audit.log import audit
-from inspections.checklists import queries as q
-from inspections.checklists.questions import Content, name_the_question, questions
+from inspections.checklists import operations as ops
+from inspections.checklists.questions import name_the_question
 from inspections.checklists.schemas import (
     Checklist,
     ChecklistCreate,
     ChecklistPage,
     ChecklistPatch,
-    ChecklistSummary,
     ChecklistVersion,
     Published,
 )
+from inspections.checklists.spreadsheet import MEDIA_TYPE as XLSX
+from inspections.checklists.spreadsheet import read_checklist
 from service.auth import AuthedRequest, require_roles
 from service.bounds import Version
-from service.db import DB, from_row
+from service.db import DB
 from service.errors import (
     FieldError,
     ProblemBody,
-    conflict,
     problem_response,
     problem_responses,
-    unprocessable,
     validation_problem,
 )
-from service.schema import Limit, cursor_after, page_of
+from service.schema import Body, Limit, cursor_after, page_of
 
 coordinator = [require_roles("coordinator")]
 readers = [require_roles("coordinator", "scrutiny_member")]
@@ -68,24 +69,72 @@ names_questions: ExceptionHandlersMap = {ValidationException: _name_questions}
 async def create_checklist(
     data: JSONBody[ChecklistCreate], request: AuthedRequest, db: DB
 ) -> Checklist:
-    q.validate_content(data.content)
-    doc = q.draft_doc(
-        data.title, data.description, data.service_kinds, data.contributors, data.content
+    return await ops.create_draft(db, request, data)
+
+
+class WorkbookUpload(Body, kw_only=True):
+    """An .xlsx workbook laid out as an export is (README: "Checklists as spreadsheets")."""
+
+    file: UploadFile
+
+
+@post(
+    "/import",
+    guards=coordinator,
+    summary="Create a checklist (as a draft) from an .xlsx workbook",
+    description=(
+        "Multipart, part `file`: a workbook laid out as `GET .../export.xlsx` makes one. "
+        "A bad workbook is a 422 whose `errors` name each problem by sheet, row and column."
+    ),
+    responses=problem_responses(401, 403, 413, 422),
+)
+async def import_checklist(
+    data: Annotated[WorkbookUpload, BodyParam(media_type=RequestEncodingType.MULTI_PART)],
+    request: AuthedRequest,
+    db: DB,
+) -> Checklist:
+    return await ops.create_draft(db, request, read_checklist(await data.file.read()))
+
+
+def workbook_response(name: str, data: bytes) -> Response[bytes]:
+    return Response(
+        data,
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-    checklist_id = await db.fetchval(
-        """insert into checklists (organisation_id, title, description, service_kinds,
-                                   contributors, draft)
-           values ($1, $2, $3, $4, $5, $6) returning id""",
-        request.user.organisation_id,
-        data.title,
-        data.description,
-        data.service_kinds,
-        doc["contributors"],
-        doc,
+
+
+XLSX_OK = {
+    HTTP_200_OK: ResponseSpec(
+        data_container=bytes, media_type=XLSX, description="The checklist as .xlsx"
     )
-    assert checklist_id is not None  # insert ... returning: always a row
-    await audit(db, request, "checklist.create", "checklist", checklist_id, {"title": data.title})
-    return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
+}
+
+
+@get(
+    "/{checklist_id:uuid}/export.xlsx",
+    guards=readers,
+    summary="The draft (or, with none, the latest version) as an .xlsx workbook",
+    media_type=XLSX,
+    responses={**XLSX_OK, **problem_responses(401, 403, 404)},
+)
+async def export_checklist(
+    checklist_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Response[bytes]:
+    return workbook_response(*await ops.export_current(db, request.user, checklist_id))
+
+
+@get(
+    "/{checklist_id:uuid}/versions/{version:int}/export.xlsx",
+    guards=readers,
+    summary="One published version as an .xlsx workbook",
+    media_type=XLSX,
+    responses={**XLSX_OK, **problem_responses(401, 403, 404)},
+)
+async def export_version(
+    checklist_id: FromPath[UUID], version: Version, request: AuthedRequest, db: DB
+) -> Response[bytes]:
+    return workbook_response(*await ops.export_version(db, request.user, checklist_id, version))
 
 
 @get(
@@ -102,22 +151,9 @@ async def list_checklists(
     limit: Limit = 50,
 ) -> ChecklistPage:
     after = cursor_after(cursor, str, UUID)
-    rows = await db.fetch(
-        """select id, coalesce(draft->>'title', title) title, service_kinds,
-                  draft is not null has_draft, latest_version, retired_at is not null retired,
-                  updated_at, created_at
-             from checklists
-            where organisation_id = $1 and ($2 or retired_at is null)
-              and ($3::timestamptz is null or (created_at, id) > ($3::timestamptz, $4))
-            order by created_at, id limit $5""",
-        request.user.organisation_id,
-        include_retired,
-        after[0],
-        after[1],
-        limit + 1,
-    )
+    rows = await ops.list_checklists(db, request.user, include_retired, after, limit + 1)
     page, nxt = page_of(rows, limit, "created_at", "id")
-    return ChecklistPage(items=[from_row(ChecklistSummary, r) for r in page], next_cursor=nxt)
+    return ChecklistPage(items=ops.summaries(list(page)), next_cursor=nxt)
 
 
 @get(
@@ -127,7 +163,7 @@ async def list_checklists(
     responses=problem_responses(401, 403, 404),
 )
 async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Checklist:
-    return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
+    return await ops.get_checklist(db, request.user, checklist_id)
 
 
 @patch(
@@ -140,23 +176,7 @@ async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db
 async def patch_checklist(
     checklist_id: FromPath[UUID], data: JSONBody[ChecklistPatch], request: AuthedRequest, db: DB
 ) -> Checklist:
-    row = await q.checklist_row(db, request.user, checklist_id)
-    if row["retired_at"] is not None:
-        raise conflict("This checklist is retired; create a new one instead.", "retired")
-    doc = dict(q.current_doc(row))
-    changed = []
-    for field in ChecklistPatch.__struct_fields__:
-        value = getattr(data, field)
-        if value is not UNSET:
-            if field == "content":
-                q.validate_content(value)
-            doc[field] = msgspec.to_builtins(value)
-            changed.append(field)
-    await db.execute(
-        "update checklists set draft = $2, updated_at = now() where id = $1", checklist_id, doc
-    )
-    await audit(db, request, "checklist.edit", "checklist", checklist_id, {"fields": changed})
-    return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
+    return await ops.update_draft(db, request, checklist_id, data)
 
 
 @post(
@@ -169,46 +189,7 @@ async def patch_checklist(
 async def publish_checklist(
     checklist_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> Published:
-    # Lock the row so two publishes cannot both take version n+1.
-    await db.execute("select 1 from checklists where id = $1 for update", checklist_id)
-    row = await q.checklist_row(db, request.user, checklist_id)
-    if row["retired_at"] is not None:
-        raise conflict("This checklist is retired.", "retired")
-    if row["draft"] is None:
-        raise conflict("There is no draft to publish; edit the checklist first.", "no-draft")
-    doc = row["draft"]
-    content = msgspec.convert(doc["content"], Content)
-    q.validate_content(content)
-    if not questions(content):
-        raise unprocessable("A checklist needs at least one question before it is published.")
-    version = row["latest_version"] + 1
-    await db.execute(
-        """insert into checklist_versions (checklist_id, version, organisation_id, title,
-               description, service_kinds, contributors, content, published_by)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        checklist_id,
-        version,
-        request.user.organisation_id,
-        doc["title"],
-        doc["description"],
-        doc["service_kinds"],
-        doc["contributors"],
-        doc["content"],
-        request.user.user_id,
-    )
-    await db.execute(
-        """update checklists set latest_version = $2, draft = null, title = $3,
-                  description = $4, service_kinds = $5, contributors = $6, updated_at = now()
-            where id = $1""",
-        checklist_id,
-        version,
-        doc["title"],
-        doc["description"],
-        doc["service_kinds"],
-        doc["contributors"],
-    )
-    await audit(db, request, "checklist.publish", "checklist", checklist_id, {"version": version})
-    return Published(checklist_id=checklist_id, version=version)
+    return await ops.publish(db, request, checklist_id)
 
 
 @get(
@@ -220,7 +201,7 @@ async def publish_checklist(
 async def get_version(
     checklist_id: FromPath[UUID], version: Version, request: AuthedRequest, db: DB
 ) -> ChecklistVersion:
-    return await q.version_in_org(db, request.user.organisation_id, checklist_id, version)
+    return await ops.get_version(db, request.user, checklist_id, version)
 
 
 @post(
@@ -233,14 +214,7 @@ async def get_version(
 async def retire_checklist(
     checklist_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> Checklist:
-    await q.checklist_row(db, request.user, checklist_id)
-    await db.execute(
-        """update checklists set retired_at = coalesce(retired_at, now()), updated_at = now()
-            where id = $1""",
-        checklist_id,
-    )
-    await audit(db, request, "checklist.retire", "checklist", checklist_id)
-    return q.to_checklist(await q.checklist_row(db, request.user, checklist_id))
+    return await ops.retire(db, request, checklist_id)
 
 
 router = Router(
@@ -248,6 +222,9 @@ router = Router(
     tags=["checklists"],
     route_handlers=[
         create_checklist,
+        import_checklist,
+        export_checklist,
+        export_version,
         list_checklists,
         get_checklist,
         patch_checklist,
