@@ -10,17 +10,27 @@ from inspections.accounts import routes as accounts
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
 from inspections.caching import caches_lifespan
+from inspections.checklists import pages as checklist_pages
 from inspections.checklists import routes as checklists
 from inspections.evidence import pages as evidence_pages
 from inspections.evidence import routes as evidence
 from inspections.evidence.lifespan import evidence_lifespan
-from inspections.findings import open311, open_data, public_pages, public_profile, report_pages
+from inspections.findings import (
+    concern_pages,
+    manager_pages,
+    open311,
+    open_data,
+    public_pages,
+    public_profile,
+    report_pages,
+)
 from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.findings.reminders import reminders_lifespan
 from inspections.inspector_app import routes as inspector_app
 from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
+from inspections.scorecards import league_page
 from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
 from inspections.services import routes as services
@@ -75,9 +85,13 @@ def route_handlers(settings: Settings) -> list[Any]:
         open311.router,
         # Pages for browsers (HTML; session cookie from the sign-in page).
         *signin_page.routers(settings),
-        *scorecard_page.route_handlers,
+        scorecard_page.router,
+        league_page.router,
+        concern_pages.router,
+        manager_pages.router,
         public_pages.router,
         home.router,
+        checklist_pages.router,
         people_pages.router,
         visit_pages.router,
         report_pages.router,

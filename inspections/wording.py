@@ -71,3 +71,15 @@ def listing(items: Iterable[str]) -> str:
     if len(xs) <= 1:
         return "".join(xs)
     return ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def days_left(due: dt.date, today: dt.date) -> str:
+    """How long until a due date, in words: "3 days left", "due today", "2 days overdue"."""
+    n = (due - today).days
+    if n == 0:
+        return "due today"
+    if n == 1:
+        return "due tomorrow"
+    if n > 1:
+        return f"{plural(n, 'day')} left"
+    return f"{plural(-n, 'day')} overdue"

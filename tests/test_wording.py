@@ -36,3 +36,11 @@ def test_no_starter_domain_is_named_like_the_overall_band() -> None:
     domains = {q.domain for c in load_starters() for q in questions(c.content)}
     assert "overall" not in domains and "overall_impressions" in domains
     assert nice("overall_impressions") == "Overall impressions"
+
+
+def test_days_left_in_words() -> None:
+    from inspections.wording import days_left
+
+    today = dt.date(2027, 1, 10)
+    said = [days_left(today + dt.timedelta(days=n), today) for n in (12, 1, 0, -1, -5)]
+    assert said == ["12 days left", "due tomorrow", "due today", "1 day overdue", "5 days overdue"]

@@ -29,7 +29,7 @@ from inspections.services.schemas import Kind
 from service.auth import AuthedRequest, Principal, require_roles
 from service.bounds import Moment
 from service.db import DB
-from service.errors import problem_responses, unprocessable
+from service.errors import forbidden, problem_responses, unprocessable
 from service.schema import Limit, cursor_after, encode_cursor
 
 readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
@@ -265,26 +265,22 @@ LEAGUE_SQL = """
 SortKey = Literal["combined", "citizen", "professional", "name"]
 
 
-@get(
-    "/scorecards",
-    guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
-    summary="Every service of a kind side by side; Accept: text/csv for a spreadsheet",
-    description="Each row's band is the band of that service's own scorecard for the same "
-    "period, overrides included. " + OVERRIDE_RULE,
-    responses=problem_responses(400, 401, 403, 422),
-)
-async def league_table(
-    request: AuthedRequest,
-    db: DB,
-    kind: FromQuery[Kind],
-    period_from: Annotated[Moment | None, QueryParameter(name="from")] = None,
-    period_to: Annotated[Moment | None, QueryParameter(name="to")] = None,
-    sort: FromQuery[SortKey] = "combined",
-    descending: FromQuery[bool] = True,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
-) -> Response[LeaguePage]:
-    user = request.user
+READERS = ("coordinator", "scrutiny_member", "service_manager")
+
+
+async def league(
+    db: asyncpg.Connection,
+    user: Principal,
+    kind: str,
+    period_from: dt.datetime | None,
+    period_to: dt.datetime | None,
+    sort: SortKey = "combined",
+    descending: bool = True,
+) -> list[LeagueRow]:
+    """Every service of ``kind`` the caller may read, sorted: the JSON route, its CSV and
+    the league page all come through here (managers see only the services they manage)."""
+    if not user.has(*READERS):
+        raise forbidden(f"This needs one of the roles: {', '.join(READERS)}.")
     start, end, prev_start = _period(period_from, period_to)
     settings = await scoring_settings(db, user.organisation_id)
     services = await db.fetch(
@@ -326,13 +322,41 @@ async def league_table(
     table.sort(key=key)
     if sort == "name" and descending:
         table.reverse()
+    return table
+
+
+def league_csv(kind: str, rows: list[LeagueRow]) -> Response[str]:
+    """The league table as a spreadsheet (the route with Accept: text/csv, the page's link)."""
+    return Response(
+        _csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
+    )
+
+
+@get(
+    "/scorecards",
+    summary="Every service of a kind side by side; Accept: text/csv for a spreadsheet",
+    description="Each row's band is the band of that service's own scorecard for the same "
+    "period, overrides included. Coordinators, scrutiny members and service managers (their "
+    "own services only). " + OVERRIDE_RULE,
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def league_table(
+    request: AuthedRequest,
+    db: DB,
+    kind: FromQuery[Kind],
+    period_from: Annotated[Moment | None, QueryParameter(name="from")] = None,
+    period_to: Annotated[Moment | None, QueryParameter(name="to")] = None,
+    sort: FromQuery[SortKey] = "combined",
+    descending: FromQuery[bool] = True,
+    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+) -> Response[LeaguePage]:
+    table = await league(db, request.user, kind, period_from, period_to, sort, descending)
     if "text/csv" in request.headers.get("accept", ""):
         # The CSV variant of the same resource; OpenAPI documents the JSON one.
-        return Response(  # pyright: ignore[reportReturnType]
-            _csv(table),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
-        )
+        return league_csv(kind, table)  # pyright: ignore[reportReturnType]
     # Offset, not keyset: the table is sorted by computed scores, in memory.
     offset = cursor_after(cursor, int)[0] or 0
     page = table[offset : offset + limit]
