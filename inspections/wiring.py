@@ -33,6 +33,7 @@ from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import league_page
 from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
+from inspections.services import pages as service_pages
 from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import pages as visit_pages
@@ -91,6 +92,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         manager_pages.router,
         public_pages.router,
         home.router,
+        service_pages.router,
         checklist_pages.router,
         people_pages.router,
         visit_pages.router,

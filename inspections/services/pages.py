@@ -1,0 +1,254 @@
+"""/services: the services an organisation inspects, as pages.
+
+List and search (coordinators, scrutiny members, and managers for their own services, as the
+API lists them); coordinators add a service and edit one: name, kind, address, location,
+geofence radius and managers chosen from the organisation's service managers. Every handler
+calls what the JSON route calls (inspections/services/operations.py), behind the same guard.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import asyncpg
+from litestar import Response, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Template
+
+from inspections.services import operations
+from inspections.services import queries as q
+from inspections.services.schemas import (
+    Address,
+    Kind,
+    Lat,
+    Lon,
+    Managers,
+    Radius,
+    Service,
+    ServiceCreate,
+    ServicePatch,
+)
+from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.wording import long_date
+from service.auth import AuthedRequest, require_roles
+from service.db import DB
+from service.errors import DomainError
+from service.schema import Form, NonEmpty, cursor_after
+
+# The JSON routes' guards.
+coordinator_only = [require_roles("coordinator")]
+readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
+
+# Kinds offered when adding a service; the league table groups services by kind.
+KINDS = {
+    "care_home": "Care home",
+    "hospital_ward": "Hospital ward",
+    "gp_surgery": "GP surgery",
+    "home_care": "Home care",
+    "day_centre": "Day centre",
+    "dental_practice": "Dental practice",
+    "pharmacy": "Pharmacy",
+    "mental_health_unit": "Mental health unit",
+}
+
+
+def kind_words(kind: str) -> str:
+    return KINDS.get(kind) or kind.replace("_", " ").capitalize()
+
+
+class ServiceForm(Form, kw_only=True):
+    name: NonEmpty
+    kind: Kind
+    address: Address = ""
+    lat: Lat
+    lon: Lon
+    geofence_m: Radius = 150
+    manager_ids: Managers = []
+
+
+LABELS = {
+    "name": "Name",
+    "kind": "Kind of service",
+    "address": "Address",
+    "lat": "Latitude",
+    "lon": "Longitude",
+    "geofence_m": "Geofence radius in metres",
+    "manager_ids": "Managers",
+}
+# Where the general words would not say what to type.
+PLAIN = {
+    "lat": "Latitude must be a number from -90 to 90, like 51.5072",
+    "lon": "Longitude must be a number from -180 to 180, like -0.1276",
+    "geofence_m": "Geofence radius must be a whole number of metres from 10 to 10000",
+    "kind": "Choose the kind of service",
+}
+FIELDS = ("name", "kind", "address", "lat", "lon", "geofence_m")
+
+
+async def attempt(db: asyncpg.Connection, work: Any) -> Any:
+    """A domain write in a savepoint: a refusal undoes it and comes back to show beside the
+    form (the request's transaction then commits nothing of it)."""
+    try:
+        async with db.transaction():
+            return await work
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise  # the error page, with the API's status
+        return exc
+
+
+async def _read(request: AuthedRequest) -> ServiceForm | list[dict[str, str]]:
+    data = await read_form(request, ServiceForm, LABELS)
+    if isinstance(data, list):
+        return [{**e, "message": PLAIN.get(e["field"], e["message"])} for e in data]
+    return data
+
+
+async def _kinds(db: asyncpg.Connection, request: AuthedRequest) -> dict[str, str]:
+    """The kinds to choose from: the usual ones and any this organisation already uses."""
+    used = await db.fetch(
+        "select distinct kind from services where organisation_id = $1 order by kind",
+        request.user.organisation_id,
+    )
+    return {**KINDS, **{r["kind"]: kind_words(r["kind"]) for r in used}}
+
+
+async def _form_page(
+    request: AuthedRequest,
+    db: asyncpg.Connection,
+    *,
+    service: Service | None,
+    values: dict[str, Any],
+    errors: list[dict[str, str]],
+    status: int = 200,
+    saved: str = "",
+) -> Template:
+    managers = await operations.managers_to_choose(db, request.user)
+    return screen(
+        request,
+        "services/service_form.html",
+        status=status,
+        service=service,
+        values=values,
+        errors=errors,
+        kinds=await _kinds(db, request),
+        managers=managers,
+        saved=saved,
+        updated=long_date(service.updated_at) if service else "",
+    )
+
+
+def _values(service: Service | None) -> dict[str, Any]:
+    if service is None:
+        return {f: "" for f in FIELDS} | {"geofence_m": "150", "manager_ids": []}
+    return {f: str(getattr(service, f)) for f in FIELDS} | {
+        "manager_ids": [str(m) for m in service.manager_ids]
+    }
+
+
+async def _posted(request: AuthedRequest) -> dict[str, Any]:
+    raw = await request.form()
+    return {f: raw.get(f, "") for f in FIELDS} | {"manager_ids": raw.getall("manager_ids", [])}
+
+
+@get("/", guards=readers)
+async def services_list(
+    request: AuthedRequest,
+    db: DB,
+    search: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    kind: FromQuery[Kind | None] = None,
+    cursor: FromQuery[str | None] = None,
+) -> Template:
+    found, nxt = await operations.list_services(
+        db,
+        request.user,
+        kind=kind,
+        search=search or None,
+        after=cursor_after(cursor, str, str, UUID),
+    )
+    names = {
+        r["id"]: r["display_name"]
+        for r in await db.fetch(
+            "select id, display_name from users where id = any($1::uuid[])",
+            list({m for s in found for m in s.manager_ids}),
+        )
+    }
+    rows = [
+        {
+            "service": s,
+            "kind": kind_words(s.kind),
+            "managers": [names[m] for m in s.manager_ids if m in names],
+        }
+        for s in found
+    ]
+    query = {"q": search or "", "kind": kind or ""}
+    return screen(
+        request,
+        "services/services_list.html",
+        rows=rows,
+        query=query,
+        kinds=await _kinds(db, request),
+        filtered=bool(search or kind),
+        editor=request.user.has("coordinator"),
+        next_url="/services?" + urlencode({**query, "cursor": nxt}) if nxt else None,
+    )
+
+
+@get("/new", guards=coordinator_only)
+async def new_service(request: AuthedRequest, db: DB) -> Template:
+    return await _form_page(request, db, service=None, values=_values(None), errors=[])
+
+
+@post("/new", guards=coordinator_only)
+async def create_service(request: AuthedRequest, db: DB) -> Template | Response[None]:
+    values = await _posted(request)
+    data = await _read(request)
+    status = 422
+    if not isinstance(data, list):
+        body = ServiceCreate(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
+        made = await attempt(db, operations.create_service(db, request, request.user, body))
+        if not isinstance(made, DomainError):
+            return see_other(f"/services/{made.id}?saved=1")
+        data, status = page_errors(made, LABELS), made.status
+    return await _form_page(request, db, service=None, values=values, errors=data, status=status)
+
+
+@get("/{service_id:uuid}", guards=coordinator_only)
+async def edit_service(
+    service_id: FromPath[UUID], request: AuthedRequest, db: DB, saved: FromQuery[str] = ""
+) -> Template:
+    service = await q.service_in_org(db, request.user, service_id)
+    return await _form_page(
+        request,
+        db,
+        service=service,
+        values=_values(service),
+        errors=[],
+        saved="Service saved." if saved else "",
+    )
+
+
+@post("/{service_id:uuid}", guards=coordinator_only)
+async def update_service(
+    service_id: FromPath[UUID], request: AuthedRequest, db: DB
+) -> Template | Response[None]:
+    service = await q.service_in_org(db, request.user, service_id)
+    values = await _posted(request)
+    data = await _read(request)
+    status = 422
+    if not isinstance(data, list):
+        body = ServicePatch(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
+        done = await attempt(
+            db, operations.update_service(db, request, request.user, service_id, body)
+        )
+        if not isinstance(done, DomainError):
+            return see_other(f"/services/{service_id}?saved=1")
+        data, status = page_errors(done, LABELS), done.status
+    return await _form_page(request, db, service=service, values=values, errors=data, status=status)
+
+
+router = screens_router(
+    "/services", [services_list, new_service, create_service, edit_service, update_service]
+)
