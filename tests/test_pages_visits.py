@@ -8,10 +8,12 @@ import datetime as dt
 import html
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from inspections.findings.workdays import add_working_days
 from inspections.wording import long_date
+from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
 from tests.conftest import PHOTOS
 from tests.helpers import PASSWORD, Api, form_post
 from tests.scenes import (
@@ -20,6 +22,7 @@ from tests.scenes import (
     NAMES,
     PUBLISHED_ON,
     Findings,
+    Photos,
     Scene,
     answers,
     read,
@@ -315,3 +318,190 @@ async def test_report_pages_refuse_whom_the_api_refuses(api: Api) -> None:
     r = await form_post(api.client, f"/reports/{visit_id}/start", {})
     assert r.status_code == 404
     assert "/reports/" + visit_id not in (await api.client.get("/reports")).text
+
+
+# --------------------------------------------------------------------------- in Chromium
+
+
+async def tab_to(page: Any, test: str) -> None:
+    """Press Tab until the focused element passes ``test`` (a JS function of it)."""
+    for _ in range(150):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"({test})(document.activeElement)"):
+            return
+    raise AssertionError(f"no focusable element passes {test}")
+
+
+def button(text: str) -> str:
+    return f"el => el.tagName === 'BUTTON' && el.textContent.trim() === {text!r}"
+
+
+def link(text: str) -> str:
+    return f"el => el.tagName === 'A' && el.textContent.trim() === {text!r}"
+
+
+def box(name: str, user: dict[str, Any]) -> str:
+    return f"el => el.name === {name!r} && el.value === {user['id']!r}"
+
+
+async def visit_with_findings(api: Api, s: Scene) -> tuple[str, str]:
+    """Yesterday's visit by Ann, Bob and Dr Pat: answers, a photo and two findings, sent
+    through the API as the phones send them. Its id and the photo's."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    r = await s.visit(
+        starts_at=start.isoformat(), ends_at=(start + dt.timedelta(hours=3)).isoformat()
+    )
+    assert r.status_code == 201, r.text
+    visit = r.json()
+    ann = await api.login(s.ann)
+    photo = await Photos(api, s, visit).upload_ready(
+        ann, (PHOTOS / "gps" / "DSCN0010.jpg").read_bytes(), caption="Call bell behind the bed"
+    )
+    for who, respect, smells in ((s.ann, 2, True), (s.bob, 3, False), (s.pro, 4, False)):
+        r = await api.client.put(
+            f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}",
+            headers=ann if who is s.ann else await api.login(who),
+            json={"state": "final", "answers": answers(respect, smells)},
+        )
+        assert r.status_code == 201, r.text
+    for who, body in ((ann, CALL_BELLS | {"evidence_ids": [photo["id"]]}), (ann, GARDEN)):
+        r = await api.client.put(
+            f"/v1/visits/{visit['id']}/findings/{uuid.uuid4()}", headers=who, json=body
+        )
+        assert r.status_code == 201, r.text
+    return visit["id"], photo["id"]
+
+
+async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_report(
+    api: Api, live_server: tuple[str, Path], chromium: str
+) -> None:
+    base, _ = live_server
+    s = await Scene(api).build()
+    coordinator = await api.user(s.org, "coordinator", name="Cora")
+    newcomer = await api.user(s.org, "citizen_inspector", name="Nia New")
+    seeded_visit, photo_id = await visit_with_findings(api, s)
+    day = dt.date.today() + dt.timedelta(days=7)
+
+    async with browser(chromium) as b:
+        page = await phone(b)
+        await sign_in(page, base, coordinator["email"])
+        kb = page.keyboard
+
+        # Scheduling, by keyboard alone.
+        await tab_to(page, link("Visits"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Visits").wait_for()
+        await check_page(page, "visits list")
+        await shoot(page, "visits-list")
+        await tab_to(page, link("Schedule a visit"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Schedule a visit").wait_for()
+        # Each person's clearance, and why not, before choosing.
+        reason = "Not cleared: No inspector training recorded. No safeguarding check recorded."
+        await page.get_by_text(reason).wait_for()
+        await check_page(page, "schedule a visit")
+        await shoot(page, "visits-new")
+        await tab_to(page, "el => el.id === 'service_id'")
+        await kb.press("ArrowDown")  # from "Choose a service" to Elm House
+        await tab_to(page, "el => el.id === 'day'")
+        await kb.type(f"{day.month:02d}{day.day:02d}{day.year}")  # month, day, year
+        # (Tab also stops on a date or time input's own picker button.)
+        await tab_to(page, "el => el.id === 'starts_at'")
+        await kb.type("1000A")
+        await tab_to(page, "el => el.id === 'ends_at'")
+        await kb.type("0100P")
+        assert await page.input_value("#day") == day.isoformat()
+        assert await page.input_value("#starts_at") == "10:00"
+        assert await page.input_value("#ends_at") == "13:00"
+        await tab_to(page, box("citizens", newcomer))
+        await kb.press("Space")
+        await tab_to(page, box("professionals", s.pro))
+        await kb.press("Space")
+        await tab_to(page, button("Schedule the visit"))
+        await kb.press("Enter")
+        # The team rules answer beside the form.
+        await page.get_by_role("heading", name="There is a problem").wait_for()
+        said = "Team: Nia New is not cleared for this visit: No inspector training recorded."
+        assert said in await page.locator(".error-summary").inner_text()
+        await check_page(page, "schedule, team refused")
+        await shoot(page, "visits-new-team-refused")
+        for name, who in (("citizens", newcomer), ("citizens", s.ann), ("citizens", s.bob)):
+            await tab_to(page, box(name, who))
+            await kb.press("Space")
+        await tab_to(page, button("Schedule the visit"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Visit to Elm House").wait_for()
+        await page.get_by_text("Dr Pat, professional inspector").wait_for()
+        assert "Nia New" not in await page.locator("main").inner_text()
+        visit_id = page.url.rsplit("/", 1)[1]
+        planned = (await api.client.get(f"/v1/visits/{visit_id}", headers=s.coord)).json()
+        assert planned["starts_at"].startswith(day.isoformat())
+        assert {m["display_name"] for m in planned["team"]} == {"Ann", "Bob", "Dr Pat"}
+        await check_page(page, "a new visit")
+
+        # Yesterday's visit: answers side by side, its photo loaded from this site.
+        await page.goto(f"{base}/visits/{seeded_visit}")
+        thumb = page.locator(f'img[src="/evidence/{photo_id}/thumb"]')
+        await thumb.wait_for()
+        assert await thumb.evaluate("img => img.complete && img.naturalWidth > 0")
+        await page.get_by_role("cell", name="2 of 4: Fair “kind staff”").wait_for()
+        await check_page(page, "a visit with answers")
+        await shoot(page, "visits-visit")
+
+        # The report: start, review, send for the factual check, read a comment, publish.
+        await page.get_by_role("link", name="Findings and report").click()
+        await page.get_by_role("button", name="Start the report from these findings").click()
+        await page.get_by_label("Summary for the public report").fill(
+            "A caring home where call bells go unanswered."
+        )
+        await page.get_by_label("Include “A lovely garden, used every day” in the report").uncheck()
+        await page.get_by_role("button", name="Save the report").click()
+        await page.get_by_text("Draft: not sent yet").wait_for()
+        await check_page(page, "report review")
+        await shoot(page, "reports-review")
+        await page.get_by_role("button", name="Send to the service for a factual check").click()
+        await page.get_by_text("With the service for a factual check").first.wait_for()
+        report = (await api.client.get(f"/v1/visits/{seeded_visit}/report", headers=s.coord)).json()
+        manager = await api.login(s.manager)
+        r = await api.client.put(
+            f"/v1/reports/{report['id']}/comments/{uuid.uuid4()}",
+            headers=manager,
+            json={"comment": "Two bells were being repaired that afternoon."},
+        )
+        assert r.status_code == 201, r.text
+        await page.reload()
+        await page.get_by_text("Two bells were being repaired that afternoon.").wait_for()
+        due = add_working_days(dt.date.today(), 20, "england-and-wales")
+        await page.get_by_text(f"if you publish today, by {long_date(due)}").wait_for()
+        await check_page(page, "report in factual check")
+        await shoot(page, "reports-factual-check")
+        await page.get_by_role("button", name="Publish the report").click()
+        await page.get_by_text("Anyone can read it at its public page").wait_for()
+        await page.get_by_text(f"Answer due by {long_date(due)}").wait_for()
+        await check_page(page, "published report")
+        await shoot(page, "reports-published")
+        await page.get_by_role("link", name=f"/public/reports/{report['id']}").click()
+        await page.get_by_role("heading", level=1).wait_for()
+        assert "Call bells left unanswered" in await page.locator("main").inner_text()
+        await page.goto(base + "/reports")
+        await check_page(page, "reports list")
+        await shoot(page, "reports-list")
+
+        # The same screens on a desktop.
+        wide = await desktop(b)
+        await sign_in(wide, base, coordinator["email"])
+        for path, what in (
+            ("/visits", "visits list"),
+            ("/visits/new", "schedule a visit"),
+            (f"/visits/{seeded_visit}", "a visit with answers"),
+            (f"/visits/{visit_id}/cancel", "cancel a visit"),
+            ("/reports", "reports list"),
+            (f"/reports/{seeded_visit}", "published report"),
+            (f"/reports/{seeded_visit}/findings/{report['findings'][0]['id']}", "edit finding"),
+        ):
+            await wide.goto(base + path)
+            await check_page(wide, what + " at 1280")
+        await wide.goto(f"{base}/visits/{seeded_visit}")
+        await shoot(wide, "visits-visit-1280")
+        await page.goto(f"{base}/visits/{visit_id}/cancel")
+        await check_page(page, "cancel a visit")
