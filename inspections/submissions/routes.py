@@ -10,18 +10,16 @@ from litestar import Response, Router, get, params, put
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter
 
-from inspections.checklists.queries import version_in_org
-from inspections.checklists.questions import questions
 from inspections.submissions import queries
 from inspections.submissions.operations import save_submission
 from inspections.submissions.schemas import (
     PUT_EXAMPLE,
-    QuestionRow,
     Submission,
     SubmissionPut,
     VisitSubmissions,
 )
-from inspections.visits.queries import may_see_visit, visit_in_org
+from inspections.submissions.side_by_side import visit_submissions
+from inspections.visits.queries import visit_in_org
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import forbidden, not_found, problem_responses, request_id_of
@@ -96,27 +94,7 @@ async def get_submission(
 async def list_submissions(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> VisitSubmissions:
-    visit = await visit_in_org(db, request.user, visit_id)
-    may_see_visit(request.user, visit)
-    rows = await db.fetch(
-        queries.SUBMISSION_SQL + " where s.visit_id = $1 order by s.perspective, u.display_name",
-        visit_id,
-    )
-    answers = await queries.answers_of(db, [r["id"] for r in rows])
-    subs = [queries.submission_from(r, answers[r["id"]]) for r in rows]
-    version = await version_in_org(
-        db, request.user.organisation_id, visit.checklist_id, visit.checklist_version
-    )
-    side = []
-    for q in questions(version.content):
-        by_sub = {}
-        for s in subs:
-            a = next((a for a in s.answers if a.question_key == q.key), None)
-            by_sub[str(s.id)] = None if a is None else a.value
-        side.append(
-            QuestionRow(question_key=q.key, prompt=q.prompt, domain=q.domain, answers=by_sub)
-        )
-    return VisitSubmissions(submissions=subs, side_by_side=side)
+    return await visit_submissions(db, request.user, visit_id)
 
 
 # The phone's answers are tagged with the phone's other calls; the coordinator's
