@@ -28,6 +28,7 @@ from inspections.findings import reports as finding_reports
 from inspections.findings import routes as findings
 from inspections.findings.reminders import reminders_lifespan
 from inspections.inspector_app import routes as inspector_app
+from inspections.notifications import pages as notification_pages
 from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
 from inspections.scorecards import league_page
@@ -92,6 +93,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         manager_pages.router,
         public_pages.router,
         home.router,
+        notification_pages.router,
         service_pages.router,
         checklist_pages.router,
         people_pages.router,

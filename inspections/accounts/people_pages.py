@@ -22,8 +22,10 @@ from litestar.response import Template
 from inspections.accounts import invites, people
 from inspections.accounts import queries as q
 from inspections.accounts.clearance import clearance_reasons, from_rows
+from inspections.accounts.home_panel import coordinator_panel
 from inspections.accounts.invites import ROLE_WORDS, roles_in_words
 from inspections.accounts.schemas import DisplayName, Roles
+from inspections.web.home import PANELS
 from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
 from inspections.wording import long_date
 from service.auth import ROLES, AuthedRequest, Role, require_roles
@@ -412,6 +414,7 @@ async def device_revoke(
     return see_other(f"/people/{user_id}?saved=device#devices")
 
 
+PANELS.append(coordinator_panel)  # the home page's "what needs doing now"
 router = screens_router(
     "/people",
     [

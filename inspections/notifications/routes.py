@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import asyncpg
 from litestar import Router, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
@@ -15,7 +16,7 @@ from inspections.audit.log import audit
 from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
 from inspections.notifications.outbox import EVENTS, Event
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, Principal, require_roles
 from service.db import DB, from_row
 from service.errors import FieldError, not_found, problem_responses, unprocessable
 from service.schema import Body, Limit, Page, cursor_after, page_of
@@ -191,7 +192,18 @@ async def list_notifications(
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> NotificationPage:
-    (before,) = cursor_after(cursor, int)
+    items, nxt = await outbox_items(db, request.user, status, cursor_after(cursor, int)[0], limit)
+    return NotificationPage(items=items, next_cursor=nxt)
+
+
+async def outbox_items(
+    db: asyncpg.Connection,
+    caller: Principal,
+    status: Status | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Notification], str | None]:
+    """The caller's organisation's outbox, newest first (the API's list and the page's)."""
     rows = await db.fetch(
         """select id, event, channel, recipient, subject, attempts, created_at,
                   next_attempt_at, delivered_at, failed_at, last_error,
@@ -208,13 +220,13 @@ async def list_notifications(
                       else true end
             order by id desc
             limit $4""",
-        request.user.organisation_id,
+        caller.organisation_id,
         before,
         status,
         limit + 1,
     )
     page, nxt = page_of(rows, limit, "id")
-    return NotificationPage(items=[from_row(Notification, r) for r in page], next_cursor=nxt)
+    return [from_row(Notification, r) for r in page], nxt
 
 
 router = Router(
