@@ -203,6 +203,15 @@ async def test_the_visit_page_shows_answers_side_by_side_and_the_photos(api: Api
     assert "This needs one of the roles: coordinator." in r.text
     assert (await api.client.get("/visits")).status_code == 403
     assert (await api.client.get("/v1/visits", headers=ann)).status_code == 403
+    assert (await api.client.get(f"/visits/{visit['id']}/cancel")).status_code == 403
+    assert (await api.client.get("/visits/new")).status_code == 403
+    r = await form_post(api.client, f"/visits/{visit['id']}/cancel", {"reason": "I'm ill"})
+    api_r = await api.client.post(
+        f"/v1/visits/{visit['id']}/cancel", headers=ann, json={"reason": "I'm ill"}
+    )
+    assert r.status_code == api_r.status_code == 403
+    r = await form_post(api.client, "/visits/new", schedule_form(s, (s.ann, "citizen")))
+    assert r.status_code == 403
 
 
 async def test_a_coordinator_reviews_sends_and_publishes_a_report(api: Api) -> None:

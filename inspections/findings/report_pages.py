@@ -29,12 +29,12 @@ from inspections.findings.queries import (
     today,
 )
 from inspections.findings.schemas import FindingPut, Publish, Report, ReportPut
-from inspections.visits.operations import visit_for
+from inspections.visits.operations import require_coordinator, visit_for
 from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
 from inspections.wording import long_date, plural
 from service.auth import AuthedRequest, Principal
 from service.db import DB
-from service.errors import DomainError, forbidden, not_found, request_id_of
+from service.errors import DomainError, not_found, request_id_of
 from service.schema import Form, LongText, NonEmpty
 from service.state import AppState
 
@@ -90,19 +90,12 @@ FINDING_STATUS = {
 }
 
 
-def _coordinator(user: Principal) -> None:
-    # The Reports section is the coordinators' (as its JSON writes are); the operations
-    # below check again.
-    if not user.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
-
-
 # --- the list ---------------------------------------------------------------------------
 
 
 @get("/", name="reports")
 async def reports_list(request: AuthedRequest, db: DB, state: AppState) -> Template:
-    _coordinator(request.user)
+    require_coordinator(request.user)  # the section is theirs, as the report writes are
     rows = await db.fetch(
         """select v.id visit_id, s.name service_name, v.starts_at, v.status visit_status,
                   r.status, r.published_on, r.sent_at,

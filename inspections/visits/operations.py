@@ -22,6 +22,12 @@ from service.errors import FieldError, conflict, forbidden, not_found, unprocess
 from service.schema import cursor_after, page_of
 
 
+def require_coordinator(principal: Principal) -> None:
+    """The routes' role guard, here too, so the pages (and any other surface) share it."""
+    if not principal.has("coordinator"):
+        raise forbidden("This needs one of the roles: coordinator.")
+
+
 def check_window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:
     """A visit's window: both ends with a time zone offset, and ending after it starts."""
     errors = []
@@ -43,8 +49,7 @@ async def create_visit(
 ) -> Visit:
     """Schedule a visit of one of the organisation's services, with its pinned checklist
     version (default: the latest) and a team that passes the team rules."""
-    if not principal.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
+    require_coordinator(principal)
     check_window(body.starts_at, body.ends_at)
     service = await service_in_org(conn, principal, body.service_id)
     checklist = await conn.fetchrow(
@@ -142,8 +147,7 @@ async def cancel_visit(
     request_id: str | None = None,
 ) -> Visit:
     """Cancel a planned or started visit (it then refuses submissions)."""
-    if not principal.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
+    require_coordinator(principal)
     return await _set_status(
         conn, principal, visit_id, "cancelled", ("planned", "in_progress"), reason, request_id
     )
@@ -158,8 +162,7 @@ async def close_visit(
 ) -> Visit:
     """Close a visit as submitted, and close its door (queries.door_closed), even when every
     member was final already."""
-    if not principal.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
+    require_coordinator(principal)
     visit = await q.locked_visit(conn, principal, visit_id)
     if visit.status == "submitted" and visit.closed_at is None:
         await record(
@@ -206,8 +209,7 @@ async def list_visits(
 ) -> VisitPage:
     """The organisation's visits by start, soonest first (or latest first), a page at a
     time (coordinators)."""
-    if not principal.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
+    require_coordinator(principal)
     after = cursor_after(cursor, dt.datetime, UUID)
     order, beyond = ("desc", "<") if newest_first else ("", ">")
     rows = await conn.fetch(

@@ -140,14 +140,15 @@ async def visits_list(
 ) -> Template:
     recent = when == "recent"
     service_id = _uuid_or_none(service)
-    now = dt.datetime.now(dt.UTC)
+    # Today begins at midnight where the services are.
+    midnight = dt.datetime.combine(dt.datetime.now(_tz(state)).date(), dt.time(), _tz(state))
     page = await operations.list_visits(
         db,
         request.user,
         service_id=service_id,
         # Upcoming: from the start of today, soonest first; recent: before that, latest first.
-        starts_from=None if recent else now.astimezone(_tz(state)).replace(hour=0, minute=0),
-        starts_before=now.astimezone(_tz(state)).replace(hour=0, minute=0) if recent else None,
+        starts_from=None if recent else midnight,
+        starts_before=midnight if recent else None,
         cursor=cursor,
         limit=50,
         newest_first=recent,
@@ -268,10 +269,7 @@ async def _schedule_page(
     errors: list[dict[str, str]],
     status: int = 200,
 ) -> Template:
-    if not request.user.has("coordinator"):  # the form is useless to others: say so first
-        from service.errors import forbidden
-
-        raise forbidden("This needs one of the roles: coordinator.")
+    operations.require_coordinator(request.user)  # as scheduling will: say so first
     day = values.get("day") or dt.datetime.now(_tz(state)).date()
     if isinstance(day, str):
         try:
@@ -368,8 +366,9 @@ def answer_words(question: Any, value: Any) -> str:
             values = value if isinstance(value, list) else [value]
             return ", ".join(names.get(v, str(v)) for v in values)
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        value = int(value)
+    unit = getattr(question, "unit", None)
+    return f"{value} {unit}" if unit and isinstance(value, int | float) else str(value)
 
 
 @get("/{visit_id:uuid}", name="visit")
@@ -453,6 +452,7 @@ async def cancel_visit(
 
 @get("/{visit_id:uuid}/cancel", name="visit-cancel-form")
 async def cancel_form(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Template:
+    operations.require_coordinator(request.user)  # as cancelling will
     visit = await operations.visit_for(db, request.user, visit_id)
     return screen(request, "visits/cancel.html", visit=visit, errors=[])
 
