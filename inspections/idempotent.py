@@ -19,11 +19,12 @@ read, so the second finds the first's row and is a replay (commit 0e6e612).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
 import msgspec
+from litestar import Response
 
 from service.errors import DomainError, conflict
 
@@ -131,4 +132,15 @@ async def serialise(conn: asyncpg.Connection, kind: str, object_id: UUID) -> Non
     Call inside the transaction, before reading the stored row."""
     await conn.execute(
         "select pg_advisory_xact_lock(hashtext($1), hashtext($2::uuid::text))", kind, object_id
+    )
+
+
+T = TypeVar("T")
+
+
+def put_response(body: T, created: bool, etag: str | None = None) -> Response[T]:
+    """A client-made-id PUT's answer: 201 when it made the object, 200 for a replay or an
+    overwrite, with the ETag to send as If-Match next time where the object has one."""
+    return Response(
+        body, status_code=201 if created else 200, headers={"ETag": etag} if etag else None
     )

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
-from service.errors import database_down, database_unavailable
+from service.errors import database_down, database_unavailable, not_found
 from service.state import AppState
 
 log = logging.getLogger("service.db")
@@ -29,11 +29,21 @@ DB = NamedDependency[asyncpg.Connection]
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-def from_row(cls: type[S], row: Any) -> S:
+def from_row(cls: type[S], row: Any, **fields: Any) -> S:
     """The one way a row becomes a Struct: its columns named like the Struct's fields
-    (a field the query did not select keeps its default). No conversion: the driver's
-    types already are the fields' types."""
-    return cls(**{f: row[f] for f in cls.__struct_fields__ if f in row})
+    (a field the query did not select keeps its default), and ``fields`` for those that are
+    named or computed otherwise. No conversion: the driver's types already are the fields'."""
+    columns = {f: row[f] for f in cls.__struct_fields__ if f in row and f not in fields}
+    return cls(**columns, **fields)
+
+
+async def row_or_404(db: asyncpg.Connection, what: str, sql: str, *args: Any) -> asyncpg.Record:
+    """The row ``sql`` finds, or 404 naming ``what``. Lookups filter by the caller's
+    organisation (or what it may see), so "not there" and "not yours" are one answer."""
+    row = await db.fetchrow(sql, *args)
+    if row is None:
+        raise not_found(what)
+    return row
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -36,7 +36,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Postgres", "SeaweedFS", "free_port", "ServeRecord", "redact_dsn"]
 
@@ -304,15 +304,43 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 
 
 @dataclass
-class Postgres:
+class _Server:
+    """A server whose files live in ``data_dir`` (made absolute), logging to ``LOG_NAME``
+    there; ``port`` None picks a free one."""
+
+    LOG_NAME: ClassVar[str]
+
+    data_dir: Path
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().absolute()
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / self.LOG_NAME
+
+    def _new_log(self, offset: int) -> str:
+        """The last lines the log gained after ``offset`` ("" when none, or unreadable)."""
+        try:
+            with self.log_file.open("rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+@dataclass
+class Postgres(_Server):
     """A PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1 only.
 
     As root, the server runs as the ``postgres`` system user (initdb refuses root).
     ``fast=True`` turns off fsync, synchronous_commit and full_page_writes (tests only).
     """
 
-    data_dir: Path
-    port: int | None = None
+    LOG_NAME: ClassVar[str] = "postgres.log"
+
     fast: bool = False
     max_connections: int = 200
 
@@ -320,13 +348,6 @@ class Postgres:
     _bindir: Path | None = field(default=None, init=False, repr=False)
 
     # -- paths / users
-
-    def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir).expanduser().absolute()
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
 
     @property
     def port_file(self) -> Path:
@@ -606,14 +627,8 @@ class Postgres:
         return self.dsn()
 
     def _new_log(self, offset: int) -> str:
-        try:
-            with self.log_file.open("rb") as f:
-                f.seek(offset)
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return _log_tail(self.log_file)
-        lines = text.splitlines()[-LOG_TAIL_LINES:]
-        return "\n".join(lines) if lines else _log_tail(self.log_file)
+        # Nothing new (or unreadable): the log's tail still says what went wrong before.
+        return super()._new_log(offset) or _log_tail(self.log_file)
 
     def stop(self) -> None:
         """Stop the server (fast mode) if this object started it."""
@@ -733,27 +748,20 @@ def _weed_flags(weed: Path, command: str) -> set[str]:
 
 
 @dataclass
-class SeaweedFS:
+class SeaweedFS(_Server):
     """SeaweedFS (master, volume, filer, S3 gateway) in ``data_dir``, on 127.0.0.1 only.
 
     S3 requires requests signed with ``access_key``/``secret_key`` (region ``us-east-1``).
     """
 
-    data_dir: Path
-    port: int | None = None
+    LOG_NAME: ClassVar[str] = "weed.log"
+
     access_key: str = "devaccess"
     secret_key: str = "devsecret"
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     command: list[str] = field(default_factory=list, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir).expanduser().absolute()
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "weed.log"
 
     @property
     def state_file(self) -> Path:
@@ -953,15 +961,6 @@ class SeaweedFS:
                 ) from None
             raise
         return self.endpoint
-
-    def _new_log(self, offset: int) -> str:
-        try:
-            with self.log_file.open("rb") as f:
-                f.seek(offset)
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
     def stop(self) -> None:
         """SIGTERM the whole weed process group; SIGKILL after a timeout. No-op if reused."""

@@ -11,7 +11,8 @@ import msgspec
 from inspections.checklists.questions import Content, content_problems
 from inspections.checklists.schemas import Checklist, ChecklistVersion
 from service.auth import Principal
-from service.errors import not_found, unprocessable
+from service.db import row_or_404
+from service.errors import unprocessable
 
 VERSION_COLS = """checklist_id, version, title, description, service_kinds, contributors,
     content, published_at"""
@@ -39,7 +40,9 @@ def draft_doc(
 
 
 async def checklist_row(db: asyncpg.Connection, caller: Principal, checklist_id: UUID) -> Any:
-    row = await db.fetchrow(
+    return await row_or_404(
+        db,
+        "checklist",
         """select c.*, v.title v_title, v.description v_description,
                   v.service_kinds v_service_kinds, v.contributors v_contributors,
                   v.content v_content
@@ -50,9 +53,6 @@ async def checklist_row(db: asyncpg.Connection, caller: Principal, checklist_id:
         checklist_id,
         caller.organisation_id,
     )
-    if row is None:
-        raise not_found("checklist")
-    return row
 
 
 def current_doc(row: Any) -> dict[str, Any]:
@@ -87,13 +87,13 @@ def to_checklist(row: Any) -> Checklist:
 async def version_in_org(
     db: asyncpg.Connection, organisation_id: UUID, checklist_id: UUID, version: int
 ) -> ChecklistVersion:
-    row = await db.fetchrow(
+    row = await row_or_404(
+        db,
+        "checklist version",
         f"""select {VERSION_COLS} from checklist_versions
              where checklist_id = $1 and version = $2 and organisation_id = $3""",
         checklist_id,
         version,
         organisation_id,
     )
-    if row is None:
-        raise not_found("checklist version")
     return msgspec.convert(dict(row), ChecklistVersion)

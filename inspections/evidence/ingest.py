@@ -35,6 +35,7 @@ from media.exif import PhotoMeta
 from media.geo import location_check, time_check
 from media.pipeline import Checked, Processed, precheck
 from service.auth import Principal
+from service.db import from_row
 from service.errors import DomainError, conflict
 from service.settings import Settings
 from service.storage import ObjectStore
@@ -135,17 +136,8 @@ def new_row(meta: EvidenceMeta, user: Principal, status: str) -> dict[str, Any]:
 
 def meta_of(row: Any) -> EvidenceMeta:
     """What the phone said when it started a presigned upload."""
-    return EvidenceMeta(
-        evidence_id=row["id"],
-        visit_id=row["visit_id"],
-        submission_id=row["submission_id"],
-        question_key=row["question_key"],
-        caption=row["caption"],
-        lat=row["device_lat"],
-        lon=row["device_lon"],
-        accuracy_m=row["device_accuracy_m"],
-        taken_at=row["device_taken_at"],
-    )
+    device = {f: row[f"device_{f}"] for f in ("lat", "lon", "accuracy_m", "taken_at")}
+    return from_row(EvidenceMeta, row, evidence_id=row["id"], **device)
 
 
 def as_it_is(ctx: EvidenceContext, row: Any, user: Principal) -> Evidence:
@@ -284,19 +276,11 @@ async def store_derivatives(
     display = keys.derivative_key(org, evidence_id, "display")
     thumb = keys.derivative_key(org, evidence_id, "thumb")
     await asyncio.gather(
-        store.call(
-            "put_object",
-            Bucket=store.bucket,
-            Key=display,
-            Body=p.derivatives.display,
-            ContentType="image/jpeg",
-        ),
-        store.call(
-            "put_object",
-            Bucket=store.bucket,
-            Key=thumb,
-            Body=p.derivatives.thumb,
-            ContentType="image/jpeg",
+        *(
+            store.call(
+                "put_object", Bucket=store.bucket, Key=key, Body=body, ContentType="image/jpeg"
+            )
+            for key, body in ((display, p.derivatives.display), (thumb, p.derivatives.thumb))
         ),
     )
     return {"display_key": display, "thumb_key": thumb}

@@ -9,6 +9,7 @@ from uuid import UUID
 from inspections.evidence.context import EvidenceContext
 from inspections.evidence.schemas import Evidence, Location, Urls
 from service.auth import Principal
+from service.db import from_row
 
 # What everyone but coordinators and the photographer learn of the distance from the service.
 DISTANCE_STEP_M = 100
@@ -24,23 +25,19 @@ def location_seen_by(user: Principal, row: Any) -> Location | None:
     from the service rounded to the nearest 100 m. Public outputs carry no photo location
     at all (Open311 places a finding at the service).
     """
-    if row["location_source"] is None:
+    source = row["location_source"]
+    if source is None:
         return None
     if user.has("coordinator") or row["uploaded_by"] == user.user_id:
-        exif = row["location_source"] == "exif"
-        return Location(
-            source=row["location_source"],
-            check=row["location_check"],
-            distance_m=row["distance_m"],
-            lat=row["lat"],
-            lon=row["lon"],
-            accuracy_m=row["exif_h_error_m"] if exif else row["device_accuracy_m"],
+        accuracy = row["exif_h_error_m"] if source == "exif" else row["device_accuracy_m"]
+        return from_row(
+            Location, row, source=source, check=row["location_check"], accuracy_m=accuracy
         )
     distance = row["distance_m"]
     if distance is not None:
         distance = round(distance / DISTANCE_STEP_M) * float(DISTANCE_STEP_M)
     return Location(
-        source=row["location_source"],
+        source=source,
         check=row["location_check"],
         distance_m=distance,
         lat=None,
@@ -72,25 +69,12 @@ def present(
             original=url(row["original_key"]) if with_original else None,
             expires_in=ttl,
         )
-    return Evidence(
-        id=row["id"],
-        visit_id=row["visit_id"],
-        submission_id=row["submission_id"],
-        question_key=row["question_key"],
-        caption=row["caption"],
-        uploaded_by=row["uploaded_by"],
-        status=row["status"],
-        rejected_reason=row["rejected_reason"],
+    return from_row(
+        Evidence,
+        row,
         sha256=row["sha256"].hex() if row["sha256"] else None,
-        size_bytes=row["size_bytes"],
-        content_type=row["content_type"],
-        width=row["width"],
-        height=row["height"],
-        taken_at=row["taken_at"],
-        time_check=row["time_check"],
         location=location_seen_by(user, row),
         duplicate_of=duplicate_of,
         urls=urls,
         poll=f"/v1/evidence/{row['id']}" if row["status"] == "processing" else None,
-        created_at=row["created_at"],
     )

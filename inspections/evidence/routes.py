@@ -35,6 +35,7 @@ from inspections.evidence.schemas import (
     UploadRequest,
 )
 from inspections.evidence.upload import receive
+from inspections.idempotent import put_response
 from inspections.visits.queries import DOOR_RULE, may_see_visit, visit_in_org
 from service.auth import Principal, require_roles
 from service.db import DB
@@ -179,7 +180,7 @@ async def start_upload(
     started = await ops.start_upload(
         db, EvidenceContext.of(state), request.user, data, request_id=request_id_of(request)
     )
-    return Response(started.upload, status_code=201 if started.created else 200)
+    return put_response(started.upload, started.created)
 
 
 @post(

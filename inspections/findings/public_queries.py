@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from msgspec.structs import asdict
 
 from inspections.findings import rules
 from inspections.findings.public_schemas import (
@@ -24,6 +25,7 @@ from inspections.findings.public_schemas import (
     PublicUpdate,
 )
 from inspections.findings.queries import actions_and_history, local_date, today
+from service.db import from_row
 
 # Findings the public may see: in a published report, never safeguarding.
 PUBLIC_FINDINGS = """
@@ -125,15 +127,7 @@ async def public_findings(
     (by role) and the photos that are ready and not safeguarding."""
     all_actions, all_history = await actions_and_history(db, [r["id"] for r in rows])
     actions = {
-        i: [
-            PublicAction(
-                action=a.action,
-                owner=a.owner,
-                target_date=a.target_date,
-                done=a.done_at is not None,
-            )
-            for a in acts
-        ]
+        i: [from_row(PublicAction, asdict(a), done=a.done_at is not None) for a in acts]
         for i, acts in all_actions.items()
     }
     # Publication is dated as the report is (published_on may be set earlier than the day
@@ -174,20 +168,13 @@ async def public_findings(
         responded = local_date(r["responded_at"], tz)
         status: str = r["status"]
         out.append(
-            PublicFinding(
-                id=r["id"],
-                title=r["title"],
-                description=r["description"],
-                domain=r["domain"],
-                severity=r["severity"],
-                recommendation=r["recommendation"],
-                status=status,
+            from_row(
+                PublicFinding,
+                r,
                 status_words=STATUS_WORDS.get(status) or status,
-                due_on=r["due_on"],
-                overdue=rules.is_overdue(r["status"], r["due_on"], now),
+                overdue=rules.is_overdue(status, r["due_on"], now),
                 responded_on=responded,
                 responded_on_time=rules.on_time(responded, r["due_on"]),
-                decline_reason=r["decline_reason"],
                 actions=actions.get(r["id"], []),
                 photos=[
                     PublicPhoto(
@@ -217,18 +204,12 @@ async def public_reports(
         findings = await public_findings(db, by_report[r["id"]], tz)
         recs = [f for f in findings if f.recommendation]
         out.append(
-            PublicReport(
-                id=r["id"],
+            from_row(
+                PublicReport,
+                r,
                 organisation=r["organisation_name"],
-                organisation_id=r["organisation_id"],
-                service_id=r["service_id"],
-                service_name=r["service_name"],
-                service_kind=r["service_kind"],
-                address=r["address"],
                 visit_date=local_date(r["starts_at"], tz) or r["starts_at"].date(),
-                published_on=r["published_on"],
                 team={"citizen": r["citizens"], "professional": r["pros"]},
-                summary=r["summary"],
                 recommendations=len(recs),
                 answered_on_time=sum(1 for f in recs if f.responded_on_time),
                 overdue=sum(1 for f in recs if f.overdue),

@@ -30,6 +30,7 @@ from inspections.findings.schemas import (
 from inspections.idempotent import etag_of
 from inspections.org_settings import read_section
 from service.auth import Principal
+from service.db import from_row, row_or_404
 from service.errors import not_found
 
 # $1 organisation, $2 caller, $3 coordinator, $4 safeguarding lead, $5 scrutiny member,
@@ -101,15 +102,7 @@ async def actions_and_history(
             order by finding_id, position""",
         ids,
     ):
-        actions[a["finding_id"]].append(
-            ActionOut(
-                number=a["position"],
-                action=a["action"],
-                owner=a["owner"],
-                target_date=a["target_date"],
-                done_at=a["done_at"],
-            )
-        )
+        actions[a["finding_id"]].append(from_row(ActionOut, a, number=a["position"]))
     history: dict[UUID, list[HistoryEntry]] = defaultdict(list)
     for h in await db.fetch(
         """select id, finding_id, kind, from_status, to_status, actor_role, note,
@@ -118,9 +111,7 @@ async def actions_and_history(
             order by finding_id, created_at, id""",
         ids,
     ):
-        history[h["finding_id"]].append(
-            HistoryEntry(**{k: h[k] for k in HistoryEntry.__struct_fields__})
-        )
+        history[h["finding_id"]].append(from_row(HistoryEntry, h))
     return actions, history
 
 
@@ -132,10 +123,10 @@ async def load_findings(
     now = today(timezone)
     out = []
     for r in rows:
-        fields = {k: r[k] for k in Finding.__struct_fields__ if k in r.keys()}
         out.append(
-            Finding(
-                **fields,
+            from_row(
+                Finding,
+                r,
                 overdue=rules.is_overdue(r["status"], r["due_on"], now),
                 responded_on_time=rules.on_time(
                     local_date(r["responded_at"], timezone), r["due_on"]
@@ -152,13 +143,13 @@ async def finding_for(
     db: asyncpg.Connection, caller: Principal, finding_id: UUID, timezone: str, lock: bool = False
 ) -> Finding:
     """The finding if the caller may see it; 404 otherwise (existence is not revealed)."""
-    row = await db.fetchrow(
+    row = await row_or_404(
+        db,
+        "finding",
         FINDING_SQL + f" where f.id = $8 and {VISIBLE}" + (" for update of f" if lock else ""),
         *visibility(caller),
         finding_id,
     )
-    if row is None:
-        raise not_found("finding")
     return (await load_findings(db, [row], timezone))[0]
 
 
@@ -335,15 +326,15 @@ async def report_row(
 ) -> Any:
     """The report if the caller may see it: coordinators; the visit's team; the service's
     managers from the factual check on; scrutiny members once published."""
-    row = await db.fetchrow(
+    row = await row_or_404(
+        db,
+        "report",
         REPORT_SQL
         + f" where {where} = $1 and r.organisation_id = $2"
         + (" for update of r" if lock else ""),
         key,
         caller.organisation_id,
     )
-    if row is None:
-        raise not_found("report")
     if caller.has("coordinator"):
         return row
     on_team = await db.fetchval(
@@ -380,31 +371,18 @@ async def build_report(db: asyncpg.Connection, caller: Principal, row: Any, tz: 
     comments = []
     if caller.has("coordinator") or row["status"] != "draft":
         comments = [
-            Comment(
-                id=c["id"],
-                finding_id=c["finding_id"],
-                comment=c["comment"],
-                author_role="service manager",
-                created_at=c["created_at"],
-            )
+            from_row(Comment, c, author_role="service manager")
             for c in await db.fetch(
                 """select id, finding_id, comment, created_at from report_comments
                     where report_id = $1 order by created_at, id""",
                 row["id"],
             )
         ]
-    return Report(
-        id=row["id"],
-        visit_id=row["visit_id"],
-        service_id=row["service_id"],
-        service_name=row["service_name"],
-        status=row["status"],
-        summary=row["summary"],
+    return from_row(
+        Report,
+        row,
         visit_date=row["visit_starts_at"].date(),
         team={"citizen": team.get("citizen", 0), "professional": team.get("professional", 0)},
-        sent_at=row["sent_at"],
-        published_at=row["published_at"],
-        published_on=row["published_on"],
         findings=await load_findings(db, list(findings), tz),
         comments=comments,
     )

@@ -14,6 +14,7 @@ from litestar.params import FromPath, JSONBody
 from inspections.findings import operations
 from inspections.findings.queries import build_report, report_row
 from inspections.findings.schemas import Comment, CommentPut, Publish, Report, ReportPut
+from inspections.idempotent import put_response
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of
@@ -39,7 +40,7 @@ async def put_report(
     saved = await operations.write_report(
         db, request.user, state.settings, visit_id, data, request_id=request_id_of(request)
     )
-    return Response(saved.report, status_code=201 if saved.created else 200)
+    return put_response(saved.report, saved.created)
 
 
 @get(
@@ -100,7 +101,7 @@ async def put_comment(
     saved = await operations.comment_on_report(
         db, request.user, report_id, comment_id, data, request_id=request_id_of(request)
     )
-    return Response(saved.comment, status_code=201 if saved.created else 200)
+    return put_response(saved.comment, saved.created)
 
 
 @post(

@@ -36,6 +36,7 @@ from inspections.findings.schemas import (
     SummaryPage,
     Update,
 )
+from inspections.idempotent import put_response
 from inspections.org_settings import settings_routes
 from inspections.visits.queries import DOOR_RULE
 from service.auth import AuthedRequest, Principal, require_roles
@@ -79,11 +80,7 @@ async def put_finding(
         if_match,
         request_id=request_id_of(request),
     )
-    return Response(
-        saved.finding,
-        status_code=201 if saved.created else 200,
-        headers={"ETag": saved.finding.etag},
-    )
+    return put_response(saved.finding, saved.created, saved.finding.etag)
 
 
 @get(
@@ -173,7 +170,7 @@ async def put_update(
         data,
         request_id=request_id_of(request),
     )
-    return Response(saved.finding, status_code=201 if saved.created else 200)
+    return put_response(saved.finding, saved.created)
 
 
 @get(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from msgspec.structs import asdict
 
 from inspections.checklists.questions import PassFail, Question, Rating, YesNo
 from inspections.scorecards import maths
@@ -21,6 +22,7 @@ from inspections.scorecards.schemas import (
     Stats,
 )
 from inspections.wording import count_words, listing, long_date, plural
+from service.db import from_row
 
 # Not a possible domain key (those match ^[a-z]...), so a domain named "overall" is safe.
 OVERALL = "_overall"
@@ -118,41 +120,40 @@ def build(
             pooled(prev, domain, settings.min_submissions),
         )
 
+    def domain_card(
+        name: str, stats: tuple[Any, Any], combined: Any, facts: Any, previous: float | None
+    ) -> DomainCard:
+        """The card of a domain (or overall) from the maths: ``facts`` has its gap and band."""
+        return DomainCard(
+            domain=name,
+            citizen=stats[0],
+            professional=stats[1],
+            combined=Combined(
+                score=combined.value,
+                citizen_weight=settings.citizen_weight,
+                single_perspective=combined.single_perspective,
+            ),
+            gap=facts.gap,
+            diverges=facts.diverges,
+            band=facts.band,
+            trend=trend(name),
+            previous=previous,
+        )
+
     domains = []
     for name, d in card.domains.items():
         prev_d = before.domains.get(name)
-        domains.append(
-            DomainCard(
-                domain=name,
-                citizen=_domain_stats(d.citizen, counts[("citizen", name)]),
-                professional=_domain_stats(d.professional, counts[("professional", name)]),
-                combined=Combined(
-                    score=d.combined.value,
-                    citizen_weight=settings.citizen_weight,
-                    single_perspective=d.combined.single_perspective,
-                ),
-                gap=d.gap,
-                diverges=d.diverges,
-                band=d.band,
-                trend=trend(name),
-                previous=prev_d.combined.value if prev_d else None,
-            )
+        stats = (
+            _domain_stats(d.citizen, counts[("citizen", name)]),
+            _domain_stats(d.professional, counts[("professional", name)]),
         )
-    overall = DomainCard(
-        domain=OVERALL,
-        citizen=_overall_stats(pc, counts[("citizen", OVERALL)]),
-        professional=_overall_stats(pp, counts[("professional", OVERALL)]),
-        combined=Combined(
-            score=card.overall.value,
-            citizen_weight=settings.citizen_weight,
-            single_perspective=card.overall.single_perspective,
-        ),
-        gap=card.gap,
-        diverges=card.diverges,
-        band=card.band,
-        trend=trend(OVERALL),
-        previous=before.overall.value,
+        previous = prev_d.combined.value if prev_d else None
+        domains.append(domain_card(name, stats, d.combined, d, previous))
+    stats = (
+        _overall_stats(pc, counts[("citizen", OVERALL)]),
+        _overall_stats(pp, counts[("professional", OVERALL)]),
     )
+    overall = domain_card(OVERALL, stats, card.overall, card, before.overall.value)
     return overall, domains, card.decision
 
 
@@ -191,15 +192,8 @@ def band_reason(decision: maths.BandDecision | None, score: float | None) -> Ban
             f"{number(score)} would be {band_words(decision.score_band)}; "
             f"capped at {band_words(decision.band)} because {why}."
         )
-    return BandReason(
-        score=score,
-        score_band=decision.score_band,
-        rule=decision.rule,
-        inadequate_domains=decision.inadequate_domains,
-        requires_improvement_domains=decision.requires_improvement_domains,
-        outstanding_domains=decision.outstanding_domains,
-        words=words,
-    )
+    # The decision's facts as they are, with the score and the words.
+    return from_row(BandReason, asdict(decision), score=score, words=words)
 
 
 def provisional(overall: DomainCard) -> str | None:

@@ -278,18 +278,10 @@ def summarise(
     # Identical scores give exactly that mean; otherwise keep rounding inside [min, max].
     mean = low if low == high else min(max(math.fsum(xs) / n, low), high)
     if n == 1:
-        return Summary(n=1, mean=mean, sd=None, lower=None, upper=None, low_confidence=1 < min_n)
-    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if low != high else 0.0
-    half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
-    return Summary(
-        n=n,
-        mean=mean,
-        sd=sd,
-        # Scores live in [0, 100]; an interval reaching past them would claim the impossible.
-        lower=max(0.0, mean - half),
-        upper=min(100.0, mean + half),
-        low_confidence=n < min_n,
-    )
+        sd = None
+    else:
+        sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if low != high else 0.0
+    return _with_interval(n, mean, sd, min_n, confidence)
 
 
 def summary_from_moments(
@@ -303,7 +295,11 @@ def summary_from_moments(
     """The same Summary as ``summarise`` from (n, mean, sample sd) computed elsewhere (SQL)."""
     if n < 1:
         raise ValueError("no scores to summarise")
-    mean = min(max(mean, 0.0), 100.0)
+    return _with_interval(n, min(max(mean, 0.0), 100.0), sd, min_n, confidence)
+
+
+def _with_interval(n: int, mean: float, sd: float | None, min_n: int, confidence: float) -> Summary:
+    """A Summary with its t interval (none from one score, or with no sd)."""
     if n == 1 or sd is None:
         return Summary(n=n, mean=mean, sd=None, lower=None, upper=None, low_confidence=n < min_n)
     half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
@@ -311,6 +307,7 @@ def summary_from_moments(
         n=n,
         mean=mean,
         sd=sd,
+        # Scores live in [0, 100]; an interval reaching past them would claim the impossible.
         lower=max(0.0, mean - half),
         upper=min(100.0, mean + half),
         low_confidence=n < min_n,

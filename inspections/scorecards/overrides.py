@@ -24,6 +24,7 @@ from uuid import UUID
 import asyncpg
 
 from inspections.scorecards.schemas import Override
+from service.db import from_row
 
 # Per service, the newest override overlapping [$2, $3), and whether a final submission
 # counted in that period was finalised after it was recorded (then it no longer applies).
@@ -43,15 +44,7 @@ OVERRIDES_SQL = """
 
 
 def _override(row: Any) -> Override:
-    return Override(
-        band=row["band"],
-        reason=row["reason"],
-        by=row["by"],
-        by_name=row["by_name"],
-        at=row["at"],
-        period_from=row["period_from"],
-        period_to=row["period_to"],
-    )
+    return from_row(Override, row)
 
 
 async def overrides_for(

@@ -8,7 +8,8 @@ import asyncpg
 
 from inspections.services.schemas import Service
 from service.auth import Principal
-from service.errors import FieldError, forbidden, not_found, unprocessable
+from service.db import from_row, row_or_404
+from service.errors import FieldError, forbidden, unprocessable
 
 SERVICE_COLS = """s.id, s.name, s.kind, s.address, s.lat, s.lon, s.geofence_m, s.created_at,
     s.updated_at, coalesce((select array_agg(m.user_id order by m.user_id)
@@ -16,14 +17,14 @@ SERVICE_COLS = """s.id, s.name, s.kind, s.address, s.lat, s.lon, s.geofence_m, s
 
 
 async def service_in_org(db: asyncpg.Connection, caller: Principal, service_id: UUID) -> Service:
-    row = await db.fetchrow(
+    row = await row_or_404(
+        db,
+        "service",
         f"select {SERVICE_COLS} from services s where s.id = $1 and s.organisation_id = $2",
         service_id,
         caller.organisation_id,
     )
-    if row is None:
-        raise not_found("service")
-    return Service(**dict(row))
+    return from_row(Service, row)
 
 
 def may_read(caller: Principal, service: Service) -> None:

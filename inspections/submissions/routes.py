@@ -10,6 +10,7 @@ from litestar import Response, Router, get, params, put
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter
 
+from inspections.idempotent import put_response
 from inspections.submissions import queries
 from inspections.submissions.operations import save_submission
 from inspections.submissions.schemas import (
@@ -56,11 +57,7 @@ async def put_submission(
     saved = await save_submission(
         db, request.user, visit_id, submission_id, data, if_match, request_id=request_id_of(request)
     )
-    return Response(
-        saved.submission,
-        status_code=201 if saved.created else 200,
-        headers={"ETag": saved.submission.etag},
-    )
+    return put_response(saved.submission, saved.created, saved.submission.etag)
 
 
 @get(

@@ -18,7 +18,8 @@ from inspections.visits.rules import MemberFacts, TeamRules, team_problems
 from inspections.visits.schemas import TeamMemberIn, Visit
 from inspections.wording import sentences
 from service.auth import Principal
-from service.errors import forbidden, not_found, unprocessable
+from service.db import row_or_404
+from service.errors import forbidden, unprocessable
 
 VISIT_COLS = """v.id, v.service_id, s.name service_name, v.checklist_id, v.checklist_version,
     v.starts_at, v.ends_at, v.announced, v.status, v.cancelled_reason, v.closed_at,
@@ -117,14 +118,14 @@ async def load_caller_and_stamps(
 
 
 async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:
-    row = await db.fetchrow(
+    row = await row_or_404(
+        db,
+        "visit",
         f"""select {VISIT_COLS} from visits v join services s on s.id = v.service_id
              where v.id = $1 and v.organisation_id = $2""",
         visit_id,
         caller.organisation_id,
     )
-    if row is None:
-        raise not_found("visit")
     return msgspec.convert(dict(row), Visit)
 
 

@@ -29,13 +29,10 @@ import asyncio
 import datetime as dt
 import itertools
 import json
-import os
-import platform
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +53,7 @@ from scripts.bench.harness import (
     build_answers,
     fmt,
     log,
+    print_header,
     print_noise_and_log,
     run,
     run_on_stack,
@@ -83,20 +81,12 @@ def report(
     domains = len({q["domain"] for q in qs})
     st = target.settings
     out = print
-    out("== bench_bundle ==")
-    out(
-        f"date:        {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC  "
-        f"(load average before start: {args.loadavg[0]:.2f} {args.loadavg[1]:.2f} "
-        f"{args.loadavg[2]:.2f})"
-    )
-    out(
-        f"machine:     nproc={os.cpu_count()}  {platform.system()} {platform.machine()}  "
-        f"Python {platform.python_version()}"
-    )
-    out(
-        f"software:    granian {pkg_version('granian')}  litestar {pkg_version('litestar')}  "
-        f"msgspec {pkg_version('msgspec')}  asyncpg {pkg_version('asyncpg')}  "
-        f"httpx {pkg_version('httpx')}  PostgreSQL {pg_version}"
+    print_header(
+        out,
+        "bench_bundle",
+        args.loadavg,
+        pg_version,
+        ["granian", "litestar", "msgspec", "asyncpg", "httpx"],
     )
     if st is not None:
         out(

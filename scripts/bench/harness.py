@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import os
+import platform
 import resource
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,23 @@ def log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- content
+
+
+def print_header(
+    out: Any, name: str, loadavg: tuple[float, ...], pg_version: str, packages: list[str]
+) -> None:
+    """The opening lines every bench prints: what, when, on what machine, with what."""
+    out(f"== {name} ==")
+    out(
+        f"date:        {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC  (load average before "
+        f"start: {loadavg[0]:.2f} {loadavg[1]:.2f} {loadavg[2]:.2f})"
+    )
+    out(
+        f"machine:     nproc={os.cpu_count()}  {platform.system()} {platform.machine()}  "
+        f"Python {platform.python_version()}"
+    )
+    versions = "  ".join(f"{p} {pkg_version(p)}" for p in packages)
+    out(f"software:    {versions}  PostgreSQL {pg_version}")
 
 
 def print_noise_and_log(out: Any, noisy: list[str], target: Any) -> None:

@@ -915,19 +915,7 @@ def report(
             )
     noisy = [r.label + f" ({r.fmt})" for r in rows if (r.cpu.get("other") or 0) > OTHER_CPU_WARN]
     noisy += [b.label for b in bundles if (b.cpu.get("other") or 0) > OTHER_CPU_WARN]
-    if noisy:
-        out(
-            f"warning: other processes used over {OTHER_CPU_WARN:.0f}% of a core during: "
-            + "; ".join(noisy)
-            + " -- these figures are disturbed; rerun on a quiet machine"
-        )
-    if target.log_file is not None:
-        try:
-            lines = target.log_file.read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
-        out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+    bl.print_noise_and_log(out, noisy, target)
     return 1 if problems else 0
 
 

@@ -34,8 +34,6 @@ import asyncio
 import datetime as dt
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -44,7 +42,6 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
@@ -264,19 +261,12 @@ def report(
 ) -> bool:
     out = print
     st = target.settings
-    out("== bench_scorecards ==")
-    out(
-        f"date:        {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC  (load average before "
-        f"start: {args.loadavg[0]:.2f} {args.loadavg[1]:.2f} {args.loadavg[2]:.2f})"
-    )
-    out(
-        f"machine:     nproc={os.cpu_count()}  {platform.system()} {platform.machine()}  "
-        f"Python {platform.python_version()}"
-    )
-    out(
-        f"software:    granian {pkg_version('granian')}  litestar {pkg_version('litestar')}  "
-        f"msgspec {pkg_version('msgspec')}  asyncpg {pkg_version('asyncpg')}  "
-        f"PostgreSQL {pg_version}"
+    bl.print_header(
+        out,
+        "bench_scorecards",
+        args.loadavg,
+        pg_version,
+        ["granian", "litestar", "msgspec", "asyncpg"],
     )
     if st is not None:
         out(
