@@ -78,6 +78,7 @@ async def test_the_public_report_shows_responses_and_photos(api: Api) -> None:
     [p] = bells["photos"]
     r = await anon.get(p["display_url"])
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert "set-cookie" not in r.headers  # cached publicly: nothing of one visitor's in it
     img = Image.open(io.BytesIO(r.content))
     assert not img.getexif() and "exif" not in img.info
     assert (await anon.get(p["thumb_url"])).status_code == 200
@@ -210,6 +211,7 @@ async def test_each_organisation_has_a_public_index_with_a_contact(api: Api) -> 
     index = await anon.get(f"/public/organisations/{org}")
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
     assert index.headers["cache-control"] == "public, max-age=300"
+    assert "set-cookie" not in index.headers  # a shared cache may keep it: no one's cookie
     html = index.text
     assert f"<h1>{name}: published visit reports</h1>" in html
     assert f'<a class="brand" href="/public/organisations/{org}">{name}</a>' in html

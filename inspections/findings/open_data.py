@@ -10,10 +10,10 @@ from uuid import UUID
 from litestar import Response, Router, get
 from litestar.params import FromPath, FromQuery
 
+from inspections.findings.public_pages import CACHEABLE
 from inspections.findings.public_queries import FEED, PUBLIC_PHOTO, one_report, public_reports
 from inspections.findings.public_schemas import PUBLIC_TAG, PublicReport, PublicReportPage
-from service.auth import PUBLIC
-from service.db import DB
+from service.db import DB, row_or_404
 from service.errors import not_found, problem_responses
 from service.schema import Limit, cursor_after, page_of
 from service.state import AppState
@@ -65,9 +65,7 @@ async def public_photo(
 ) -> Response[bytes]:
     if size not in ("display", "thumb"):
         raise not_found("photo size")
-    row = await db.fetchrow(PUBLIC_PHOTO, evidence_id)
-    if row is None:
-        raise not_found("published photo")
+    row = await row_or_404(db, "published photo", PUBLIC_PHOTO, evidence_id)
     store = state.store
     obj = await store.call(
         "get_object",
@@ -87,6 +85,7 @@ async def public_photo(
 router = Router(
     "/",
     tags=[PUBLIC_TAG],
+    # Photos are cached publicly too: no cookie (see public_pages.CACHEABLE).
     route_handlers=[public_report_json, public_feed, public_photo],
-    **PUBLIC,
+    **CACHEABLE,
 )

@@ -27,6 +27,9 @@ from service.state import AppState
 
 # Public pages hold nothing personal: a shared cache may keep them a few minutes.
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+# ... so they set no cookie: a cache would hand one visitor's CSRF cookie to everyone (and
+# they have no form to protect). The key is Litestar's CSRFConfig.exclude_from_csrf_key.
+CACHEABLE = {"opt": {**PUBLIC["opt"], "exclude_from_csrf": True}, "security": PUBLIC["security"]}
 
 
 def org_url(org_id: UUID) -> str:
@@ -135,5 +138,5 @@ router = Router(
     "/",
     tags=[PUBLIC_TAG],
     route_handlers=[public_report_page, public_organisation_page],
-    **PUBLIC,
+    **CACHEABLE,
 )
