@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,18 @@ def settings(database_url: str, seaweed: SeaweedFS) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c
+
+
+@asynccontextmanager
+async def app_api(settings: Settings, **client: Any) -> AsyncIterator[Api]:
+    """An Api on an app of its own made with ``settings`` (``client``: AsyncTestClient's
+    options), for tests that need settings the ``api`` fixture's app does not have."""
+    async with AsyncTestClient(app=create_app(settings), **client) as c:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            yield Api(c, conn)
+        finally:
+            await conn.close()
 
 
 @pytest.fixture

@@ -335,6 +335,38 @@ def serving_worker(live: Live, client_port: int) -> int:
     raise AssertionError(f"no worker of {live.workers} holds socket {inode}")
 
 
+async def fresh_request(
+    live: Live,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any = None,
+    source: str = "127.0.0.1",
+) -> tuple[int, dict[str, str], bytes, int]:
+    """One request on a brand-new connection from ``source``: (status, headers, body, the
+    worker pid that answered). Raw HTTP, so the connection is ours to trace in /proc."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port, local_addr=(source, 0))
+    try:
+        data = b"" if body is None else msgspec.json.encode(body)
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{live.port}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = {}
+        for line in lines[1:]:
+            if line:
+                k, _, v = line.partition(":")
+                fields[k.strip().lower()] = v.strip()
+        content = await reader.readexactly(int(fields.get("content-length", "0")))
+        # Still connected: the worker that accepted us holds the socket.
+        worker = serving_worker(live, writer.get_extra_info("sockname")[1])
+        return int(lines[0].split()[1]), fields, content, worker
+    finally:
+        writer.close()
+
+
 # From test_scorecards.py
 CHECKLIST = {
     "title": "Dignity and safety",
@@ -404,22 +436,26 @@ async def seeded(api: Api) -> tuple[Scene, list[str]]:
             (s.bob, (citizen_dignity[1], citizen_dignity[0])),
             (s.pro, (4, 4)),
         ):
-            h = await api.login(who)
-            r = await api.client.put(
-                f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}",
-                headers=h,
-                json={
-                    "state": "final",
-                    "answers": [
-                        {"question_key": "privacy", "value": privacy},
-                        {"question_key": "respect", "value": respect},
-                        {"question_key": "call_bells", "value": True},
-                        {"question_key": "clutter", "na": True},
-                    ],
-                },
-            )
-            assert r.status_code == 201, r.text
+            await submit(api, visit["id"], who, privacy, respect)
     return s, visits
+
+
+async def submit(api: Api, visit_id: str, who: dict[str, Any], privacy: int, respect: int) -> None:
+    """A final submission of SMALL's checklist rating privacy and respect."""
+    r = await api.client.put(
+        f"/v1/visits/{visit_id}/submissions/{uuid.uuid4()}",
+        headers=await api.login(who),
+        json={
+            "state": "final",
+            "answers": [
+                {"question_key": "privacy", "value": privacy},
+                {"question_key": "respect", "value": respect},
+                {"question_key": "call_bells", "value": True},
+                {"question_key": "clutter", "na": True},
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
 
 
 # From test_scorecard_page.py

@@ -25,7 +25,7 @@ import pytest
 from service.settings import Settings
 from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
-from tests.scenes import Live, Scene, children, serving_worker
+from tests.scenes import Live, Scene, children, fresh_request
 
 WORKERS = 2
 ROUNDS = 3  # changes per test (each followed by reads that must reach both workers)
@@ -37,26 +37,7 @@ async def _fresh(
     live: Live, method: str, path: str, headers: dict[str, str], body: Any = None
 ) -> tuple[int, dict[str, str], bytes, int]:
     """One request on a brand-new connection: (status, headers, body, worker pid)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
-    try:
-        data = b"" if body is None else json.dumps(body).encode()
-        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{live.port}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        fields = {}
-        for line in lines[1:]:
-            if line:
-                k, _, v = line.partition(":")
-                fields[k.strip().lower()] = v.strip()
-        content = await reader.readexactly(int(fields.get("content-length", "0")))
-        # Still connected: the worker that accepted us holds the socket.
-        return status, fields, content, serving_worker(live, writer.get_extra_info("sockname")[1])
-    finally:
-        writer.close()
+    return await fresh_request(live, method, path, headers, body)
 
 
 async def _every_read(

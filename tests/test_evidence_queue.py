@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -25,7 +24,13 @@ from inspections.evidence.sweep import sweep
 from service import db
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import PHOTOS, make_settings, start_live_server, stop_live_server
+from tests.conftest import (
+    PHOTOS,
+    app_api,
+    make_settings,
+    start_live_server,
+    stop_live_server,
+)
 from tests.helpers import Api, assert_problem
 from tests.scenes import (
     GPS_PHOTO,
@@ -44,12 +49,8 @@ async def paused(database_url: str, seaweed: Any) -> AsyncIterator[Api]:
     """The app with its photo worker off (PHOTO_JOB_INTERVAL_S=0) and room for 2 queued
     photos: what is acknowledged stays 'processing' until a worker runs."""
     st = make_settings(database_url, seaweed, photo_job_interval_s=0, photo_queue_max=2)
-    async with AsyncTestClient(app=create_app(st)) as c:
-        conn = await asyncpg.connect(database_url)
-        try:
-            yield Api(c, conn)
-        finally:
-            await conn.close()
+    async with app_api(st) as api:
+        yield api
 
 
 async def test_upload_is_answered_once_stored_and_ready_when_processed(

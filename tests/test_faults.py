@@ -69,6 +69,28 @@ def _multipart(visit_id: str, photo: bytes) -> tuple[str, bytes]:
     return boundary, body
 
 
+async def _ready_to_upload(api: Api, base: str) -> tuple[Any, str, str, bytes]:
+    """A visit, Ann's token, and a whole photo upload's boundary and body."""
+    p = await scene_with_visit(api)
+    token = await _token(base, p.scene.ann["email"])
+    boundary, body = _multipart(p.visit["id"], GPS_PHOTO.read_bytes())
+    return p, token, boundary, body
+
+
+async def _upload(c: httpx.AsyncClient, token: str, boundary: str, body: bytes) -> httpx.Response:
+    """The whole upload, as a phone sends it."""
+    r = await c.post(
+        "/v1/evidence",
+        headers={
+            **_bearer(token),
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        content=body,
+    )
+    assert r.status_code in (201, 202), r.text
+    return r
+
+
 def _head(base: str, token: str, boundary: str, length: int) -> bytes:
     host = base.removeprefix("http://")
     return (
@@ -87,9 +109,7 @@ async def test_upload_cut_off_half_way_leaves_no_row_object_or_temp_file(
     api: Api, live_server: tuple[str, Path]
 ) -> None:
     base, tmp = live_server
-    p = await scene_with_visit(api)
-    token = await _token(base, p.scene.ann["email"])
-    boundary, body = _multipart(p.visit["id"], GPS_PHOTO.read_bytes())
+    p, token, boundary, body = await _ready_to_upload(api, base)
 
     def send_half_and_hang_up() -> list[str]:
         with _connect(base) as s:
@@ -105,15 +125,7 @@ async def test_upload_cut_off_half_way_leaves_no_row_object_or_temp_file(
     assert await bucket_keys(api, p.scene.org) == []
     # The server is fine and the same upload, sent whole, works.
     async with httpx.AsyncClient(base_url=base) as c:
-        r = await c.post(
-            "/v1/evidence",
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": f"multipart/form-data; boundary={boundary}",
-            },
-            content=body,
-        )
-    assert r.status_code in (201, 202), r.text
+        await _upload(c, token, boundary, body)
 
 
 async def test_slow_uploads_do_not_starve_the_database_pool(
@@ -121,9 +133,7 @@ async def test_slow_uploads_do_not_starve_the_database_pool(
 ) -> None:
     """Phones on bad networks: a dozen uploads stuck half-way (more than the pool holds)."""
     base, tmp = live_server
-    p = await scene_with_visit(api)
-    token = await _token(base, p.scene.ann["email"])
-    boundary, body = _multipart(p.visit["id"], GPS_PHOTO.read_bytes())
+    p, token, boundary, body = await _ready_to_upload(api, base)
     socks = [_connect(base) for _ in range(12)]
     try:
         for s in socks:
@@ -189,20 +199,11 @@ async def test_kill_9_mid_upload_leaves_no_processes_and_no_temp_files(
     try:
         # Everything through the live server (an app in this process would take its jobs).
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-            p = await scene_with_visit(Api(client, conn))  # type: ignore[arg-type]
-        token = await _token(base, p.scene.ann["email"])
-        boundary, body = _multipart(p.visit["id"], GPS_PHOTO.read_bytes())
+            live_api = Api(client, conn)  # type: ignore[arg-type]
+            p, token, boundary, body = await _ready_to_upload(live_api, base)
         # One whole upload first, so the photo-decoding processes exist.
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-            r = await c.post(
-                "/v1/evidence",
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
-                },
-                content=body,
-            )
-            assert r.status_code in (201, 202), r.text
+            r = await _upload(c, token, boundary, body)
             # Decoded now (201) or soon (202: queued).
             deadline, evidence = time.monotonic() + DEADLINE_S, r.json()
             while evidence["status"] != "ready":

@@ -17,16 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from inspections.wiring import MIGRATIONS
 from service import db
-from service.app import create_app
 from service.devstack import Postgres, SeaweedFS
-from tests.conftest import make_settings
+from tests.conftest import app_api, make_settings
 from tests.helpers import Api, assert_problem
 from tests.scenes import GPS_PHOTO, Photos, scene_with_visit
 
@@ -60,12 +57,8 @@ async def outage_api(stack: Stack) -> AsyncIterator[Api]:
     dsn = stack.pg.ensure_database(f"outage_{uuid.uuid4().hex[:8]}")
     await db.migrate(dsn, MIGRATIONS)
     settings = make_settings(dsn, stack.s3, deliver_interval_s=0, sweep_interval_s=0)
-    async with AsyncTestClient(app=create_app(settings), timeout=60) as client:
-        conn = await asyncpg.connect(dsn)
-        try:
-            yield Api(client, conn)
-        finally:
-            await conn.close()
+    async with app_api(settings, timeout=60) as api:
+        yield api
 
 
 async def until(

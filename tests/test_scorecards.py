@@ -12,7 +12,7 @@ import pytest
 
 from inspections.scorecards.maths import QuestionRating, perspective_agreement
 from tests.helpers import Api, assert_problem
-from tests.scenes import seeded
+from tests.scenes import seeded, submit
 
 
 def domain(card: dict[str, Any], name: str) -> dict[str, Any]:
@@ -242,23 +242,6 @@ def test_summary_from_moments_matches_summarise() -> None:
         assert (a.lower is None) == (b.lower is None)
         if a.lower is not None:
             assert abs(a.lower - b.lower) < 1e-9 and abs(a.upper - b.upper) < 1e-9
-
-
-async def submit(api: Api, visit_id: str, who: dict[str, Any], privacy: int, respect: int) -> None:
-    r = await api.client.put(
-        f"/v1/visits/{visit_id}/submissions/{uuid.uuid4()}",
-        headers=await api.login(who),
-        json={
-            "state": "final",
-            "answers": [
-                {"question_key": "privacy", "value": privacy},
-                {"question_key": "respect", "value": respect},
-                {"question_key": "call_bells", "value": True},
-                {"question_key": "clutter", "na": True},
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
 
 
 async def test_league_table_and_scorecards_agree_on_every_band_with_an_override(

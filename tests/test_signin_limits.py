@@ -8,7 +8,6 @@ the client end to other loopback addresses (127.0.0.2, ...).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from service.settings import Settings
 from tests.conftest import make_settings, start_live_server, stop_live_server
 from tests.helpers import Api
-from tests.scenes import Live, children, serving_worker
+from tests.scenes import Live, children, fresh_request
 
 WORKERS = 2
 PER_ADDRESS = 3  # SIGNIN_RATE_PER_MINUTE: per account and client address
@@ -51,27 +50,11 @@ async def attempt(
     live: Live, email: str, source: str = "127.0.0.1", password: str = "a wrong guess"
 ) -> tuple[int, dict[str, str], dict[str, Any], int]:
     """One sign-in on a brand-new connection from ``source``: (status, headers, body, worker)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", live.port, local_addr=(source, 0))
-    try:
-        data = json.dumps({"email": email, "password": password, "device": "phone"}).encode()
-        writer.write(
-            (
-                f"POST /v1/auth/token HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            ).encode()
-            + data
-        )
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        fields = {}
-        for line in lines[1:]:
-            if line:
-                k, _, v = line.partition(":")
-                fields[k.strip().lower()] = v.strip()
-        content = await reader.readexactly(int(fields.get("content-length", "0")))
-        worker = serving_worker(live, writer.get_extra_info("sockname")[1])
-        return int(lines[0].split()[1]), fields, json.loads(content), worker
-    finally:
-        writer.close()
+    body = {"email": email, "password": password, "device": "phone"}
+    status, fields, content, worker = await fresh_request(
+        live, "POST", "/v1/auth/token", {}, body, source
+    )
+    return status, fields, json.loads(content), worker
 
 
 async def test_the_limit_holds_whichever_worker_answers(api: Api, live: Live) -> None:

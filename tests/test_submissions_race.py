@@ -30,6 +30,17 @@ async def _token(base: str, user: dict[str, Any], device: str) -> dict[str, str]
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+async def _ann_on_two_devices(
+    api: Api, base: str, what: str
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A new ``what`` (submissions, findings) URL of a visit, and Ann on a phone and a tablet."""
+    s = await Scene(api).build()
+    visit = (await s.visit()).json()
+    phone = await _token(base, s.ann, "phone")
+    tablet = await _token(base, s.ann, "tablet")
+    return f"/v1/visits/{visit['id']}/{what}/{uuid.uuid4()}", phone, tablet
+
+
 async def _race(
     settings: Settings, base: str, table: str, puts: list[tuple[str, dict[str, str], Any]]
 ) -> list[httpx.Response]:
@@ -63,11 +74,7 @@ async def test_four_identical_puts_racing_make_one_submission_and_three_replays(
     api: Api, settings: Settings, live_server: tuple[str, Path]
 ) -> None:
     base, _ = live_server
-    s = await Scene(api).build()
-    visit = (await s.visit()).json()
-    phone = await _token(base, s.ann, "phone")
-    tablet = await _token(base, s.ann, "tablet")
-    url = f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}"
+    url, phone, tablet = await _ann_on_two_devices(api, base, "submissions")
     body = {"state": "draft", "answers": answers(), "device": "Ann's phone"}
 
     results = await _race(
@@ -89,10 +96,7 @@ async def test_a_racing_twin_with_other_answers_gets_the_draft_rules_not_a_retry
     api: Api, settings: Settings, live_server: tuple[str, Path]
 ) -> None:
     base, _ = live_server
-    s = await Scene(api).build()
-    visit = (await s.visit()).json()
-    phone = await _token(base, s.ann, "phone")
-    url = f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}"
+    url, phone, _ = await _ann_on_two_devices(api, base, "submissions")
     one = {"state": "draft", "answers": answers(respect=1)}
     two = {"state": "draft", "answers": answers(respect=4)}
 
@@ -110,11 +114,7 @@ async def test_four_identical_finding_puts_racing_make_one_finding(
     api: Api, settings: Settings, live_server: tuple[str, Path]
 ) -> None:
     base, _ = live_server
-    s = await Scene(api).build()
-    visit = (await s.visit()).json()
-    phone = await _token(base, s.ann, "phone")
-    tablet = await _token(base, s.ann, "tablet")
-    url = f"/v1/visits/{visit['id']}/findings/{uuid.uuid4()}"
+    url, phone, tablet = await _ann_on_two_devices(api, base, "findings")
     body = {"title": "Call bells left unanswered", "severity": "major", "domain": "safety"}
 
     results = await _race(

@@ -7,6 +7,8 @@ import copy
 import datetime as dt
 import uuid
 
+import httpx
+
 from tests.helpers import Api, assert_problem
 from tests.scenes import NOW, SMALL, WINDOW, Scene, answers
 
@@ -240,57 +242,25 @@ async def test_final_validation_lists_every_problem(api: Api) -> None:
     visit = (await s.visit()).json()
     ann = await api.login(s.ann)
     url = f"/v1/visits/{visit['id']}/submissions/{uuid.uuid4()}"
-    r = await api.client.put(
-        url,
-        headers=ann,
-        json={
-            "state": "final",
-            "answers": [
-                {"question_key": "respect", "value": 9},
-                {"question_key": "nope", "value": 1},
-            ],
-        },
-    )
+
+    async def final(*answers: dict) -> httpx.Response:
+        return await api.client.put(
+            url, headers=ann, json={"state": "final", "answers": list(answers)}
+        )
+
+    r = await final({"question_key": "respect", "value": 9}, {"question_key": "nope", "value": 1})
     reasons = [e["reason"] for e in assert_problem(r, 422)["errors"]]
     assert "question 'respect': the answer must be a whole number from 1 to 4" in reasons
     assert "no question 'nope' in this checklist" in reasons
     assert "question 'smells' is required" in reasons
-    r = await api.client.put(
-        url,
-        headers=ann,
-        json={
-            "state": "final",
-            "answers": [
-                {"question_key": "respect", "na": True},
-                {"question_key": "smells", "na": True},
-            ],
-        },
-    )
+    r = await final({"question_key": "respect", "na": True}, {"question_key": "smells", "na": True})
     reasons = [e["reason"] for e in assert_problem(r, 422)["errors"]]
     assert reasons == ["question 'respect' cannot be answered N/A"]
-    r = await api.client.put(
-        url,
-        headers=ann,
-        json={
-            "state": "final",
-            "answers": [
-                {"question_key": "respect", "value": "3"},
-                {"question_key": "smells", "value": 1},
-            ],
-        },
+    r = await final(
+        {"question_key": "respect", "value": "3"}, {"question_key": "smells", "value": 1}
     )
     assert len(assert_problem(r, 422)["errors"]) == 2
-    r = await api.client.put(
-        url,
-        headers=ann,
-        json={
-            "state": "final",
-            "answers": [
-                {"question_key": "respect", "value": 2},
-                {"question_key": "smells", "na": True},
-            ],
-        },
-    )
+    r = await final({"question_key": "respect", "value": 2}, {"question_key": "smells", "na": True})
     assert r.status_code == 201
     assert r.json()["answers"][1] == {
         "question_key": "smells",
