@@ -94,6 +94,14 @@ async def test_a_coordinator_schedules_a_visit_with_the_team_rules_beside_the_fo
     r = await form_post(api.client, "/visits/new", bad)
     assert r.status_code == 422
     assert "End time: must be after the start time" in read(r.text)[0]
+    for change, words in (
+        ({"day": "3000-01-01"}, "Date must be between 1900 and 2200"),
+        ({"starts_at": "10 o'clock"}, "Enter start time like 10:30"),
+        ({"lead": s.bob["id"]}, "Team lead: choose someone you put in the team"),
+        ({"citizens": [], "professionals": []}, "Team: choose at least one person for the team"),
+    ):
+        r = await form_post(api.client, "/visits/new", bad | {"ends_at": "13:00"} | change)
+        assert r.status_code == 422 and words in read(r.text)[0], (change, r.text)
 
     # A good team: scheduled through the same operation as POST /v1/visits.
     form = schedule_form(

@@ -32,6 +32,7 @@ from inspections.visits.schemas import TeamMemberIn, Visit, VisitCreate
 from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
 from inspections.wording import plural, weekday_date
 from service.auth import AuthedRequest, Principal
+from service.bounds import MAX_YEAR, MIN_YEAR, bounded_moment
 from service.db import DB
 from service.errors import DomainError, request_id_of
 from service.schema import Form
@@ -324,12 +325,21 @@ async def schedule_visit(
     if not team:
         errors = [{"field": "team", "message": "Team: choose at least one person for the team"}]
         return await _schedule_page(request, db, state, values, errors, 422)
+    if data.lead is not None and not any(m.lead for m in team):
+        errors = [{"field": "lead", "message": "Team lead: choose someone you put in the team"}]
+        return await _schedule_page(request, db, state, values, errors, 422)
+    try:
+        starts_at = bounded_moment(_moment(data.day, data.starts_at, tz))
+        ends_at = bounded_moment(_moment(data.day, data.ends_at, tz))
+    except ValueError:  # a year this service does not plan for
+        errors = [{"field": "day", "message": f"Date must be between {MIN_YEAR} and {MAX_YEAR}"}]
+        return await _schedule_page(request, db, state, values, errors, 422)
     body = VisitCreate(
         service_id=data.service_id,
         checklist_id=UUID(checklist_id),
         checklist_version=int(version),
-        starts_at=_moment(data.day, data.starts_at, tz),
-        ends_at=_moment(data.day, data.ends_at, tz),
+        starts_at=starts_at,
+        ends_at=ends_at,
         announced=data.announced == "yes",
         team=team,
     )
@@ -358,13 +368,12 @@ def answer_words(question: Any, value: Any) -> str:
         case YesNo():
             return "Yes" if value is True else "No"
         case PassFail():
-            return {"pass": "Pass", "qualified_pass": "Qualified pass", "fail": "Fail"}.get(
-                value, str(value)
-            )
+            words = {"pass": "Pass", "qualified_pass": "Qualified pass", "fail": "Fail"}
+            return words.get(str(value), str(value))
         case Choice(options=options):
             names = {o.value: o.label for o in options}
             values = value if isinstance(value, list) else [value]
-            return ", ".join(names.get(v, str(v)) for v in values)
+            return ", ".join(names.get(str(v), str(v)) for v in values)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     unit = getattr(question, "unit", None)
