@@ -90,8 +90,8 @@ async def test_a_manager_comments_accepts_and_declines_through_the_pages(api: Ap
     page = await api.client.get("/my/findings")
     text, _ = read(page.text)
     assert text.index("Call bells left unanswered") < text.index("Doors have no names")
-    assert "Response due 15 January 2026:" in text and "days overdue" in text
-    assert "12 days left" in text
+    assert "Response was due 15 January 2026:" in text and "days overdue" in text
+    assert "Response due " in text and "12 days left" in text
     assert "2 recommendations to answer or act on, 1 overdue" in text
     assert f'href="/services/{f.s.service["id"]}/scorecard"' in page.text
 

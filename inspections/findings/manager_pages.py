@@ -115,6 +115,8 @@ def _due(f: Finding, now: dt.date) -> str:
         return ""
     if f.status != "open":
         return f"Response was due {long_date(f.due_on)}"
+    if f.overdue:
+        return f"Response was due {long_date(f.due_on)}: {days_left(f.due_on, now)}"
     return f"Response due {long_date(f.due_on)}: {days_left(f.due_on, now)}"
 
 
