@@ -33,6 +33,15 @@ def broken(data: bytes) -> bytes:
     return out.getvalue()
 
 
+async def tab_to(page: Any, js: str) -> None:
+    """Press Tab until ``js`` (about ``e``, the focused element) is true, as a keyboard user."""
+    for _ in range(200):  # a bound on presses, not on time: a missing target fails
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"(e => {js})(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached {js}")
+
+
 async def browser_in(api: Api, user: dict[str, Any]) -> None:
     api.client.cookies.clear()
     r = await form_post(
@@ -347,28 +356,25 @@ async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist
         await shoot(page, "checklists-draft")
 
         # By keyboard alone from here: change a wording, save, publish.
-        await page.get_by_role("link", name=re.compile("^Change question 1")).focus()
+        await tab_to(page, "e.textContent.startsWith('Change question 1')")
         await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="Change a question of Quick look").wait_for()
         await check_page(page, "question editor")
         await shoot(page, "checklists-edit-question")
-        await page.keyboard.press("Tab")  # from the page's start: the skip link ...
-        while not await page.evaluate("document.activeElement.id === 'prompt'"):
-            await page.keyboard.press("Tab")
+        await tab_to(page, "e.id === 'prompt'")
         await page.keyboard.press("Control+A")
         await page.keyboard.type("Are residents treated with respect and kindness?")
-        while not await page.evaluate("document.activeElement.textContent === 'Save the change'"):
-            await page.keyboard.press("Tab")
+        await tab_to(page, "e.textContent === 'Save the change'")
         await page.keyboard.press("Enter")
         await page.get_by_text("Your change to question respect is saved").wait_for()
         heading = page.get_by_role("heading", name="1. Are residents treated with respect and")
         await heading.wait_for()
-        await page.get_by_role("link", name="Back to the checklist").focus()
+        await tab_to(page, "e.textContent === 'Back to the checklist'")
         await page.keyboard.press("Enter")
         await page.get_by_role("button", name="Publish version 1").wait_for()
         await check_page(page, "checklist with a draft")
         await shoot(page, "checklists-checklist")
-        await page.get_by_role("button", name="Publish version 1").focus()
+        await tab_to(page, "e.textContent === 'Publish version 1'")
         await page.keyboard.press("Enter")
         await page.get_by_text("Version 1 is published.").wait_for()
         await check_page(page, "published")
@@ -390,6 +396,10 @@ async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist
         await wide.get_by_role("link", name="Version 1", exact=True).click()
         await check_page(wide, "version at 1280")
         await shoot(wide, "checklists-version-desktop")
+        await wide.get_by_role("link", name="Show the easy-read text").click()
+        await check_page(wide, "version, easy read, at 1280")
+        await wide.goto(wide.url.split("/versions/")[0] + "/questions/respect")
+        await check_page(wide, "question editor at 1280")
 
     r = await api.client.get("/v1/checklists", headers=await api.login(coord))
     (item,) = r.json()["items"]

@@ -194,6 +194,7 @@ def _preview(
 
 @get("/", name="checklists", guards=readers)
 async def list_page(request: AuthedRequest, db: DB, retired: FromQuery[bool] = False) -> Template:
+    # An organisation has a handful of checklists: one page holds them (the API pages them).
     rows = await ops.list_checklists(db, request.user, retired, (None, None), 500)
     return screen(
         request,
@@ -326,6 +327,11 @@ async def import_post(request: AuthedRequest, db: DB) -> Template | Response[Non
     return see_other(f"/checklists/{checklist.id}/draft?imported=1")
 
 
+def _lines(text: str) -> str:
+    # Browsers send a textarea's line breaks as CRLF; the API and the phone use LF.
+    return text.replace("\r\n", "\n")
+
+
 def _find(content: Content, key: str) -> Question:
     for q in questions(content):
         if q.key == key:
@@ -384,9 +390,9 @@ async def question_post(
         return await _edit_form(request, checklist_id, c.title, q, values, form, 422)
     edited = msgspec.structs.replace(
         q,
-        prompt=form.prompt,
-        help=form.help or None,
-        easy_read=form.easy_read or None,
+        prompt=_lines(form.prompt),
+        help=_lines(form.help) or None,
+        easy_read=_lines(form.easy_read) or None,
         weight=form.weight,
     )
     content = Content(
