@@ -144,7 +144,8 @@ async def test_each_checklist_screen_refuses_whom_the_api_refuses(api: Api) -> N
     ]
     writes = ["/checklists/import", f"/checklists/{cid}/questions/respect"]
     posts = [f"/checklists/{cid}/publish", f"/checklists/{cid}/retire"]
-    posts += [f"/checklists/{cid}/questions/respect", "/checklists/import"]
+    posts += [f"/checklists/{cid}/questions/respect", f"/checklists/{cid}/draft"]
+    posts += ["/checklists/import"]
 
     # A citizen inspector: 403, as GET /v1/checklists gives.
     assert_problem(await api.client.get("/v1/checklists", headers=await api.login(s.ann)), 403)
@@ -173,7 +174,7 @@ async def test_each_checklist_screen_refuses_whom_the_api_refuses(api: Api) -> N
     for path in reads[1:] + writes[1:]:
         r = await api.client.get(path)
         assert r.status_code == 404 and "No such checklist" in r.text, path
-    for path in posts[:3]:
+    for path in posts[:4]:
         r = await form_post(api.client, path, {"prompt": "x", "weight": "1"})
         assert r.status_code == 404, path
     # Their own list does not show it.
@@ -275,6 +276,14 @@ async def test_a_coordinator_views_edits_publishes_and_retires_through_the_pages
     # Publishing again: nothing to publish, the API's 409 and words, as a page.
     r = await form_post(api.client, f"/checklists/{cid}/publish", {})
     assert r.status_code == 409 and "There is no draft to publish" in r.text
+    # A new draft from version 3, unchanged until edited.
+    r = await form_post(api.client, f"/checklists/{cid}/draft", {}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/checklists/{cid}/draft"
+    text, headings = read((await api.client.get(r.headers["location"])).text)
+    assert ("h3", "1. Are residents treated with respect?") in headings
+    assert "Change question 1" in text
+    r = await api.client.get(f"/v1/checklists/{cid}", headers=s.coord)
+    assert r.json()["has_draft"] and r.json()["latest_version"] == 3
 
     # Retire: the list hides it unless asked; editing is refused as the API refuses it.
     r = await form_post(api.client, f"/checklists/{cid}/retire", {}, follow_redirects=False)

@@ -421,6 +421,14 @@ async def publish_post(checklist_id: FromPath[UUID], request: AuthedRequest, db:
     return see_other(f"/checklists/{checklist_id}?published={published.version}")
 
 
+@post("/{checklist_id:uuid}/draft", guards=coordinator, status_code=303)
+async def start_draft_post(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Any:
+    # An edit that changes nothing: as PATCH /v1/checklists/{id} with {}, it starts a draft
+    # from the latest version (or keeps the draft there is).
+    await ops.update_draft(db, request, checklist_id, ChecklistPatch())
+    return see_other(f"/checklists/{checklist_id}/draft")
+
+
 @post("/{checklist_id:uuid}/retire", guards=coordinator, status_code=303)
 async def retire_post(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Any:
     await ops.retire(db, request, checklist_id)
@@ -441,6 +449,7 @@ router = screens_router(
         question_page,
         question_post,
         publish_post,
+        start_draft_post,
         retire_post,
     ],
 )
