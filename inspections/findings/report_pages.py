@@ -101,7 +101,9 @@ async def reports_list(request: AuthedRequest, db: DB, state: AppState) -> Templ
                   r.status, r.published_on, r.sent_at,
                   (select count(*) from findings f where f.visit_id = v.id
                       and f.severity <> 'safeguarding')::int findings,
-                  (select count(*) from report_comments c where c.report_id = r.id)::int comments
+                  (select count(*) from report_comments c where c.report_id = r.id)::int comments,
+                  (select count(*) from findings f where f.visit_id = v.id and f.in_report
+                      and f.status = 'open' and f.due_on < $2)::int overdue
              from visits v join services s on s.id = v.service_id
              left join visit_reports r on r.visit_id = v.id
             where v.organisation_id = $1 and v.status <> 'cancelled'
@@ -110,6 +112,7 @@ async def reports_list(request: AuthedRequest, db: DB, state: AppState) -> Templ
                                 and f.severity <> 'safeguarding'))
             order by v.starts_at desc, v.id limit 200""",
         request.user.organisation_id,
+        today(state.settings.site_timezone),  # overdue as the findings say it (rules)
     )
     groups: dict[str, list[dict[str, Any]]] = {"review": [], "check": [], "published": []}
     for r in rows:
@@ -123,6 +126,9 @@ async def reports_list(request: AuthedRequest, db: DB, state: AppState) -> Templ
                 "findings": plural(r["findings"], "finding"),
                 "comments": plural(r["comments"], "comment") if r["comments"] else "",
                 "published_on": long_date(r["published_on"]) if r["published_on"] else "",
+                "overdue": plural(r["overdue"], "recommendation") + " overdue"
+                if r["overdue"]
+                else "",
             }
         )
     return screen(request, "findings/reports_list.html", groups=groups)
