@@ -366,3 +366,21 @@ async def test_a_manager_reads_only_their_services_scorecards(api: Api) -> None:
     r = await api.client.get(f"/services/{other.json()['id']}/scorecard")
     assert r.status_code == 403 and "services they manage" in r.text
     assert "Ash Court" not in (await api.client.get("/scorecards")).text
+
+
+async def test_a_stale_form_sent_again_with_other_words_is_explained(api: Api) -> None:
+    f, _, names, _ = await reported(api)
+    await publish(api, f)
+    await browser_as(api, f.s.manager)
+    url = f"/my/findings/{names['id']}"
+    page = await api.client.get(url)
+    ids = re.findall(r'name="update_id" value="([^"]+)"', page.text)
+    assert len(ids) == len(set(ids)) == 2  # accept and decline: each form its own change
+    said = {"update_id": ids[1], "reason": "We cannot afford new signs this year."}
+    r = await form_post(api.client, url + "/decline", said, follow_redirects=False)
+    assert r.status_code == 303
+    # The back button, other words, the same form: refused in words, nothing changes.
+    r = await form_post(api.client, url + "/decline", {**said, "reason": "Other words."})
+    assert r.status_code == 409 and "This form was already sent" in r.text
+    seen = (await f.get(f.manager, names["id"])).json()
+    assert seen["decline_reason"] == said["reason"] and len(seen["history"]) == 3

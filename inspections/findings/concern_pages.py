@@ -18,6 +18,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from inspections.findings import operations
+from inspections.findings.manager_pages import sent_before
 from inspections.findings.queues import OPEN_CONCERN, concern_for, concern_queue, open_concerns
 from inspections.findings.schemas import Acknowledge, Close, Finding, Note, Refer, Update
 from inspections.web.home import PANELS
@@ -117,7 +118,7 @@ def _detail(
         history=history,
         errors=errors or [],
         values=values or {},
-        update_id=str(uuid.uuid4()),
+        new_id=lambda: str(uuid.uuid4()),  # one per form: each is its own change
     )
 
 
@@ -168,7 +169,7 @@ async def concern_step(
             )
     except DomainError as e:
         if e.status != 422:
-            raise
+            raise sent_before(e) from None
         values = {"note": form.note, "reference": form.reference or ""}
         return _detail(request, f, page_errors(e, LABELS), values, status=422)
     except msgspec.ValidationError as e:  # pragma: no cover - the form's types match

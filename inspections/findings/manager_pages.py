@@ -106,6 +106,18 @@ class CommentForm(Form, kw_only=True):
     finding_id: UUID | None = None
 
 
+def sent_before(e: DomainError) -> DomainError:
+    """An id already used for other words (a stale form sent again), said for a person."""
+    if e.kind not in ("update-id-taken", "comment-id-taken"):
+        return e
+    return DomainError(
+        409,
+        e.kind,
+        "This form was already sent",
+        "This form was sent before with other words. Go back, reload the page and try again.",
+    )
+
+
 def _tz(request: AuthedRequest) -> str:
     return app_state(request.app).settings.site_timezone
 
@@ -199,7 +211,7 @@ def _detail(
         rows=range(1, ROWS + 1),
         errors=errors or [],
         values=values or {},
-        update_id=str(uuid.uuid4()),
+        new_id=lambda: str(uuid.uuid4()),  # one per form: each is its own change
     )
 
 
@@ -295,7 +307,7 @@ async def _answer(
         return await _respond(request, db, f, form.update_id, body)  # type: ignore[attr-defined]
     except DomainError as e:
         if e.status != 422:
-            raise  # 403, 404, 409: the error page, with the API's words
+            raise sent_before(e) from None  # 403, 404, 409: the error page, with the API's words
         return _detail(request, f, page_errors(e, LABELS), values, status=422)
 
 
@@ -373,7 +385,7 @@ async def comment(
         return _report_page(request, r, errors, values, status=422)
     except DomainError as e:
         if e.status != 422:
-            raise
+            raise sent_before(e) from None
         return _report_page(request, r, page_errors(e, LABELS), values, status=422)
     return see_other(f"/my/reports/{report_id}#comments")
 
