@@ -248,7 +248,9 @@ def test_a_rule_across_rows_names_the_row() -> None:
     )
     assert problems_of(data) == [
         "Sheet 'questions', row 4, column 'key': 'welcome' is the key of row 2 too; keys "
-        "must differ"
+        "must differ",
+        "Sheet 'questions', row 3, column 'key': question 'notes': an evidence rule on "
+        "points needs a scored question type",
     ]
     data = workbook(
         checklist=[["field", "value"], ["title", "Ward walk"]],
@@ -262,6 +264,23 @@ def test_a_rule_across_rows_names_the_row() -> None:
     assert problems_of(data) == [
         "Sheet 'questions', row 3, column 'key': question 'notes': an evidence rule on "
         "points needs a scored question type"
+    ]
+
+
+def test_a_rule_across_rows_is_reported_beside_the_cells_problems() -> None:
+    data = workbook(
+        checklist=[["field", "value"], ["title", "Ward walk"]],
+        sections=[["section", "title"], [1, "Welcome"]],
+        questions=[
+            ["section", "type", "key", "prompt", "domain", "weight", "min", "max"],
+            [1, "rating", "welcome", "Welcomed?", "dignity", "lots"],
+            [1, "number", "wait", "Longest wait", "safety", 1, 10, 2],
+        ],
+        options=[["question", "value", "label"], ["welcome", 1, "Poor"], ["welcome", 2, "Ok"]],
+    )
+    assert problems_of(data) == [
+        "Sheet 'questions', row 2, column 'weight': must be a number above 0 and at most 100",
+        "Sheet 'questions', row 3, column 'key': question 'wait': min is greater than max",
     ]
 
 

@@ -40,6 +40,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from inspections.checklists.questions import (
     Choice,
+    Content,
     Label,
     Number,
     Option,
@@ -524,6 +525,15 @@ def read_checklist(data: bytes) -> ChecklistCreate:
     doc["content"] = {"sections": sections}
 
     if r.problems:
+        # The rules across questions, on the rows that are right so far: every problem at once.
+        kept = [(s, rows) for s, rows in zip(sections, rows_of, strict=True) if s["questions"]]
+        try:
+            content = msgspec.convert({"sections": [s for s, _ in kept]}, Content)
+        except msgspec.ValidationError:
+            content = None  # a rating's labels are already reported; the rest can wait
+        if content is not None:
+            for e in content_problems(content):
+                r.problems.append(_place(f"{e.reason} at `{e.field}`", [x for _, x in kept]))
         raise BadSpreadsheet(r.problems)
     try:
         checklist = msgspec.convert(doc, ChecklistCreate)
