@@ -524,5 +524,9 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
             await check_page(wide, what + " at 1280")
         await wide.goto(f"{base}/visits/{seeded_visit}")
         await shoot(wide, "visits-visit-1280")
+        # Earlier visits, latest first: yesterday's is there, next week's is not.
+        await wide.goto(base + "/visits?when=recent")
+        await wide.locator(f'a[href="/visits/{seeded_visit}"]').wait_for()
+        assert await wide.locator(f'a[href="/visits/{visit_id}"]').count() == 0
         await page.goto(f"{base}/visits/{visit_id}/cancel")
         await check_page(page, "cancel a visit")
