@@ -168,6 +168,9 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         assert await page.get_by_role("link", name="Cy Jones").count() == 1
         assert await page.get_by_role("link", name="Rose Tan").count() == 0
         await check(page, "people whose checks run out soon")
+        await page.goto(base + "/notifications?status=all")
+        await page.get_by_role("heading", name="Invite to sam@example.org").wait_for()
+        await check(page, "notifications")
         await page.goto(base + "/")
         await shoot(page, "coord-home")
 
