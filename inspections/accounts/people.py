@@ -7,6 +7,7 @@ One function per operation, called by the JSON routes (routes.py) and by the Peo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
@@ -69,7 +70,7 @@ async def update_user(
     user_id: UUID,
     *,
     display_name: str | UnsetType = UNSET,
-    roles: list[str] | UnsetType = UNSET,
+    roles: Sequence[str] | UnsetType = UNSET,
     active: bool | UnsetType = UNSET,
 ) -> UserDetail:
     """Change a person's name or roles, or (de)activate them; deactivating signs out every

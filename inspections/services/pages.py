@@ -171,8 +171,10 @@ async def services_list(
     names = {
         r["id"]: r["display_name"]
         for r in await db.fetch(
-            "select id, display_name from users where id = any($1::uuid[])",
+            """select id, display_name from users
+                where id = any($1::uuid[]) and organisation_id = $2""",
             list({m for s in found for m in s.manager_ids}),
+            request.user.organisation_id,
         )
     }
     rows = [
