@@ -152,6 +152,7 @@ async def test_a_manager_comments_accepts_and_declines_through_the_pages(api: Ap
     assert seen["status"] == "done_by_service"
     text, _ = read((await api.client.get(url)).text)
     assert "Done: waiting for citizen inspectors to check" in text
+    assert ": answered on time" in text  # accepted before its due date
     assert "Progress by the service manager: Signs ordered." in text
 
     # Decline needs a reason, which then is published.

@@ -126,7 +126,8 @@ def _due(f: Finding, now: dt.date) -> str:
     if f.due_on is None:
         return ""
     if f.status != "open":
-        return f"Response was due {long_date(f.due_on)}"
+        answered = {True: ": answered on time", False: ": answered late", None: ""}
+        return f"Response was due {long_date(f.due_on)}{answered[f.responded_on_time]}"
     if f.overdue:
         return f"Response was due {long_date(f.due_on)}: {days_left(f.due_on, now)}"
     return f"Response due {long_date(f.due_on)}: {days_left(f.due_on, now)}"
