@@ -224,6 +224,15 @@ async def answer_section(page: Any, section: dict[str, Any], special: dict[str, 
             await block.get_by_label(good_choice(q), exact=True).check()
 
 
+async def until(check: Any, what: str) -> None:
+    """Wait for a condition (polled; the deadline only turns a hang into a failure)."""
+    async with asyncio.timeout(120):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.1)  # between polls of the condition
+
+
 async def db_counts(api: Api, visit_id: str) -> dict[str, Any]:
     c = api.conn
     return {
@@ -336,12 +345,14 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
             await page.goto(base + f"/app/visits/{visit_id}")
             await page.get_by_text("30 of 30 questions answered").first.wait_for()
             await page.goto(base + f"/app/visits/{visit_id}/sections/4")
+            await page.get_by_role("heading", level=1, name="The environment").wait_for()
             assert (
                 await page.locator("#q-environment_clean")
                 .get_by_label("Qualified pass (mostly, with some problems)", exact=True)
                 .is_checked()
             )
             await page.goto(base + f"/app/visits/{visit_id}/findings")
+            await page.get_by_role("heading", level=1, name="Findings").wait_for()
             assert (await page.get_by_text("Saved on this phone; waiting to send.").count()) == 2
 
             await page.goto(base + f"/app/visits/{visit_id}/review")
@@ -412,6 +423,9 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
             visit_id,
         )
 
+    async def has(value: int) -> bool:
+        return await answered() == value
+
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
@@ -423,13 +437,14 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
             await one.goto(base + f"/app/visits/{visit_id}/sections/1")
             privacy = one.locator("#q-dignity_privacy")
             await privacy.get_by_label(rating[2], exact=True).check()
-            await one.locator("#net").get_by_text("Everything sent").wait_for()
+            await until(lambda: has(3), "the phone's first answer arrived")
 
             # The tablet picks the draft up where the phone left it.
             await sign_in(two, base, s.ann, "Ann's tablet")
             await two.get_by_role("button", name="Make ready offline").click()
             await two.get_by_role("heading", level=1, name="Elm House").wait_for()
             await two.goto(base + f"/app/visits/{visit_id}/sections/1")
+            await two.get_by_role("heading", level=1, name="Dignity and respect").wait_for()
             assert (
                 await two.locator("#q-dignity_privacy")
                 .get_by_label(rating[2], exact=True)
@@ -438,7 +453,7 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
 
             # Both change it; the phone's change reaches the server first.
             await privacy.get_by_label(rating[3], exact=True).check()
-            await one.locator("#net").get_by_text("Everything sent").wait_for()
+            await until(lambda: has(4), "the phone's change arrived")
             await two.locator("#q-dignity_privacy").get_by_label(rating[1], exact=True).check()
             await two.locator("#net").get_by_text("1 thing needs you").wait_for()
             assert await answered() == 4  # nothing was overwritten silently
@@ -449,8 +464,8 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
             assert "changed on another device" in said and "Nothing has been overwritten" in said
             # The way forward: keep this device's answers, knowingly.
             await two.get_by_role("button", name="Keep the answers on this phone").click()
+            await until(lambda: has(2), "the tablet's answer, kept knowingly, arrived")
             await two.locator("#net").get_by_text("Everything sent").wait_for()
-            assert await answered() == 2
             count = "select count(*) from submissions where visit_id = $1"
             assert await api.conn.fetchval(count, visit_id) == 1
         finally:
@@ -587,7 +602,9 @@ async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
             await page.get_by_role("heading", level=1, name="Review and send").wait_for()
             await tab_to(page, named("BUTTON", "Send my answers as final"))
             await kb.press("Enter")
-            await page.locator("#net").get_by_text("Everything sent").wait_for()
+            await page.get_by_text(
+                "Your answers, photos and findings have all been sent."
+            ).wait_for()
             row = await api.conn.fetchrow(
                 "select state, id from submissions where visit_id = $1", visit_id
             )
