@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import msgspec
@@ -142,3 +143,21 @@ async def test_forms_are_read_into_structs_and_errors_are_words() -> None:
         errors = await read_form(_Req(list(items)), _Form, LABELS)  # type: ignore[arg-type]
         assert isinstance(errors, list) and errors[0]["message"] == words, (items, errors)
         assert "$" not in errors[0]["message"] and "`" not in errors[0]["message"]
+
+
+class _Dated(msgspec.Struct, kw_only=True):
+    email: Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    on: dt.date
+
+
+async def test_emails_and_dates_in_the_wrong_form_are_explained_in_words() -> None:
+    labels = {"email": "Email address", "on": "Date completed"}
+    errors = await read_form(_Req([("email", "rose"), ("on", "2027-01-31")]), _Dated, labels)  # type: ignore[arg-type]
+    assert errors == [
+        {
+            "field": "email",
+            "message": "Email address must be an email address, like name@example.org",
+        }
+    ]
+    errors = await read_form(_Req([("email", "r@e.org"), ("on", "31/01")]), _Dated, labels)  # type: ignore[arg-type]
+    assert errors == [{"field": "on", "message": "Date completed must be a date like 2027-01-31"}]

@@ -134,9 +134,13 @@ def _words(message: str, label: str) -> str:
         return f"{label} must be a number"
     if "`uuid`" in message:
         return f"Choose {label.lower()} from the list"
-    if "datetime" in message or "`date`" in message:
-        return f"{label} must be a date like 31/01/2027"
-    if "Invalid enumeration value" in message or "`str` matching" in message:
+    if "datetime" in message or "`date`" in message or "RFC3339" in message:
+        return f"{label} must be a date like 2027-01-31"
+    if "`str` matching" in message:
+        if "@" in message:
+            return f"{label} must be an email address, like name@example.org"
+        return f"Check {label.lower()}: it is not in the form we expect"
+    if "Invalid enumeration value" in message:
         return f"Choose {label.lower()} from the list"
     return f"Check {label.lower()}"
 
