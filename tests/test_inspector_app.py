@@ -398,6 +398,14 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
             assert (await db_counts(api, visit_id))["submissions"] == 1
             await page.goto(base + "/app/signout")
             await screen(page, "Sign out", "signout")
+            # Signing out revokes this phone's sign-in and leaves nothing on it.
+            await page.get_by_role("button", name="Sign out", exact=True).click()
+            await page.get_by_role("heading", level=1, name="Sign in").wait_for()
+            revoked = await api.conn.fetchval(
+                "select revoked_at is not null from devices where name = $1", "Ann's phone"
+            )
+            assert revoked
+            assert await page.evaluate(SESSION_JS) is None
         finally:
             await browser.close()
 
