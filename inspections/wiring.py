@@ -31,6 +31,9 @@ from inspections.inspector_app import routes as inspector_app
 from inspections.notifications import pages as notification_pages
 from inspections.notifications import routes as notifications
 from inspections.notifications.lifespan import notifications_lifespan
+from inspections.privacy import pages as privacy_pages
+from inspections.privacy import routes as privacy
+from inspections.privacy.retention import retention_lifespan
 from inspections.scorecards import league_page
 from inspections.scorecards import page as scorecard_page
 from inspections.scorecards import routes as scorecards
@@ -45,7 +48,13 @@ from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Started after the core (pool, store) and stopped before it.
-LIFESPANS = [caches_lifespan, evidence_lifespan, notifications_lifespan, reminders_lifespan]
+LIFESPANS = [
+    caches_lifespan,
+    evidence_lifespan,
+    notifications_lifespan,
+    reminders_lifespan,
+    retention_lifespan,
+]
 # Requests that carry no browser form: the JSON API (a bearer token, or the cookie with this
 # site's Origin, service/auth.py), Open311, the docs and probes. Everything else that posts
 # is a form and needs its CSRF token.
@@ -85,6 +94,8 @@ def route_handlers(settings: Settings) -> list[Any]:
         public_profile.router,
         open_data.router,
         open311.router,
+        privacy.router,
+        privacy.people_router,
         # Pages for browsers (HTML; session cookie from the sign-in page).
         *signin_page.routers(settings),
         scorecard_page.router,
@@ -97,6 +108,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         service_pages.router,
         checklist_pages.router,
         people_pages.router,
+        privacy_pages.router,
         visit_pages.router,
         report_pages.router,
         evidence_pages.router,

@@ -15,8 +15,9 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
@@ -27,6 +28,9 @@ from service import db
 from service.auth import ROLES
 from service.devstack import ServeRecord, redact_dsn
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.storage import ObjectStore
 
 DB_NAME = "coassess"
 
@@ -157,7 +161,7 @@ async def _create_user(dsn: str, args: argparse.Namespace, settings: Settings) -
                    values ($1, 'user.create', 'user', $2, $3)""",
                 org_id,
                 str(user_id),
-                msgspec.json.encode({"email": args.email, "roles": roles, "via": "cli"}).decode(),
+                msgspec.json.encode({"roles": roles, "via": "cli"}).decode(),  # by id, no email
             )
         return {
             "id": str(user_id),
@@ -210,6 +214,70 @@ async def _sweep(dsn: str, settings: Settings) -> dict:
         store.close()
         if s3 is not None:
             await asyncio.to_thread(s3.stop)
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[ObjectStore]:
+    """The object store: S3_* settings, or the embedded SeaweedFS of scripts/serve."""
+    from service.storage import ObjectStore  # noqa: F811 (boto3 loads only when needed)
+
+    endpoint, access, secret = (
+        settings.s3_endpoint_url,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+    )
+    s3 = None
+    if not endpoint:
+        from service.devstack import SeaweedFS
+
+        s3 = SeaweedFS(Path(settings.data_dir) / "seaweedfs")
+        endpoint = await asyncio.to_thread(s3.start)
+        access, secret = s3.access_key, s3.secret_key
+    store = ObjectStore(endpoint, settings.s3_bucket, settings.s3_region, access, secret)
+    try:
+        yield store
+    finally:
+        store.close()
+        if s3 is not None:
+            await asyncio.to_thread(s3.stop)
+
+
+async def _privacy(dsn: str, settings: Settings, args: argparse.Namespace) -> dict:
+    """retention (every organisation), erase and export (one person, by id)."""
+    from inspections.privacy.erasure import erase_person
+    from inspections.privacy.export import export_person
+    from inspections.privacy.retention import run_retention
+
+    await db.migrate(dsn, _migrations())
+    pool = await db.create_pool(dsn, 1, 2)
+    try:
+        async with _store(settings) as store:
+            if args.cmd == "retention":
+                return msgspec.to_builtins(await run_retention(pool, store))
+            try:
+                user_id = UUID(args.user)
+            except ValueError:
+                raise SystemExit(
+                    f"error: --user must be a user id (a UUID), not {args.user!r}"
+                ) from None
+            async with pool.acquire() as conn:
+                org = await conn.fetchval(
+                    "select organisation_id from users where id = $1", user_id
+                )
+                if org is None:
+                    raise SystemExit(f"error: no user with id {args.user}")
+                if args.cmd == "erase":
+                    report = await erase_person(conn, store, org, user_id, actor_id=None, via="cli")
+                    return msgspec.to_builtins(report)
+                async with conn.transaction():  # the export and its audit row
+                    blob = await export_person(conn, store, org, user_id, actor_id=None, via="cli")
+                out = Path(args.out or f"person-{user_id}.zip")
+                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                return {"user_id": str(user_id), "file": str(out), "bytes": len(blob)}
+    finally:
+        await pool.close()
 
 
 async def _deliver(dsn: str, settings: Settings, once: bool) -> dict:
@@ -364,6 +432,15 @@ def main(argv: list[str] | None = None) -> int:
         "deliver", help="send waiting notifications (email, webhooks); prints what it did"
     )
     p.add_argument("--once", action="store_true", help="stop when nothing more is due")
+    sub.add_parser(
+        "retention",
+        help="delete or anonymise what is past each organisation's retention schedule",
+    )
+    p = sub.add_parser("erase", help="erase a person by anonymisation (cannot be undone)")
+    p.add_argument("--user", required=True, help="user id")
+    p = sub.add_parser("export", help="write everything held about a person to a .zip")
+    p.add_argument("--user", required=True, help="user id")
+    p.add_argument("--out", help="the .zip to write (default: person-<id>.zip)")
     p = sub.add_parser("create-org", help="create an organisation; prints its JSON")
     p.add_argument("--name", required=True)
     p = sub.add_parser("create-user", help="create a user with a password; prints its JSON")
@@ -387,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
             _out(asyncio.run(_sweep(dsn, settings)))
         elif args.cmd == "deliver":
             _out(asyncio.run(_deliver(dsn, settings, args.once)))
+        elif args.cmd in ("retention", "erase", "export"):
+            _out(asyncio.run(_privacy(dsn, settings, args)))
         elif args.cmd == "create-org":
             _out(asyncio.run(_create_org(dsn, args.name)))
         elif args.cmd == "create-user":

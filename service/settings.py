@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # (local development, tests): they would let a URL reach what only our servers reach.
     webhook_allow_private: bool = False
     reminder_interval_s: float = 3600  # scan for responses due soon or overdue; 0 disables
+    retention_interval_s: float = 86400  # the retention job (inspections/privacy); 0 disables
     # Where people reach this service: links in emails, public report and photo URLs.
     public_base_url: str | None = None
     host: str = "127.0.0.1"

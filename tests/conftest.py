@@ -108,6 +108,7 @@ def make_settings(database_url: str, seaweed: SeaweedFS, **overrides: object) ->
         log_level="WARNING",
         # Tests run reminder scans themselves, on the dates they choose.
         reminder_interval_s=0,
+        retention_interval_s=0,  # tests run retention with the clock they choose
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

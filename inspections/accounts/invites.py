@@ -210,7 +210,8 @@ async def create(
         "invite.create",
         "invite",
         row["id"],
-        {"email": email, "roles": row["roles"], "emailed": True},
+        # By id: the invite row holds the address (erasure anonymises it there).
+        {"roles": row["roles"], "emailed": True},
     )
     return row, code
 

@@ -110,6 +110,10 @@ async def update_user(
             db, user_id, "account deactivated"
         )
     if changes:
+        # The log names people by id only: a new name is said to have changed, not what.
+        if "display_name" in changes:
+            changes["display_name_changed"] = True
+            del changes["display_name"]
         await audit(db, request, "user.update", "user", user_id, changes)
     return await q.user_detail(db, row)
 

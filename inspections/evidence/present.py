@@ -55,7 +55,8 @@ def present(
     with_original: bool = False,
 ) -> Evidence:
     urls = None
-    if row["status"] == "ready":
+    # A photo past retention (or erased) is ready with no objects left to link to.
+    if row["status"] == "ready" and row["display_key"]:
         ttl, store = ctx.settings.evidence_url_ttl_s, ctx.store
 
         def url(key: str) -> str:
@@ -66,7 +67,7 @@ def present(
         urls = Urls(
             display=url(row["display_key"]),
             thumb=url(row["thumb_key"]),
-            original=url(row["original_key"]) if with_original else None,
+            original=url(row["original_key"]) if with_original and row["original_key"] else None,
             expires_in=ttl,
         )
     return from_row(

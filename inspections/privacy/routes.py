@@ -1,0 +1,112 @@
+"""The privacy API: the retention schedule (organisation settings), erasing a person and
+exporting everything held about them (coordinators of the person's organisation only)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Response, Router, get, post
+from litestar.params import FromPath
+
+from inspections.org_settings import settings_routes
+from inspections.privacy.erasure import erase_person
+from inspections.privacy.export import export_person
+from inspections.privacy.schemas import (
+    Erasure,
+    RetentionSettings,
+    RetentionSettingsPatch,
+    check_retention,
+)
+from service.auth import AuthedRequest, require_roles
+from service.db import DB
+from service.errors import problem_responses
+from service.state import AppState
+
+
+def request_id(request: Any) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+@post(
+    "/users/{user_id:uuid}/erase",
+    summary="Erase a person who leaves, by anonymisation (audited)",
+    description="Their name, email, devices and training records go; their submissions stay "
+    "as 'a citizen inspector' (scorecards do not change); their photos' originals are "
+    "deleted from the store, the derivatives kept only if the organisation keeps evidence "
+    "(`keep_erased_evidence` in the retention settings). Cannot be undone.",
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409),
+    # Rows commit before the store's objects are deleted: the operation opens its own.
+    opt={"db_transaction": False},
+)
+async def erase(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+) -> Erasure:
+    caller = request.user
+    return await erase_person(
+        db,
+        state.store,
+        caller.organisation_id,
+        user_id,
+        actor_id=caller.user_id,
+        request_id=request_id(request),
+    )
+
+
+@get(
+    "/users/{user_id:uuid}/export",
+    summary="Everything held about a person: person.json and their photos, as a .zip (audited)",
+    responses=problem_responses(401, 403, 404),
+    media_type="application/zip",
+)
+async def export(
+    user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+) -> Response[bytes]:
+    caller = request.user
+    blob = await export_person(
+        db,
+        state.store,
+        caller.organisation_id,
+        user_id,
+        actor_id=caller.user_id,
+        request_id=request_id(request),
+    )
+    return zip_response(blob, user_id)
+
+
+def zip_response(blob: bytes, user_id: UUID) -> Response[bytes]:
+    return Response(
+        blob,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="person-{user_id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+retention_handlers = settings_routes(
+    "/organisation/retention-settings",
+    "retention",
+    RetentionSettings,
+    RetentionSettingsPatch,
+    name="retention_settings",
+    audit_action="organisation.retention_settings",
+    readers=("coordinator",),
+    read_summary="How long each kind of data is kept before it is deleted or anonymised",
+    patch_summary="Change the retention schedule (audited)",
+    check=check_retention,
+)
+
+router = Router(
+    "/v1",
+    tags=["privacy"],
+    route_handlers=[*retention_handlers],
+)
+people_router = Router(
+    "/v1",
+    tags=["privacy"],
+    guards=[require_roles("coordinator")],
+    route_handlers=[erase, export],
+)
