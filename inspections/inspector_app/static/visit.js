@@ -43,7 +43,7 @@ export async function visitScreen(id) {
   const sections = bundle.checklist.content.sections;
   const all = questionsOf(bundle);
   const done = all.filter((q) => isAnswered(draft.answers[q.key])).length;
-  const photos = (await db.all("photos")).filter((p) => p.visit_id === id);
+  const photos = (await db.all("photos")).filter((p) => p.visit_id === id).sort((a, b) => a.made_at - b.made_at);
   const findings = (await db.all("findings")).filter((f) => f.visit_id === id);
   const problems = await problemsFor(id);
   return [
@@ -100,7 +100,7 @@ export async function sectionScreen(id, number) {
   const section = sections[n - 1];
   if (!section) return notFoundScreen();
   const all = questionsOf(bundle);
-  const photos = (await db.all("photos")).filter((p) => p.visit_id === id);
+  const photos = (await db.all("photos")).filter((p) => p.visit_id === id).sort((a, b) => a.made_at - b.made_at);
   const counter = h("label", { for: "progress" });
   const bar = h("progress", { id: "progress", max: all.length });
   const answers = { ...draft.answers };
@@ -410,7 +410,7 @@ function findingForm(id, bundle, photos, kind, onSaved) {
 export async function findingFormScreen(id, kind) {
   const v = await loadVisit(id);
   if (!v) return missing();
-  const photos = (await db.all("photos")).filter((p) => p.visit_id === id);
+  const photos = (await db.all("photos")).filter((p) => p.visit_id === id).sort((a, b) => a.made_at - b.made_at);
   return [
     back(`/app/visits/${id}/findings`, t("findings.title")),
     heading(t(`findings.new_${kind}`)),
@@ -425,7 +425,7 @@ export async function findingFormScreen(id, kind) {
 export async function concernScreen(id) {
   const v = await loadVisit(id);
   if (!v) return missing();
-  const photos = (await db.all("photos")).filter((p) => p.visit_id === id);
+  const photos = (await db.all("photos")).filter((p) => p.visit_id === id).sort((a, b) => a.made_at - b.made_at);
   const form = findingForm(id, v.bundle, photos, "concern", () => {
     state.flash = t("concern.saved");
     go(`/app/visits/${id}`);
@@ -449,7 +449,7 @@ export async function reviewScreen(id) {
   const v = await loadVisit(id);
   if (!v) return missing();
   const { bundle, draft } = v;
-  const photos = (await db.all("photos")).filter((p) => p.visit_id === id);
+  const photos = (await db.all("photos")).filter((p) => p.visit_id === id).sort((a, b) => a.made_at - b.made_at);
   const sections = bundle.checklist.content.sections;
   const link = (q) => {
     const n = sections.findIndex((s) => s.questions.includes(q)) + 1;
