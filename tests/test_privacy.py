@@ -6,15 +6,20 @@ organisations get 404, citizens 403."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
+import os
+import sys
 import zipfile
 from typing import Any
 
 from inspections.privacy.retention import run_retention
 from service.db import create_pool
+from service.settings import Settings
 from service.storage import ObjectStore
+from tests.conftest import ROOT
 from tests.helpers import Api, assert_problem, form_post
 from tests.scenes import GPS_PHOTO, Photos, answers, bucket_keys, scene_with_visit, seeded
 from tests.test_pages_people import browser_of, text_of
@@ -130,6 +135,9 @@ async def test_email_bodies_with_links_are_cleared_once_sent(api: Api) -> None:
     await api.conn.execute(
         "update outbox set delivered_at = now() where organisation_id = $1", _uuid(org)
     )
+    # The log names the invite by id; the address is only in the invite (and the email).
+    log = (await api.client.get("/v1/audit?action=invite.create", headers=coord)).json()
+    assert log["items"] and "new.volunteer@example.org" not in json.dumps(log)
     body = await api.conn.fetchval("select body from outbox where organisation_id = $1", _uuid(org))
     assert "/invites/" in body  # the link that claims the account
     counts = await _run(api, org, dt.datetime.now(dt.UTC) + 2 * DAY)
@@ -291,3 +299,55 @@ def _uuid(v: str) -> Any:
     import uuid
 
     return uuid.UUID(v)
+
+
+async def _cli(settings: Settings, *args: str) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "S3_BUCKET": settings.s3_bucket,
+        "S3_ACCESS_KEY": settings.s3_access_key or "",
+        "S3_SECRET_KEY": settings.s3_secret_key or "",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service", *args,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+async def test_the_commands_export_erase_and_run_retention(
+    api: Api, settings: Settings, tmp_path: Any
+) -> None:
+    s, visits = await seeded(api)
+    ev = await _photo(Photos(api, s, {"id": visits[-1]}), s.ann)
+    out = tmp_path / "ann.zip"
+    done = await _cli(settings, "export", "--user", s.ann["id"], "--out", str(out))
+    assert done["file"] == str(out) and out.stat().st_mode & 0o077 == 0  # owner only
+    z = zipfile.ZipFile(out)
+    assert json.loads(z.read("person.json"))["person"]["email"] == s.ann["email"]
+    assert f"photos/{ev['id']}/original.jpg" in z.namelist()
+
+    erased = await _cli(settings, "erase", "--user", s.ann["id"])
+    assert erased["originals_deleted"] == 1 and erased["objects_deleted"] == 1
+    assert not any("/originals/" in k for k in await bucket_keys(api, s.org))
+    name = await api.conn.fetchval(
+        "select display_name from users where id = $1", _uuid(s.ann["id"])
+    )
+    assert name == "A citizen inspector"
+
+    report = await _cli(settings, "retention")
+    mine = [o for o in report["organisations"] if o["organisation_id"] == s.org]
+    assert len(mine) == 1 and {k["kind"] for k in mine[0]["kinds"]} >= {
+        "photo_originals", "photo_derivatives", "submissions", "audit"
+    }  # fmt: skip
+    actions = [
+        a["action"]
+        for a in (await api.client.get("/v1/audit?limit=200", headers=s.coord)).json()["items"]
+    ]
+    assert "user.export" in actions and "user.erase" in actions
+    assert "retention.photo_originals" in actions
