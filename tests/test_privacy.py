@@ -228,6 +228,10 @@ async def test_erasing_a_volunteer_keeps_the_scorecard_and_deletes_their_origina
     erase = (await api.client.get("/v1/audit?action=user.erase", headers=s.coord)).json()
     assert erase["items"][0]["object_id"] == s.ann["id"]
     assert_problem(await api.client.post(f"/v1/users/{s.ann['id']}/erase", headers=s.coord), 409)
+    revive = await api.client.patch(
+        f"/v1/users/{s.ann['id']}", headers=s.coord, json={"active": True}
+    )
+    assert_problem(revive, 409)
 
 
 async def test_an_organisation_that_keeps_no_evidence_loses_the_photos_too(api: Api) -> None:

@@ -84,6 +84,11 @@ async def update_user(
             "ask another coordinator.",
             "self-lockout",
         )
+    if active is True and await db.fetchval(
+        "select erased_at is not null from users where id = $1", user_id
+    ):
+        # Erased by anonymisation (inspections/privacy): nothing of the person is left to revive.
+        raise conflict("This person was erased; invite them again instead.", "erased")
     changes: dict[str, Any] = {
         k: v
         for k, v in (("display_name", display_name), ("roles", roles), ("active", active))
