@@ -188,9 +188,13 @@ async def test_erasing_a_volunteer_keeps_the_scorecard_and_deletes_their_origina
     assert_problem(await api.client.post(f"/v1/users/{s.ann['id']}/erase", headers=bob), 403)
     assert_problem(await api.client.get(f"/v1/users/{s.ann['id']}/export", headers=bob), 403)
 
+    upcoming = (await s.visit()).json()  # next week's team includes Ann
     r = await api.client.post(f"/v1/users/{s.ann['id']}/erase", headers=s.coord)
     assert r.status_code == 200, r.text
     done = r.json()
+    assert done["upcoming_visits_left"] == 1
+    team = (await api.client.get(f"/v1/visits/{upcoming['id']}", headers=s.coord)).json()
+    assert s.ann["id"] not in json.dumps(team)
     assert done["originals_deleted"] == 1 and done["training_records_deleted"] == 2
     assert done["submissions_kept"] == 3 and done["derivatives_deleted"] == 0
 

@@ -97,6 +97,20 @@ async def erase_person(
             organisation_id,
             email,
         )
+        # Off the teams of visits still to come (not where they lead: the coordinator
+        # chooses a new lead first, as for anyone leaving a team).
+        left = objects_count(
+            await conn.execute(
+                """delete from visit_members m using visits v
+                    where m.user_id = $1 and v.id = m.visit_id and not m.is_lead
+                      and v.status = 'planned' and v.starts_at > now()
+                      and not exists (select 1 from submissions s
+                                       where s.visit_id = v.id and s.user_id = $1)
+                      and not exists (select 1 from evidence e
+                                       where e.visit_id = v.id and e.uploaded_by = $1)""",
+                user_id,
+            )
+        )
         submissions = objects_count(
             await conn.execute("update submissions set device = null where user_id = $1", user_id)
         )
@@ -142,6 +156,7 @@ async def erase_person(
             devices_deleted=devices,
             training_records_deleted=training,
             submissions_kept=submissions,
+            upcoming_visits_left=left,
             photos=photos,
             originals_deleted=originals,
             derivatives_deleted=derivatives,
@@ -159,6 +174,7 @@ async def erase_person(
                 "via": via,
                 "devices_deleted": devices,
                 "training_records_deleted": training,
+                "upcoming_visits_left": left,
                 "originals_deleted": originals,
                 "derivatives_deleted": derivatives,
                 "kept_evidence": schedule.keep_erased_evidence,

@@ -91,6 +91,7 @@ class Erasure(Body, kw_only=True):
     devices_deleted: int
     training_records_deleted: int
     submissions_kept: int
+    upcoming_visits_left: int  # teams of planned visits they no longer join
     photos: int
     originals_deleted: int
     derivatives_deleted: int
