@@ -269,13 +269,14 @@ async def _privacy(dsn: str, settings: Settings, args: argparse.Namespace) -> di
                 if args.cmd == "erase":
                     report = await erase_person(conn, store, org, user_id, actor_id=None, via="cli")
                     return msgspec.to_builtins(report)
-                async with conn.transaction():  # the export and its audit row
-                    blob = await export_person(conn, store, org, user_id, actor_id=None, via="cli")
                 out = Path(args.out or f"person-{user_id}.zip")
-                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                return {"user_id": str(user_id), "file": str(out), "bytes": len(blob)}
+                # Personal data: the owner alone reads it, from the moment it exists.
+                os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+                async with conn.transaction():  # the export and its audit row
+                    size = await export_person(
+                        conn, store, org, user_id, out, actor_id=None, via="cli"
+                    )
+                return {"user_id": str(user_id), "file": str(out), "bytes": size}
     finally:
         await pool.close()
 

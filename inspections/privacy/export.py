@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
+import shutil
 import zipfile
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -61,9 +62,11 @@ async def _rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
     return msgspec.json.decode(raw) if isinstance(raw, str) else raw
 
 
-async def _get(store: ObjectStore, key: str) -> bytes:
-    out = await store.call("get_object", Bucket=store.bucket, Key=key)
-    return await asyncio.to_thread(out["Body"].read)
+def _copy_into(z: zipfile.ZipFile, name: str, store: ObjectStore, key: str) -> None:
+    """One stored object into the archive, streamed (a photo is never wholly in memory)."""
+    body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
+    with body, z.open(zipfile.ZipInfo(name), "w", force_zip64=True) as out:
+        shutil.copyfileobj(body, out, 1 << 20)
 
 
 async def export_person(
@@ -71,12 +74,14 @@ async def export_person(
     store: ObjectStore,
     organisation_id: UUID,
     user_id: UUID,
+    target: Path,
     *,
     actor_id: UUID | None,
     request_id: str | None = None,
     via: str = "api",
-) -> bytes:
-    """The .zip's bytes; audited in ``conn``'s transaction (the caller's)."""
+) -> int:
+    """Write the .zip to ``target`` (a file the caller owns); returns its size. Audited in
+    ``conn``'s transaction (the caller's)."""
     person = await _rows(
         conn,
         """select id, organisation_id, email, display_name, roles, active, created_at,
@@ -94,23 +99,29 @@ async def export_person(
     for name, sql in SECTIONS.items():
         args = (user_id, organisation_id) if "$2" in sql else (user_id,)
         data[name] = await _rows(conn, sql, *args)
+    photos = [
+        (f"photos/{p['id']}/{label}{ext}", key)
+        for p in data["photos"]
+        for label, key, ext in (
+            ("original", p.get("original_key"), _ext(p.get("content_type"))),
+            ("display", p.get("display_key"), ".jpg"),
+        )
+        if key
+    ]
 
-    files: list[tuple[str, bytes]] = []
-    for p in data["photos"]:
-        for label, key in (("original", p.get("original_key")), ("display", p.get("display_key"))):
-            if key:
-                ext = ".jpg" if label == "display" else _ext(p.get("content_type"))
-                files.append((f"photos/{p['id']}/{label}{ext}", await _get(store, key)))
+    def build() -> int:
+        # Photos are stored as they are (already compressed); person.json is deflated.
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+            z.writestr(
+                "person.json",
+                msgspec.json.format(msgspec.json.encode(data)),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
+            for name, key in photos:
+                _copy_into(z, name, store, key)
+        return target.stat().st_size
 
-    def build() -> bytes:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("person.json", msgspec.json.format(msgspec.json.encode(data)))
-            for name, content in files:
-                z.writestr(name, content, compress_type=zipfile.ZIP_STORED)  # already JPEG
-        return buf.getvalue()
-
-    blob = await asyncio.to_thread(build)
+    size = await asyncio.to_thread(build)
     await record(
         conn,
         organisation_id,
@@ -118,10 +129,10 @@ async def export_person(
         "user.export",
         "user",
         user_id,
-        {"via": via, "photos": len(files), "bytes": len(blob)},
+        {"via": via, "photos": len(photos), "bytes": size},
         request_id,
     )
-    return blob
+    return size
 
 
 def _ext(content_type: str | None) -> str:

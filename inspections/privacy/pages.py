@@ -8,14 +8,13 @@ from uuid import UUID
 
 from litestar import Response, get, post
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import File, Template
 from msgspec import Meta
 
 from inspections.accounts.queries import user_in_org
 from inspections.org_settings import read_section
 from inspections.privacy.erasure import erase_person
-from inspections.privacy.export import export_person
-from inspections.privacy.routes import request_id, zip_response
+from inspections.privacy.routes import export_file, request_id
 from inspections.privacy.schemas import RetentionSettings
 from inspections.web.screens import read_form, screen, screens_router, see_other
 from service.auth import AuthedRequest, require_roles
@@ -79,9 +78,9 @@ async def person_data(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -
 @post("/{user_id:uuid}/data/export", guards=coordinator_only, status_code=200)
 async def person_export(
     user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
-) -> Response[bytes]:
+) -> File:
     caller = request.user
-    blob = await export_person(
+    return await export_file(
         db,
         state.store,
         caller.organisation_id,
@@ -90,7 +89,6 @@ async def person_export(
         request_id=request_id(request),
         via="screen",
     )
-    return zip_response(blob, user_id)
 
 
 @post(

@@ -3,11 +3,18 @@ exporting everything held about them (coordinators of the person's organisation 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from litestar import Response, Router, get, post
+import asyncpg
+from litestar import Router, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath
+from litestar.response import File
 
 from inspections.org_settings import settings_routes
 from inspections.privacy.erasure import erase_person
@@ -22,6 +29,7 @@ from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import problem_responses
 from service.state import AppState
+from service.storage import ObjectStore
 
 
 def request_id(request: Any) -> str | None:
@@ -60,11 +68,9 @@ async def erase(
     responses=problem_responses(401, 403, 404),
     media_type="application/zip",
 )
-async def export(
-    user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
-) -> Response[bytes]:
+async def export(user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState) -> File:
     caller = request.user
-    blob = await export_person(
+    return await export_file(
         db,
         state.store,
         caller.organisation_id,
@@ -72,17 +78,44 @@ async def export(
         actor_id=caller.user_id,
         request_id=request_id(request),
     )
-    return zip_response(blob, user_id)
 
 
-def zip_response(blob: bytes, user_id: UUID) -> Response[bytes]:
-    return Response(
-        blob,
+async def export_file(
+    db: asyncpg.Connection,
+    store: ObjectStore,
+    organisation_id: UUID,
+    user_id: UUID,
+    *,
+    actor_id: UUID,
+    request_id: str | None,
+    via: str = "api",
+) -> File:
+    """The export written to a temporary file (0600), sent as the download, then removed:
+    a volunteer's photos never need to fit in memory."""
+    fd, name = tempfile.mkstemp(prefix="coassess-export-", suffix=".zip")
+    os.close(fd)
+    path = Path(name)
+    try:
+        await export_person(
+            db,
+            store,
+            organisation_id,
+            user_id,
+            path,
+            actor_id=actor_id,
+            request_id=request_id,
+            via=via,
+        )
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)  # no await here: a cancelled export still cleans up
+        raise
+    return File(
+        path,
+        filename=f"person-{user_id}.zip",
         media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="person-{user_id}.zip"',
-            "Cache-Control": "no-store",
-        },
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(path.unlink, missing_ok=True),
     )
 
 
