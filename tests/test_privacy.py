@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import glob
 import io
 import json
 import os
 import sys
+import tempfile
 import zipfile
 from typing import Any
 
@@ -267,6 +269,8 @@ async def test_subject_access_export_holds_their_data_and_photos(api: Api) -> No
     assert "password_hash" not in data["person"]
     assert z.read(f"photos/{ev['id']}/original.jpg") == PHOTO
     assert z.read(f"photos/{ev['id']}/display.jpg")[:2] == b"\xff\xd8"
+    # The temporary file it was sent from is gone (erasure would not reach it).
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), "coassess-export-*"))
     audit = (await api.client.get("/v1/audit?action=user.export", headers=s.coord)).json()
     assert audit["items"][0]["object_id"] == s.ann["id"]
 

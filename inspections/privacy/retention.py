@@ -215,8 +215,16 @@ async def run_retention(
                 schedule = msgspec.convert(o["r"] or {}, RetentionSettings)
                 async with conn.transaction():
                     counts, keys = await _org_pass(conn, o["id"], schedule, now)
-                # After the commit: the rows no longer name these objects.
-                deleted = await objects.delete_keys(store, await objects.unreferenced(conn, keys))
+                # After the commit: the rows no longer name these objects. If the store
+                # fails, the other organisations still run, and the orphan sweep removes
+                # what is left (no row names these keys any more).
+                deleted = 0
+                try:
+                    deleted = await objects.delete_keys(
+                        store, await objects.unreferenced(conn, keys)
+                    )
+                except Exception:
+                    log.exception("retention: deleting objects failed", extra={"org": str(o["id"])})
                 report.organisations.append(
                     OrgRetention(
                         organisation_id=str(o["id"]), kinds=counts, objects_deleted=deleted
