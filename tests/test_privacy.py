@@ -124,7 +124,7 @@ async def test_retention_deletes_originals_first_then_derivatives_and_the_rest(
     assert len(audit) == len(by_kind)  # one row per kind for this run
 
 
-async def test_email_bodies_with_links_are_cleared_once_sent(api: Api) -> None:
+async def test_email_links_are_cleared_once_sent_and_rows_deleted_later(api: Api) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
     r = await api.client.post(
@@ -148,6 +148,11 @@ async def test_email_bodies_with_links_are_cleared_once_sent(api: Api) -> None:
         await api.conn.fetchval("select body from outbox where organisation_id = $1", _uuid(org))
         == ""
     )
+    # Months later the sent email's row and the never-accepted invite (an address) are gone.
+    counts = await _run(api, org, dt.datetime.now(dt.UTC) + 120 * DAY)
+    assert counts["outbox"] == 1 and counts["expired_invites"] == 1
+    assert (await api.client.get("/v1/invites", headers=coord)).json()["items"] == []
+    assert (await api.client.get("/v1/notifications", headers=coord)).json()["items"] == []
 
 
 async def test_the_schedule_is_an_organisation_setting(api: Api) -> None:
