@@ -23,7 +23,16 @@ from service.settings import Settings
 from service.storage import ObjectStore
 from tests.conftest import ROOT
 from tests.helpers import Api, assert_problem, form_post
-from tests.scenes import GPS_PHOTO, Photos, answers, bucket_keys, scene_with_visit, seeded
+from tests.scenes import (
+    CONCERN,
+    GPS_PHOTO,
+    Findings,
+    Photos,
+    answers,
+    bucket_keys,
+    scene_with_visit,
+    seeded,
+)
 from tests.test_pages_people import browser_of, text_of
 
 DAY = dt.timedelta(days=1)
@@ -368,3 +377,24 @@ async def test_the_commands_export_erase_and_run_retention(
     ]
     assert "user.export" in actions and "user.erase" in actions
     assert "retention.photo_originals" in actions
+
+
+async def test_closed_concerns_lose_what_they_said_about_people_after_their_period(
+    api: Api,
+) -> None:
+    f = await Findings(api).build()
+    r = await f.raise_(f.ann, **CONCERN)
+    assert r.status_code in (200, 201), r.text
+    cid = r.json()["id"]
+    await f.update(f.lead, cid, type="acknowledge")
+    await f.update(f.lead, cid, type="refer", reference="LA-2025-0042")
+    note = "Mrs A.'s daughter was told; the carer named was moved to nights."
+    assert (await f.update(f.coord, cid, type="close", note=note)).json()["status"] == "closed"
+    now = dt.datetime.now(dt.UTC)
+
+    assert (await _run(api, f.s.org, now + 365 * DAY))["findings"] == 0  # not yet
+    assert note in json.dumps((await f.get(f.coord, cid)).json())
+    assert (await _run(api, f.s.org, now + 2191 * DAY))["findings"] == 1
+    kept = (await f.get(f.coord, cid)).json()
+    assert kept["status"] == "closed" and kept["safeguarding_reference"] == "LA-2025-0042"
+    assert "Mrs A" not in json.dumps(kept)

@@ -82,9 +82,14 @@ _FINDINGS_SQL = """
     u as (update finding_updates set note = ''
            where finding_id in (select id from old) and note <> '' returning finding_id),
     a as (update finding_actions set owner = ''
-           where finding_id in (select id from old) and owner <> '' returning finding_id)
+           where finding_id in (select id from old) and owner <> '' returning finding_id),
+    -- A closed safeguarding concern was never public; what it said about a resident goes.
+    d as (update findings set description = ''
+           where id in (select id from old) and severity = 'safeguarding'
+             and description <> '' returning id)
     select count(distinct f) from (select finding_id f from u
-                                   union all select finding_id from a) t"""
+                                   union all select finding_id from a
+                                   union all select id from d) t"""
 
 _DEVICES_SQL = """
     with old as (select id from devices where organisation_id = $1 and revoked_at < $2),

@@ -22,7 +22,8 @@ class RetentionSettings(Body, kw_only=True):
     photo_originals_days: Days = 90
     photo_derivatives_days: Days = 2190
     submissions_days: Days = 2190  # then free-text comments and the device name are cleared
-    findings_days: Days = 2190  # closed ones: then notes and action owners are cleared
+    # Closed ones: then notes, action owners and a concern's description are cleared.
+    findings_days: Days = 2190
     outbox_email_body_days: Days = 1  # invite and reset links: cleared once sent or failed
     outbox_days: Days = 90  # sent or failed notifications, then deleted
     revoked_devices_days: Days = 30
