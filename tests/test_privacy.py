@@ -18,6 +18,7 @@ import zipfile
 from typing import Any
 
 from inspections.privacy.retention import run_retention
+from inspections.privacy.schemas import RetentionReport
 from service.db import create_pool
 from service.settings import Settings
 from service.storage import ObjectStore
@@ -46,9 +47,9 @@ def _org_counts(report: Any, org: str) -> dict[str, int]:
     }
 
 
-async def _run(api: Api, org: str, now: dt.datetime) -> dict[str, int]:
-    """Run the job as if it were ``now`` (on this test's loop: its own pool and store
-    client, as the CLI has); this organisation's counts by kind."""
+async def _job(api: Api, now: dt.datetime) -> RetentionReport:
+    """Run the job as if it were ``now``, on this test's loop: its own pool and store
+    client, as the CLI has (the app's belong to the test client's loop)."""
     settings = api.client.app.state.settings
     pool = await create_pool(settings.database_url, 1, 2)
     store = ObjectStore(
@@ -64,7 +65,12 @@ async def _run(api: Api, org: str, now: dt.datetime) -> dict[str, int]:
         await pool.close()
         store.close()
     assert not report.skipped_locked
-    return _org_counts(report, org)
+    return report
+
+
+async def _run(api: Api, org: str, now: dt.datetime) -> dict[str, int]:
+    """This organisation's counts by kind, from a run as if it were ``now``."""
+    return _org_counts(await _job(api, now), org)
 
 
 async def _photo(p: Photos, who: dict[str, Any], photo: bytes = PHOTO) -> dict[str, Any]:
@@ -398,3 +404,16 @@ async def test_closed_concerns_lose_what_they_said_about_people_after_their_peri
     kept = (await f.get(f.coord, cid)).json()
     assert kept["status"] == "closed" and kept["safeguarding_reference"] == "LA-2025-0042"
     assert "Mrs A" not in json.dumps(kept)
+
+
+async def test_sign_in_counters_go_a_day_after_their_window(api: Api) -> None:
+    org = await api.org()
+    user = await api.user(org, "citizen_inspector")
+    r = await api.client.post(
+        "/v1/auth/token", json={"email": user["email"], "password": "wrong", "device": "x"}
+    )
+    assert r.status_code == 401
+    assert await api.conn.fetchval("select count(*) from rate_limits") > 0
+    report = await _job(api, dt.datetime.now(dt.UTC) + 3 * DAY)
+    assert report.signin_attempts_deleted > 0
+    assert await api.conn.fetchval("select count(*) from rate_limits") == 0
