@@ -9,7 +9,6 @@ same guard, so the checks and the audit are the API's.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
@@ -26,7 +25,14 @@ from inspections.accounts.home_panel import coordinator_panel
 from inspections.accounts.invites import ROLE_WORDS, roles_in_words
 from inspections.accounts.schemas import DisplayName, Roles
 from inspections.web.home import PANELS
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.screens import (
+    attempt,
+    page_errors,
+    read_form,
+    screen,
+    screens_router,
+    see_other,
+)
 from inspections.wording import long_date
 from service.auth import ROLES, AuthedRequest, Role, require_roles
 from service.db import DB
@@ -35,7 +41,6 @@ from service.schema import Email, Form, NonEmpty, cursor_after
 from service.state import AppState
 
 coordinator_only = [require_roles("coordinator")]  # the JSON routes' guard
-T = TypeVar("T")
 F = TypeVar("F", bound=Form)
 Search = Annotated[str | None, QueryParameter(name="q", max_length=100)]
 DUE_DAYS = 30  # "expires soon": the home panel's window too
@@ -91,18 +96,6 @@ async def read(request: AuthedRequest, struct: type[F]) -> F | list[dict[str, st
     if isinstance(data, list):
         return [{**e, "message": PLAIN.get(e["field"], e["message"])} for e in data]
     return data
-
-
-async def attempt(db: asyncpg.Connection, work: Awaitable[T]) -> T | DomainError:
-    """Run a domain write in a savepoint: a refusal undoes what it wrote and is answered,
-    so the page can show it beside the form (the request's transaction still commits)."""
-    try:
-        async with db.transaction():
-            return await work
-    except DomainError as exc:
-        if exc.status in (403, 404):
-            raise  # not the form's fault: the error page, with the API's status
-        return exc
 
 
 def clearance_words(roles: list[str], records: list[Any], today: dt.date) -> dict[str, Any]:

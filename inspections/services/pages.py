@@ -30,7 +30,14 @@ from inspections.services.schemas import (
     ServiceCreate,
     ServicePatch,
 )
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.screens import (
+    attempt,
+    page_errors,
+    read_form,
+    screen,
+    screens_router,
+    see_other,
+)
 from inspections.wording import long_date
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
@@ -85,18 +92,6 @@ PLAIN = {
     "kind": "Choose the kind of service",
 }
 FIELDS = ("name", "kind", "address", "lat", "lon", "geofence_m")
-
-
-async def attempt(db: asyncpg.Connection, work: Any) -> Any:
-    """A domain write in a savepoint: a refusal undoes it and comes back to show beside the
-    form (the request's transaction then commits nothing of it)."""
-    try:
-        async with db.transaction():
-            return await work
-    except DomainError as exc:
-        if exc.status in (403, 404):
-            raise  # the error page, with the API's status
-        return exc
 
 
 async def _read(request: AuthedRequest) -> ServiceForm | list[dict[str, str]]:

@@ -15,6 +15,8 @@ How to write a screen (see inspections/web/home.py for a small one):
 - Read a posted form with ``await read_form(request, SomeStruct, LABELS)``: it answers the
   Struct, or a list of errors in words (``{field, message}``) for ``forms.error_summary``.
   ``page_errors(exc, LABELS)`` turns a domain ``Invalid`` into the same list.
+- Write with ``await attempt(db, operation(...))``: a refusal is undone and answered, to show
+  beside the form with ``page_errors``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 from litestar import Request, Response, Router
 from litestar.response import Template
@@ -36,6 +39,7 @@ from service.errors import DomainError
 from service.pages import page
 
 T = TypeVar("T", bound=msgspec.Struct)
+R = TypeVar("R")
 
 
 class NavItem(msgspec.Struct, frozen=True):
@@ -210,3 +214,15 @@ def page_errors(exc: DomainError, labels: dict[str, str]) -> list[dict[str, str]
             }
         )
     return out or [{"field": "form", "message": exc.detail}]
+
+
+async def attempt(db: asyncpg.Connection, work: Awaitable[R]) -> R | DomainError:
+    """Run a domain write in a savepoint: a refusal undoes what it wrote and is answered,
+    so the page can show it beside the form (the request's transaction still commits)."""
+    try:
+        async with db.transaction():
+            return await work
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise  # not the form's fault: the error page, with the API's status
+        return exc
