@@ -2,7 +2,8 @@
 people_pages.py registers it).
 
 Each line is a count with a link to the screen that deals with it. The counts use the
-owning slices' own rules: findings through their visibility rule (findings/queries.VISIBLE,
+owning slices' own rules: reports to review as the Reports list has them
+(findings/queries.report_visits), findings through their visibility rule (findings/queries.VISIBLE,
 so a coordinator who manages a service is not told about its safeguarding concerns), invites
 through the People functions, clearance through accounts/clearance.py.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from inspections.accounts import people
-from inspections.findings.queries import VISIBLE, today, visibility
+from inspections.findings.queries import VISIBLE, report_visits, today, visibility
 from inspections.wording import noun
 from service.auth import AuthedRequest, Principal
 from service.db import DB
@@ -27,12 +28,6 @@ DUE_DAYS = 30
 async def _counts(db: asyncpg.Connection, user: Principal, tz: str) -> asyncpg.Record:
     row = await db.fetchrow(
         f"""select
-            (select count(*) from visits v left join visit_reports r on r.visit_id = v.id
-              where v.organisation_id = $1 and v.status <> 'cancelled'
-                and (r.id is null or r.status = 'draft')
-                and (r.id is not null or v.status = 'submitted'
-                     or exists (select 1 from findings x where x.visit_id = v.id
-                                  and x.severity <> 'safeguarding')))::int to_review,
             (select count(*) from visit_reports
               where organisation_id = $1 and status = 'factual_check')::int factual_check,
             (select count(*) from findings f where {VISIBLE}
@@ -56,12 +51,13 @@ async def coordinator_panel(
         return None
     tz = app_state(request.app).settings.site_timezone
     c = await _counts(db, user, tz)
+    to_review = await report_visits(db, user.organisation_id, tz, to_review=True, limit=None)
     open_invites, _ = await people.list_invites(db, user, "open", limit=200)
     expired, _ = await people.list_invites(db, user, "expired", limit=200)
     due = await people.clearance_due(db, user, dt.date.today(), DUE_DAYS)
     lead = user.has("safeguarding_lead")
     items = [
-        (c["to_review"], "report to review", "reports to review", "/reports"),
+        (len(to_review), "report to review", "reports to review", "/reports"),
         (
             c["factual_check"],
             "report with a service for its factual check",

@@ -97,7 +97,7 @@ async def actions_and_history(
     """Each finding's action plan and history, oldest first (for the API and the public)."""
     actions: dict[UUID, list[ActionOut]] = defaultdict(list)
     for a in await db.fetch(
-        """select finding_id, position, action, owner, target_date, done_at
+        """select finding_id, position, action, owner, target_date, done_at, moderation
              from finding_actions where finding_id = any($1::uuid[])
             order by finding_id, position""",
         ids,
@@ -106,7 +106,7 @@ async def actions_and_history(
     history: dict[UUID, list[HistoryEntry]] = defaultdict(list)
     for h in await db.fetch(
         """select id, finding_id, kind, from_status, to_status, actor_role, note,
-                  evidence_ids, created_at at
+                  evidence_ids, created_at at, moderation
              from finding_updates where finding_id = any($1::uuid[])
             order by finding_id, created_at, id""",
         ids,
@@ -137,6 +137,88 @@ async def load_findings(
             )
         )
     return out
+
+
+async def visible_findings(
+    db: asyncpg.Connection,
+    caller: Principal,
+    timezone: str,
+    *,
+    service: UUID | None = None,
+    visit: UUID | None = None,
+    status: str | None = None,
+    overdue: bool | None = None,
+    severity: str | None = None,
+    recommendations: bool = False,
+    managed: bool = False,
+    after: Sequence[Any] = (None, None),
+    limit: int = 50,
+) -> list[Any]:
+    """GET /v1/findings: the FINDING_SQL rows this caller may see (VISIBLE), newest first.
+
+    ``recommendations``: only recommendations past their draft; ``managed``: only about the
+    services the caller manages; ``after``: the keyset cursor (created_at, id)."""
+    return await db.fetch(
+        FINDING_SQL
+        + f""" where {VISIBLE}
+              and ($8::uuid is null or f.service_id = $8)
+              and ($9::uuid is null or f.visit_id = $9)
+              and ($10::text is null or f.status = $10)
+              and ($11::bool is null
+                   or $11 = (f.status = 'open' and f.due_on < $12::date))
+              and ($13::timestamptz is null or (f.created_at, f.id) < ($13, $14::uuid))
+              and ($16::text is null or f.severity = $16)
+              and (not $17 or (f.recommendation is not null and f.status <> 'draft'))
+              and (not $18 or exists (select 1 from service_managers sm
+                                      where sm.service_id = f.service_id and sm.user_id = $2))
+            order by f.created_at desc, f.id desc limit $15""",
+        *visibility(caller),
+        service,
+        visit,
+        status,
+        overdue,
+        today(timezone),
+        *after,
+        limit,
+        severity,
+        recommendations,
+        managed,
+    )
+
+
+# A visit whose report a coordinator deals with: not cancelled, and with a report, or
+# submitted, or with a finding that may go in one (a safeguarding concern never does).
+async def report_visits(
+    db: asyncpg.Connection,
+    organisation_id: UUID,
+    timezone: str,
+    *,
+    to_review: bool = False,
+    limit: int | None = 200,
+) -> list[Any]:
+    """The organisation's visits with a report to write, check or read, latest first, with
+    the report's status and counts; ``to_review``: only those with no report past its draft."""
+    return await db.fetch(
+        """select v.id visit_id, s.name service_name, v.starts_at, v.status visit_status,
+                  r.status, r.published_on, r.sent_at,
+                  (select count(*) from findings f where f.visit_id = v.id
+                      and f.severity <> 'safeguarding')::int findings,
+                  (select count(*) from report_comments c where c.report_id = r.id)::int comments,
+                  (select count(*) from findings f where f.visit_id = v.id and f.in_report
+                      and f.status = 'open' and f.due_on < $2)::int overdue
+             from visits v join services s on s.id = v.service_id
+             left join visit_reports r on r.visit_id = v.id
+            where v.organisation_id = $1 and v.status <> 'cancelled'
+              and (r.id is not null or v.status = 'submitted'
+                   or exists (select 1 from findings f where f.visit_id = v.id
+                                and f.severity <> 'safeguarding'))
+              and (not $3 or r.id is null or r.status = 'draft')
+            order by v.starts_at desc, v.id limit $4""",
+        organisation_id,
+        today(timezone),  # overdue as the findings say it (rules)
+        to_review,
+        limit,
+    )
 
 
 async def finding_for(

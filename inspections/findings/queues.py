@@ -14,7 +14,6 @@ import asyncpg
 
 from inspections.findings import rules
 from inspections.findings.queries import (
-    FINDING_SQL,
     VISIBLE,
     build_report,
     finding_for,
@@ -22,6 +21,7 @@ from inspections.findings.queries import (
     report_row,
     today,
     visibility,
+    visible_findings,
 )
 from inspections.findings.schemas import Finding, Report
 from service.auth import Principal
@@ -48,14 +48,14 @@ def _manager(user: Principal) -> None:
 async def concern_queue(db: asyncpg.Connection, user: Principal, tz: str) -> list[Finding]:
     """Every concern the lead may see: open ones first, oldest first; then closed, newest."""
     _lead(user)
-    rows = await db.fetch(
-        FINDING_SQL
-        + f""" where {VISIBLE} and f.severity = 'safeguarding'
-            order by f.status = 'closed',
-                     case when f.status <> 'closed' then f.created_at end,
-                     f.updated_at desc, f.id
-            limit 500""",
-        *visibility(user),
+    rows = await visible_findings(db, user, tz, severity="safeguarding", limit=500)
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            (1, -r["updated_at"].timestamp(), r["id"])
+            if r["status"] == "closed"
+            else (0, r["created_at"].timestamp(), r["id"])
+        ),
     )
     return await load_findings(db, rows, tz)
 
@@ -89,16 +89,17 @@ async def my_recommendations(
     """The recommendations to the services this manager manages, as the API shows them:
     (to answer or act on, finished), each overdue first, then by due date."""
     _manager(user)
-    rows = await db.fetch(
-        FINDING_SQL
-        + f""" where {VISIBLE} and f.recommendation is not null and f.status <> 'draft'
-              and exists (select 1 from service_managers sm
-                           where sm.service_id = f.service_id and sm.user_id = $2)
-            order by (f.status = 'open' and f.due_on < $8) desc, f.due_on nulls last,
-                     f.created_at, f.id
-            limit 500""",
-        *visibility(user),
-        today(tz),
+    rows = await visible_findings(db, user, tz, recommendations=True, managed=True, limit=500)
+    now = today(tz)
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            not rules.is_overdue(r["status"], r["due_on"], now),
+            r["due_on"] is None,
+            r["due_on"] or now,
+            r["created_at"],
+            r["id"],
+        ),
     )
     found = await load_findings(db, rows, tz)
     return [f for f in found if f.status in TO_DO], [f for f in found if f.status not in TO_DO]

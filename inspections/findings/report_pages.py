@@ -26,6 +26,7 @@ from inspections.findings.queries import (
     finding_for,
     finding_settings,
     report_row,
+    report_visits,
     today,
 )
 from inspections.findings.schemas import FindingPut, Publish, Report, ReportPut
@@ -96,24 +97,7 @@ FINDING_STATUS = {
 @get("/", name="reports")
 async def reports_list(request: AuthedRequest, db: DB, state: AppState) -> Template:
     require_coordinator(request.user)  # the section is theirs, as the report writes are
-    rows = await db.fetch(
-        """select v.id visit_id, s.name service_name, v.starts_at, v.status visit_status,
-                  r.status, r.published_on, r.sent_at,
-                  (select count(*) from findings f where f.visit_id = v.id
-                      and f.severity <> 'safeguarding')::int findings,
-                  (select count(*) from report_comments c where c.report_id = r.id)::int comments,
-                  (select count(*) from findings f where f.visit_id = v.id and f.in_report
-                      and f.status = 'open' and f.due_on < $2)::int overdue
-             from visits v join services s on s.id = v.service_id
-             left join visit_reports r on r.visit_id = v.id
-            where v.organisation_id = $1 and v.status <> 'cancelled'
-              and (r.id is not null or v.status = 'submitted'
-                   or exists (select 1 from findings f where f.visit_id = v.id
-                                and f.severity <> 'safeguarding'))
-            order by v.starts_at desc, v.id limit 200""",
-        request.user.organisation_id,
-        today(state.settings.site_timezone),  # overdue as the findings say it (rules)
-    )
+    rows = await report_visits(db, request.user.organisation_id, state.settings.site_timezone)
     groups: dict[str, list[dict[str, Any]]] = {"review": [], "check": [], "published": []}
     for r in rows:
         group = {"factual_check": "check", "published": "published"}.get(r["status"], "review")

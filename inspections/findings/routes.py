@@ -17,12 +17,10 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from inspections.findings import operations
 from inspections.findings.queries import (
-    FINDING_SQL,
-    VISIBLE,
     finding_for,
     load_findings,
     today,
-    visibility,
+    visible_findings,
 )
 from inspections.findings.schemas import (
     PUT_EXAMPLE,
@@ -117,24 +115,16 @@ async def list_findings(
 ) -> FindingPage:
     tz = state.settings.site_timezone
     after = cursor_after(cursor, dt.datetime, UUID)
-    rows = await db.fetch(
-        FINDING_SQL
-        + f""" where {VISIBLE}
-              and ($8::uuid is null or f.service_id = $8)
-              and ($9::uuid is null or f.visit_id = $9)
-              and ($10::text is null or f.status = $10)
-              and ($11::bool is null
-                   or $11 = (f.status = 'open' and f.due_on < $12::date))
-              and ($13::timestamptz is null or (f.created_at, f.id) < ($13, $14::uuid))
-            order by f.created_at desc, f.id desc limit $15""",
-        *visibility(request.user),
-        service,
-        visit,
-        status,
-        overdue,
-        today(tz),
-        *after,
-        limit + 1,
+    rows = await visible_findings(
+        db,
+        request.user,
+        tz,
+        service=service,
+        visit=visit,
+        status=status,
+        overdue=overdue,
+        after=after,
+        limit=limit + 1,
     )
     page, nxt = page_of(rows, limit, "created_at", "id")
     return FindingPage(items=await load_findings(db, page, tz), next_cursor=nxt)
