@@ -35,7 +35,6 @@ class Form(Body, kw_only=True):
 NonEmpty = Annotated[str, Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, Meta(max_length=10_000)]
 Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Password = Annotated[str, Meta(min_length=8, max_length=256)]
 DeviceName = Annotated[str, Meta(min_length=1, max_length=100)]
 # Page size of a list, as a query parameter.
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]

@@ -1,9 +1,6 @@
-"""Browser sign-in: a form that sets the session cookie, sign-out, and the shell of every page.
+"""Browser sign-in: a form that sets the session cookie, and sign-out.
 
-Pages for people (the scorecard page, the sign-in form) are server-rendered HTML with no
-scripts and no external assets: everything they need is in the document, which is served
-with a Content-Security-Policy that allows nothing else. Every value that came from a
-person or the database goes through ``esc`` (``html.escape``) on its way in.
+The pages are templates (service/pages.py), served with its security headers.
 
 Browsers hold the same short-lived access token the phone app uses, in an HttpOnly,
 SameSite=Strict cookie (``service.auth.session_cookie``); signing in makes a device row
@@ -14,13 +11,9 @@ member reading pages stays signed in; one idle for ACCESS_TOKEN_TTL_S signs in a
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-from functools import lru_cache
-from html import escape
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -45,7 +38,7 @@ from service.auth import (
     session_cookie,
 )
 from service.db import DB
-from service.pages import SITE_CSS, page
+from service.pages import page
 from service.settings import Settings
 from service.state import AppState, app_state
 
@@ -53,93 +46,6 @@ BROWSER_DEVICE = "web browser"
 HTML = "text/html"  # Litestar adds "; charset=utf-8"
 # Shown to the OpenAPI reader; the pages are for browsers, not the phone app.
 PAGES_TAG = "browser pages"
-
-# Text #1a1a1a on white is 17.4:1; links #0b4f8a on white 8.4:1; muted #4d4d4d 8.5:1.
-# One stylesheet for every page: inlined here (by its hash in the CSP), linked as
-# /static/site.css by the template pages (service/pages.py).
-BASE_CSS = SITE_CSS.read_text(encoding="utf-8")
-
-
-def esc(value: object) -> str:
-    """Text or attribute value, escaped for HTML (quotes too)."""
-    return escape(str(value), quote=True)
-
-
-@lru_cache(maxsize=16)
-def _style_hash(css: str) -> str:
-    return base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-
-
-def security_headers(css: str) -> dict[str, str]:
-    """No scripts, no external anything: only our own inline stylesheet (by its hash)."""
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'none'; style-src 'sha256-{_style_hash(css)}'; img-src data:; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-        # Personal, signed-in pages: never from a shared cache, nor the back button after
-        # signing out.
-        "Cache-Control": "no-store",
-    }
-
-
-def document(
-    title: str,
-    body: str,
-    *,
-    css: str = "",
-    principal: Principal | None = None,
-    brand: tuple[str, str] = ("/", "Co-assessment scorecards"),
-) -> tuple[str, dict[str, str]]:
-    """A whole HTML page and the headers it must be served with. ``brand`` is the header
-    link (href, words): public pages lead to their organisation, not to sign-in."""
-    style = BASE_CSS + css
-    # A link to the sign-out form (GET /signout): these pages have no CSRF token to post.
-    account = '<a href="/signout">Sign out</a>' if principal else ""
-    page = (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{style}</style></head><body>"
-        '<a class="skip" href="#main">Skip to content</a>'
-        f'<header class="site"><a class="brand" href="{esc(brand[0])}">{esc(brand[1])}</a>'
-        f'<nav aria-label="Account">{account}</nav></header>'
-        f'<main id="main">{body}</main></body></html>\n'
-    )
-    return page, security_headers(style)
-
-
-def html_response(
-    title: str,
-    body: str,
-    *,
-    status: int = 200,
-    css: str = "",
-    principal: Principal | None = None,
-    cookies: list[Cookie] | None = None,
-    headers: dict[str, str] | None = None,
-    brand: tuple[str, str] = ("/", "Co-assessment scorecards"),
-) -> Response[str]:
-    page, sec = document(title, body, css=css, principal=principal, brand=brand)
-    return Response(
-        page,
-        status_code=status,
-        media_type=HTML,
-        headers={**sec, **(headers or {})},
-        cookies=cookies,
-    )
-
-
-def message_page(
-    status: int, title: str, message: str, principal: Principal | None = None
-) -> Response[str]:
-    """A friendly error page (403, 404, 422 ...) for people, not problem+json."""
-    body = (
-        f"<h1>{esc(title)}</h1><p>{esc(message)}</p>"
-        '<p><a href="/scorecards">Back to the list of scorecards</a></p>'
-    )
-    return html_response(title, body, status=status, principal=principal)
 
 
 def safe_next(value: str | None) -> str:
@@ -166,12 +72,6 @@ def redirect(location: str, cookies: list[Cookie] | None = None) -> Response[Non
         headers={"Location": location, "Cache-Control": "no-store"},
         cookies=cookies,
     )
-
-
-def redirect_to_signin(request: Request) -> Response[None]:
-    """Send a signed-out browser to the sign-in page, to come back here afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return redirect("/signin?next=" + quote(safe_next(here), safe=""))
 
 
 def keep_session_alive(request: Request, token: Token, response: Response[Any]) -> None:
@@ -240,7 +140,13 @@ async def signin_submit(
     if not same_origin(request):
         # Another site's page posting here would sign the visitor in to an account of that
         # site's choosing (login CSRF); SameSite cannot help before there is a cookie.
-        return message_page(403, "Sign-in refused", "This form was sent from another website.")
+        return page(
+            "accounts/message.html",
+            status=403,
+            title="Sign-in refused",
+            paragraphs=["This form was sent from another website."],
+            links=[{"href": "/signin", "text": "Back to sign in"}],
+        )
     email, password = data.email.strip(), data.password
     # No request transaction here (see routers): the attempt is counted whatever happens.
     try:
