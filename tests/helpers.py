@@ -100,3 +100,16 @@ async def form_post(client: Any, path: str, data: dict[str, Any] | None = None, 
     return await client.post(
         path, data={**(data or {}), "_csrf_token": client.cookies[CSRF_COOKIE]}, **kw
     )
+
+
+async def browser_as(api: Api, user: dict[str, Any]) -> None:
+    """``api.client`` becomes ``user``'s browser: signed in through the sign-in form, which
+    sends them on to the home page (the session and CSRF cookies are the browser's)."""
+    api.client.cookies.clear()
+    r = await form_post(
+        api.client,
+        "/signin",
+        {"email": user["email"], "password": PASSWORD, "next": "/"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/", r.text

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from inspections.checklists.schemas import ChecklistCreate
 from inspections.checklists.spreadsheet import MEDIA_TYPE, read_checklist, write_checklist
 from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
-from tests.helpers import PASSWORD, Api, assert_problem, form_post
+from tests.helpers import Api, assert_problem, browser_as, form_post
 from tests.scenes import SMALL, Scene, read
 
 HTML = "text/html; charset=utf-8"
@@ -40,14 +40,6 @@ async def tab_to(page: Any, js: str) -> None:
         if await page.evaluate(f"(e => {js})(document.activeElement)"):
             return
     raise AssertionError(f"Tab never reached {js}")
-
-
-async def browser_in(api: Api, user: dict[str, Any]) -> None:
-    api.client.cookies.clear()
-    r = await form_post(
-        api.client, "/signin", {"email": user["email"], "password": PASSWORD, "next": "/"}
-    )
-    assert r.status_code == 200, r.text
 
 
 async def test_the_api_exports_any_version_and_imports_a_workbook_as_a_draft(api: Api) -> None:
@@ -149,7 +141,7 @@ async def test_each_checklist_screen_refuses_whom_the_api_refuses(api: Api) -> N
 
     # A citizen inspector: 403, as GET /v1/checklists gives.
     assert_problem(await api.client.get("/v1/checklists", headers=await api.login(s.ann)), 403)
-    await browser_in(api, s.ann)
+    await browser_as(api, s.ann)
     for path in reads + writes:
         r = await api.client.get(path)
         assert r.status_code == 403 and r.headers["content-type"] == HTML, path
@@ -157,7 +149,7 @@ async def test_each_checklist_screen_refuses_whom_the_api_refuses(api: Api) -> N
         assert (await form_post(api.client, path, {})).status_code == 403, path
 
     # A scrutiny member may read (as the API lets them) but not change anything.
-    await browser_in(api, await api.user(s.org, "scrutiny_member"))
+    await browser_as(api, await api.user(s.org, "scrutiny_member"))
     assert (await api.client.get(f"/checklists/{cid}/versions/1")).status_code == 200
     for path in writes:
         assert (await api.client.get(path)).status_code == 403, path
@@ -170,7 +162,7 @@ async def test_each_checklist_screen_refuses_whom_the_api_refuses(api: Api) -> N
         await api.client.get(f"/v1/checklists/{cid}/versions/1", headers=await api.login(other)),
         404,
     )
-    await browser_in(api, other)
+    await browser_as(api, other)
     for path in reads[1:] + writes[1:]:
         r = await api.client.get(path)
         assert r.status_code == 404 and "No such checklist" in r.text, path
@@ -197,7 +189,7 @@ async def test_a_coordinator_views_edits_publishes_and_retires_through_the_pages
     assert r.status_code == 200
     await api.client.post(f"/v1/checklists/{cid}/publish", headers=s.coord)
 
-    await browser_in(api, await api.user(s.org, "coordinator"))
+    await browser_as(api, await api.user(s.org, "coordinator"))
     r = await api.client.get("/checklists")
     text, _ = read(r.text)
     assert "Quick look" in text and "Published: version 2" in text
@@ -296,7 +288,7 @@ async def test_a_coordinator_views_edits_publishes_and_retires_through_the_pages
 
 async def test_a_workbook_is_imported_on_the_page_with_its_problems_listed(api: Api) -> None:
     s = await Scene(api).build()
-    await browser_in(api, await api.user(s.org, "coordinator"))
+    await browser_as(api, await api.user(s.org, "coordinator"))
     good = write_checklist(msgspec.convert(SMALL, ChecklistCreate))
     csrf = api.client.cookies["csrftoken"]
     r = await api.client.post(

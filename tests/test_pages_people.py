@@ -6,18 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from html import unescape
-from typing import Any
 
-from tests.helpers import PASSWORD, Api, form_post
+from tests.helpers import PASSWORD, Api, browser_as, form_post
 
-
-async def browser_of(api: Api, user: dict[str, Any]) -> None:
-    """Sign ``api.client`` in through the sign-in form (its cookies are the browser's)."""
-    api.client.cookies.clear()
-    r = await form_post(
-        api.client, "/signin", {"email": user["email"], "password": PASSWORD, "next": "/"}
-    )
-    assert r.status_code == 200, r.text
+# The name tests/test_privacy.py imports (being worked on elsewhere): one sign-in, helpers.py's.
+browser_of = browser_as
 
 
 def text_of(html: str) -> str:
@@ -40,7 +33,7 @@ async def test_people_screens_refuse_whom_the_api_refuses(api: Api) -> None:
     # A citizen inspector: 403 from the API and from every People screen.
     headers = await api.login(citizen)
     assert (await api.client.get("/v1/users", headers=headers)).status_code == 403
-    await browser_of(api, citizen)
+    await browser_as(api, citizen)
     for path in ("/people", "/people/invite", "/people/invites", f"/people/{coord['id']}"):
         r = await api.client.get(path)
         assert r.status_code == 403, path
@@ -58,7 +51,7 @@ async def test_people_screens_refuse_whom_the_api_refuses(api: Api) -> None:
     assert r.status_code == 404
     r = await api.client.post(f"/v1/users/{citizen['id']}/training", headers=headers, json=training)
     assert r.status_code == 404
-    await browser_of(api, other_coord)
+    await browser_as(api, other_coord)
     assert (await api.client.get(f"/people/{citizen['id']}")).status_code == 404
     for path, data in (
         (f"/people/{citizen['id']}", {"display_name": "Taken over", "roles": "coordinator"}),
@@ -91,7 +84,7 @@ async def test_a_coordinator_invites_and_sends_again_in_words(api: Api) -> None:
     org = await api.org()
     coord = await api.user(org, "coordinator")
     await api.user(org, "citizen_inspector", email="sam@example.org")
-    await browser_of(api, coord)
+    await browser_as(api, coord)
 
     r = await api.client.get("/people/invite")
     assert r.status_code == 200 and 'name="_csrf_token"' in r.text
@@ -153,7 +146,7 @@ async def test_roles_training_devices_and_deactivation_through_the_person_page(
     coord = await api.user(org, "coordinator", name="Cora")
     rose = await api.user(org, "citizen_inspector", name="Rose")
     phone = await api.sign_in(rose, "Rose's phone")
-    await browser_of(api, coord)
+    await browser_as(api, coord)
     page = f"/people/{rose['id']}"
 
     words = text_of((await api.client.get(page)).text)

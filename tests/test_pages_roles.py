@@ -9,20 +9,8 @@ import re
 import uuid
 from typing import Any
 
-from tests.helpers import PASSWORD, Api, form_post
+from tests.helpers import Api, browser_as, form_post
 from tests.scenes import CALL_BELLS, CONCERN, NAMES, PUBLISHED_ON, Findings, read, seeded
-
-
-async def browser_as(api: Api, user: dict[str, Any]) -> None:
-    """This test client becomes a browser signed in as ``user`` (cookie, CSRF token)."""
-    api.client.cookies.clear()
-    r = await form_post(
-        api.client,
-        "/signin",
-        {"email": user["email"], "password": PASSWORD, "next": "/"},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
 
 
 def hidden(html: str, name: str) -> str:

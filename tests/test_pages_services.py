@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import Api, form_post
-from tests.test_pages_people import browser_of, text_of
+from tests.helpers import Api, browser_as, form_post
+from tests.test_pages_people import text_of
 
 ELM = {
     "name": "Elm House",
@@ -47,13 +47,13 @@ async def test_services_screens_refuse_whom_the_api_refuses(api: Api) -> None:
     assert (
         await api.client.get("/v1/services", headers=await api.login(citizen))
     ).status_code == 403
-    await browser_of(api, citizen)
+    await browser_as(api, citizen)
     for path in ("/services", "/services/new", f"/services/{elm['id']}"):
         assert (await api.client.get(path)).status_code == 403, path
     assert (await form_post(api.client, "/services/new", ELM)).status_code == 403
 
     # A manager lists only the services they manage (as the API does) and edits none.
-    await browser_of(api, manager)
+    await browser_as(api, manager)
     r = await api.client.get("/services")
     assert r.status_code == 200 and "Oak Ward" in r.text and "Elm House" not in r.text
     assert "Add a service" not in r.text
@@ -66,7 +66,7 @@ async def test_services_screens_refuse_whom_the_api_refuses(api: Api) -> None:
         f"/v1/services/{elm['id']}", headers=await api.login(other), json={"name": "x"}
     )
     assert r.status_code == 404
-    await browser_of(api, other)
+    await browser_as(api, other)
     assert (await api.client.get(f"/services/{elm['id']}")).status_code == 404
     r = await form_post(api.client, f"/services/{elm['id']}", {**ELM, "name": "Taken"})
     assert r.status_code == 404
@@ -81,7 +81,7 @@ async def test_a_coordinator_adds_and_edits_a_service_with_its_managers(api: Api
     mo = await api.user(org, "service_manager", name="Manager Mo")
     jo = await api.user(org, "service_manager", name="Manager Jo")
     await api.user(await api.org("Southshire"), "service_manager", name="Elsewhere Ed")
-    await browser_of(api, coord)
+    await browser_as(api, coord)
 
     r = await api.client.get("/services/new")
     assert "Manager Mo" in r.text and "Manager Jo" in r.text and "Elsewhere Ed" not in r.text

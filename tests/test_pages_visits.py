@@ -15,7 +15,7 @@ from inspections.findings.workdays import add_working_days
 from inspections.wording import long_date
 from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
 from tests.conftest import PHOTOS
-from tests.helpers import PASSWORD, Api, form_post
+from tests.helpers import Api, browser_as, form_post
 from tests.scenes import (
     CALL_BELLS,
     GARDEN,
@@ -28,18 +28,6 @@ from tests.scenes import (
     read,
     scene_with_visit,
 )
-
-
-async def browser_as(api: Api, user: dict[str, Any]) -> None:
-    """The test client becomes this person's browser (cookie session)."""
-    api.client.cookies.clear()
-    r = await form_post(
-        api.client,
-        "/signin",
-        {"email": user["email"], "password": PASSWORD, "next": "/"},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
 
 
 def schedule_form(s: Scene, *team: tuple[dict[str, Any], str], lead: str = "") -> dict[str, Any]:
