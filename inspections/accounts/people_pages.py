@@ -9,7 +9,7 @@ same guard, so the checks and the audit are the API's.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -26,12 +26,13 @@ from inspections.accounts.invites import ROLE_WORDS, roles_in_words
 from inspections.accounts.schemas import DisplayName, Roles
 from inspections.web.home import PANELS
 from inspections.web.screens import (
+    Refused,
     attempt,
-    page_errors,
     read_form,
     screen,
     screens_router,
     see_other,
+    submit,
 )
 from inspections.wording import long_date
 from service.auth import ROLES, AuthedRequest, Role, require_roles
@@ -41,7 +42,6 @@ from service.schema import Email, Form, NonEmpty, cursor_after
 from service.state import AppState
 
 coordinator_only = [require_roles("coordinator")]  # the JSON routes' guard
-F = TypeVar("F", bound=Form)
 Search = Annotated[str | None, QueryParameter(name="q", max_length=100)]
 DUE_DAYS = 30  # "expires soon": the home panel's window too
 
@@ -88,14 +88,6 @@ PLAIN = {
 }
 KIND_WORDS = {"course": "Inspector training", "safeguarding_check": "Safeguarding check (DBS)"}
 ROLE_CHOICES = [{"value": r, "label": ROLE_WORDS[r].capitalize()} for r in ROLES]
-
-
-async def read(request: AuthedRequest, struct: type[F]) -> F | list[dict[str, str]]:
-    """The posted form, or its errors in words (read_form's, plainer where they mislead)."""
-    data = await read_form(request, struct, LABELS)
-    if isinstance(data, list):
-        return [{**e, "message": PLAIN.get(e["field"], e["message"])} for e in data]
-    return data
 
 
 def clearance_words(roles: list[str], records: list[Any], today: dt.date) -> dict[str, Any]:
@@ -192,14 +184,14 @@ async def invite_form(
 async def invite_post(request: AuthedRequest, db: DB, state: AppState) -> Template | Response[None]:
     form = await request.form()
     shown = {"email": form.get("email", ""), "roles": form.getall("roles", [])}
-    data = await read(request, InviteForm)
-    if isinstance(data, list):
-        return _invite_page(request, shown, data, 422)
-    made = await attempt(
-        db, invites.create(db, state.settings, request, request.user, data.email, data.roles)
+    made = await submit(
+        db,
+        await read_form(request, InviteForm, LABELS, PLAIN),
+        lambda d: invites.create(db, state.settings, request, request.user, d.email, d.roles),
+        LABELS,
     )
-    if isinstance(made, DomainError):
-        return _invite_page(request, shown, page_errors(made, LABELS), made.status)
+    if isinstance(made, Refused):
+        return _invite_page(request, shown, made.errors, made.status)
     row, _code = made  # the code goes by email only: never into a page or a URL
     return see_other(f"/people/invites?sent={row['id']}")
 
@@ -328,22 +320,25 @@ async def person_post(
 ) -> Template | Response[None]:
     raw = await request.form()
     values = {"display_name": raw.get("display_name", ""), "roles": raw.getall("roles", [])}
-    data = await read(request, PersonForm)
-    if not isinstance(data, list):
-        done = await attempt(
-            db,
-            people.update_user(
-                db, request, request.user, user_id, display_name=data.display_name, roles=data.roles
-            ),
-        )
-        if not isinstance(done, DomainError):
-            return see_other(f"/people/{user_id}?saved=person#person")
-        data, status = page_errors(done, LABELS), done.status
-    else:
-        status = 422
-    return await _person_page(
-        request, db, user_id, errors=data, form="person", values=values, status=status
+    done = await submit(
+        db,
+        await read_form(request, PersonForm, LABELS, PLAIN),
+        lambda d: people.update_user(
+            db, request, request.user, user_id, display_name=d.display_name, roles=d.roles
+        ),
+        LABELS,
     )
+    if isinstance(done, Refused):
+        return await _person_page(
+            request,
+            db,
+            user_id,
+            errors=done.errors,
+            form="person",
+            values=values,
+            status=done.status,
+        )
+    return see_other(f"/people/{user_id}?saved=person#person")
 
 
 @post("/{user_id:uuid}/training", guards=coordinator_only)
@@ -352,49 +347,47 @@ async def training_post(
 ) -> Template | Response[None]:
     raw = await request.form()
     values = {k: raw.get(k, "") for k in ("kind", "course", "completed_on", "expires_on")}
-    data = await read(request, TrainingForm)
-    if not isinstance(data, list):
-        done = await attempt(
+    done = await submit(
+        db,
+        await read_form(request, TrainingForm, LABELS, PLAIN),
+        lambda d: people.record_training(
             db,
-            people.record_training(
-                db,
-                request,
-                request.user,
-                user_id,
-                kind=data.kind,
-                course=data.course,
-                completed_on=data.completed_on,
-                expires_on=data.expires_on,
-            ),
-        )
-        if not isinstance(done, DomainError):
-            return see_other(f"/people/{user_id}?saved=training#training")
-        data, status = page_errors(done, LABELS), done.status
-    else:
-        status = 422
-    return await _person_page(
-        request, db, user_id, errors=data, form="training", values=values, status=status
+            request,
+            request.user,
+            user_id,
+            kind=d.kind,
+            course=d.course,
+            completed_on=d.completed_on,
+            expires_on=d.expires_on,
+        ),
+        LABELS,
     )
+    if isinstance(done, Refused):
+        return await _person_page(
+            request,
+            db,
+            user_id,
+            errors=done.errors,
+            form="training",
+            values=values,
+            status=done.status,
+        )
+    return see_other(f"/people/{user_id}?saved=training#training")
 
 
 @post("/{user_id:uuid}/active", guards=coordinator_only)
 async def active_post(
     user_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> Template | Response[None]:
-    data = await read(request, ActiveForm)
-    if isinstance(data, list):
-        return await _person_page(request, db, user_id, errors=data, form="active", status=422)
-    done = await attempt(
-        db, people.update_user(db, request, request.user, user_id, active=data.active == "yes")
+    done = await submit(
+        db,
+        await read_form(request, ActiveForm, LABELS, PLAIN),
+        lambda d: people.update_user(db, request, request.user, user_id, active=d.active == "yes"),
+        LABELS,
     )
-    if isinstance(done, DomainError):
+    if isinstance(done, Refused):
         return await _person_page(
-            request,
-            db,
-            user_id,
-            errors=page_errors(done, LABELS),
-            form="active",
-            status=done.status,
+            request, db, user_id, errors=done.errors, form="active", status=done.status
         )
     return see_other(f"/people/{user_id}?saved={'reactivated' if done.active else 'deactivated'}")
 

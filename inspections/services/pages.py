@@ -8,7 +8,7 @@ calls what the JSON route calls (inspections/services/operations.py), behind the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -31,17 +31,16 @@ from inspections.services.schemas import (
     ServicePatch,
 )
 from inspections.web.screens import (
-    attempt,
-    page_errors,
+    Refused,
     read_form,
     screen,
     screens_router,
     see_other,
+    submit,
 )
 from inspections.wording import long_date
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
-from service.errors import DomainError
 from service.schema import Form, NonEmpty, cursor_after
 
 # The JSON routes' guards.
@@ -92,13 +91,7 @@ PLAIN = {
     "kind": "Choose the kind of service",
 }
 FIELDS = ("name", "kind", "address", "lat", "lon", "geofence_m")
-
-
-async def _read(request: AuthedRequest) -> ServiceForm | list[dict[str, str]]:
-    data = await read_form(request, ServiceForm, LABELS)
-    if isinstance(data, list):
-        return [{**e, "message": PLAIN.get(e["field"], e["message"])} for e in data]
-    return data
+B = TypeVar("B", ServiceCreate, ServicePatch)
 
 
 async def _kinds(db: asyncpg.Connection, request: AuthedRequest) -> dict[str, str]:
@@ -141,6 +134,11 @@ def _values(service: Service | None) -> dict[str, Any]:
     return {f: str(getattr(service, f)) for f in FIELDS} | {
         "manager_ids": [str(m) for m in service.manager_ids]
     }
+
+
+def _body(struct: type[B], data: ServiceForm) -> B:
+    """The API's body from the form: the same fields."""
+    return struct(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
 
 
 async def _posted(request: AuthedRequest) -> dict[str, Any]:
@@ -201,15 +199,17 @@ async def new_service(request: AuthedRequest, db: DB) -> Template:
 @post("/new", guards=coordinator_only)
 async def create_service(request: AuthedRequest, db: DB) -> Template | Response[None]:
     values = await _posted(request)
-    data = await _read(request)
-    status = 422
-    if not isinstance(data, list):
-        body = ServiceCreate(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
-        made = await attempt(db, operations.create_service(db, request, request.user, body))
-        if not isinstance(made, DomainError):
-            return see_other(f"/services/{made.id}?saved=1")
-        data, status = page_errors(made, LABELS), made.status
-    return await _form_page(request, db, service=None, values=values, errors=data, status=status)
+    made = await submit(
+        db,
+        await read_form(request, ServiceForm, LABELS, PLAIN),
+        lambda d: operations.create_service(db, request, request.user, _body(ServiceCreate, d)),
+        LABELS,
+    )
+    if isinstance(made, Refused):
+        return await _form_page(
+            request, db, service=None, values=values, errors=made.errors, status=made.status
+        )
+    return see_other(f"/services/{made.id}?saved=1")
 
 
 @get("/{service_id:uuid}", guards=coordinator_only)
@@ -233,17 +233,19 @@ async def update_service(
 ) -> Template | Response[None]:
     service = await q.service_in_org(db, request.user, service_id)
     values = await _posted(request)
-    data = await _read(request)
-    status = 422
-    if not isinstance(data, list):
-        body = ServicePatch(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
-        done = await attempt(
-            db, operations.update_service(db, request, request.user, service_id, body)
+    done = await submit(
+        db,
+        await read_form(request, ServiceForm, LABELS, PLAIN),
+        lambda d: operations.update_service(
+            db, request, request.user, service_id, _body(ServicePatch, d)
+        ),
+        LABELS,
+    )
+    if isinstance(done, Refused):
+        return await _form_page(
+            request, db, service=service, values=values, errors=done.errors, status=done.status
         )
-        if not isinstance(done, DomainError):
-            return see_other(f"/services/{service_id}?saved=1")
-        data, status = page_errors(done, LABELS), done.status
-    return await _form_page(request, db, service=service, values=values, errors=data, status=status)
+    return see_other(f"/services/{service_id}?saved=1")
 
 
 router = screens_router(

@@ -15,8 +15,9 @@ How to write a screen (see inspections/web/home.py for a small one):
 - Read a posted form with ``await read_form(request, SomeStruct, LABELS)``: it answers the
   Struct, or a list of errors in words (``{field, message}``) for ``forms.error_summary``.
   ``page_errors(exc, LABELS)`` turns a domain ``Invalid`` into the same list.
-- Write with ``await attempt(db, operation(...))``: a refusal is undone and answered, to show
-  beside the form with ``page_errors``.
+- Save it with ``await submit(db, data, lambda d: operation(...), LABELS)``: the operation's
+  result, or ``Refused`` (the errors to show beside the form and the page's status); the
+  write runs in ``attempt``, so a refusal is undone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -56,6 +57,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/checklists", "Checklists", ("coordinator",)),
     NavItem("/visits", "Visits", ("coordinator",)),
     NavItem("/reports", "Reports", ("coordinator",)),
+    NavItem("/moderation", "Review before publishing", ("coordinator",)),
     NavItem("/concerns", "Safeguarding concerns", ("safeguarding_lead",)),
     NavItem("/my/findings", "My findings", ("service_manager",)),
     NavItem("/scorecards", "Scorecards", ("coordinator", "scrutiny_member", "service_manager")),
@@ -174,9 +176,13 @@ def _is_many(tp: Any) -> bool:
 
 
 async def read_form(
-    request: Request[Any, Any, Any], struct: type[T], labels: dict[str, str]
+    request: Request[Any, Any, Any],
+    struct: type[T],
+    labels: dict[str, str],
+    plain: Mapping[str, str] | None = None,
 ) -> T | list[dict[str, str]]:
-    """The posted form as ``struct``, or the errors in words.
+    """The posted form as ``struct``, or the errors in words (``plain``: a field's own words,
+    where the general ones would mislead).
 
     Empty inputs of non-text fields are left out (so a blank optional number is its default,
     and a blank required one says "Enter ..."); checkbox groups and multi-selects come as lists.
@@ -196,7 +202,8 @@ async def read_form(
         return msgspec.convert(data, struct, strict=False)
     except msgspec.ValidationError as exc:
         field = _field_of(str(exc)) or next(iter(labels), "form")
-        return [{"field": field, "message": _words(str(exc), labels.get(field, field))}]
+        words = (plain or {}).get(field) or _words(str(exc), labels.get(field, field))
+        return [{"field": field, "message": words}]
 
 
 def page_errors(exc: DomainError, labels: dict[str, str]) -> list[dict[str, str]]:
@@ -226,3 +233,26 @@ async def attempt(db: asyncpg.Connection, work: Awaitable[R]) -> R | DomainError
         if exc.status in (403, 404):
             raise  # not the form's fault: the error page, with the API's status
         return exc
+
+
+class Refused(msgspec.Struct, frozen=True):
+    """A form not saved: what to show beside it, and the page's status."""
+
+    errors: list[dict[str, str]]
+    status: int
+
+
+async def submit(
+    db: asyncpg.Connection,
+    data: T | list[dict[str, str]],
+    write: Callable[[T], Awaitable[R]],
+    labels: dict[str, str],
+) -> R | Refused:
+    """Save a form read by ``read_form`` with ``write``: its result, or ``Refused`` (the
+    form's own errors at 422; a domain refusal, undone, with the API's status)."""
+    if isinstance(data, list):
+        return Refused(data, 422)
+    done = await attempt(db, write(data))
+    if isinstance(done, DomainError):
+        return Refused(page_errors(done, labels), done.status)
+    return done
