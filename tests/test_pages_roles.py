@@ -19,6 +19,16 @@ def hidden(html: str, name: str) -> str:
     return m.group(1)
 
 
+async def post_update(api: Api, page: str, url: str, action: str, fields: dict[str, str]) -> Any:
+    """Send one of a finding page's forms as its browser would: with the update id it gave."""
+    return await form_post(
+        api.client,
+        f"{url}/{action}",
+        {"update_id": hidden(page, "update_id"), **fields},
+        follow_redirects=False,
+    )
+
+
 async def reported(api: Api) -> tuple[Findings, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Two recommendations to Elm House, in a report sent for a factual check; a concern."""
     f = await Findings(api).build()
@@ -120,21 +130,11 @@ async def test_a_manager_comments_accepts_and_declines_through_the_pages(api: Ap
     # Progress, each action done: it goes to the citizens to check.
     page = await api.client.get(url)
     assert "Mark action 1 done" in page.text
-    r = await form_post(
-        api.client,
-        url + "/progress",
-        {"update_id": hidden(page.text, "update_id"), "note": "Signs ordered."},
-        follow_redirects=False,
-    )
+    r = await post_update(api, page.text, url, "progress", {"note": "Signs ordered."})
     assert r.status_code == 303
     for n in (1, 2):
         page = await api.client.get(url)
-        r = await form_post(
-            api.client,
-            url + "/action-done",
-            {"update_id": hidden(page.text, "update_id"), "action": str(n)},
-            follow_redirects=False,
-        )
+        r = await post_update(api, page.text, url, "action-done", {"action": str(n)})
         assert r.status_code == 303, r.text
     seen = (await f.get(f.manager, names["id"])).json()
     assert seen["status"] == "done_by_service"
@@ -210,12 +210,7 @@ async def test_the_lead_acknowledges_refers_and_closes_a_concern(api: Api) -> No
     text, _ = read(page.text)
     assert "Mrs A. said staff were rough with her last night." in text
     assert "Raised: not yet acknowledged" in text
-    r = await form_post(
-        api.client,
-        url + "/acknowledge",
-        {"update_id": hidden(page.text, "update_id"), "note": "Seen; calling the home."},
-        follow_redirects=False,
-    )
+    r = await post_update(api, page.text, url, "acknowledge", {"note": "Seen; calling the home."})
     assert r.status_code == 303
     page = await api.client.get(url)
     assert "Acknowledge the concern" not in page.text
@@ -231,12 +226,7 @@ async def test_the_lead_acknowledges_refers_and_closes_a_concern(api: Api) -> No
     seen = (await f.get(f.lead, concern["id"])).json()
     assert seen["status"] == "referred" and seen["safeguarding_reference"] == "LA-2026-0042"
     page = await api.client.get(url)
-    r = await form_post(
-        api.client,
-        url + "/close",
-        {"update_id": hidden(page.text, "update_id"), "note": "The council is satisfied."},
-        follow_redirects=False,
-    )
+    r = await post_update(api, page.text, url, "close", {"note": "The council is satisfied."})
     assert r.status_code == 303
     text, _ = read((await api.client.get(url)).text)
     history = text[text.index("History") :]

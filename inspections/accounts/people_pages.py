@@ -270,26 +270,26 @@ async def _person_page(
     db: asyncpg.Connection,
     user_id: UUID,
     *,
-    errors: list[dict[str, str]] | None = None,
+    refused: Refused | None = None,
     form: str = "",
     values: dict[str, Any] | None = None,
-    status: int = 200,
     saved: str = "",
 ) -> Template:
+    """A person's page; ``refused``: ``form`` was not saved, its errors beside it."""
     person = await q.user_detail(db, await q.user_in_org(db, request.user, user_id))
     devices = await people.devices_of(db, request.user, user_id)
     today = dt.date.today()
     return screen(
         request,
         "accounts/people_person.html",
-        status=status,
+        status=refused.status if refused else 200,
         person=person,
         roles_words=roles_in_words(person.roles),
         clearance=clearance_words(person.roles, person.training, today),
         devices=devices,
         roles=ROLE_CHOICES,
         kinds=KIND_WORDS,
-        errors=errors or [],
+        errors=refused.errors if refused else [],
         form=form,
         values=values or {},
         saved=saved,
@@ -329,15 +329,7 @@ async def person_post(
         LABELS,
     )
     if isinstance(done, Refused):
-        return await _person_page(
-            request,
-            db,
-            user_id,
-            errors=done.errors,
-            form="person",
-            values=values,
-            status=done.status,
-        )
+        return await _person_page(request, db, user_id, refused=done, form="person", values=values)
     return see_other(f"/people/{user_id}?saved=person#person")
 
 
@@ -364,13 +356,7 @@ async def training_post(
     )
     if isinstance(done, Refused):
         return await _person_page(
-            request,
-            db,
-            user_id,
-            errors=done.errors,
-            form="training",
-            values=values,
-            status=done.status,
+            request, db, user_id, refused=done, form="training", values=values
         )
     return see_other(f"/people/{user_id}?saved=training#training")
 
@@ -386,9 +372,7 @@ async def active_post(
         LABELS,
     )
     if isinstance(done, Refused):
-        return await _person_page(
-            request, db, user_id, errors=done.errors, form="active", status=done.status
-        )
+        return await _person_page(request, db, user_id, refused=done, form="active")
     return see_other(f"/people/{user_id}?saved={'reactivated' if done.active else 'deactivated'}")
 
 
