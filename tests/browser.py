@@ -7,11 +7,13 @@ Use with the ``chromium`` fixture and a live server (``live_server`` or ``start_
         await sign_in(page, base, user["email"])
         await page.goto(base + "/people")
         await check_page(page, "people list")  # axe: 0 serious/critical; no sideways scroll
-        await shoot(page, "people-list")       # docs/screenshots/people-list.png
+        await shoot(page, "people-list")       # $SCREENSHOTS_DIR/people-list.png
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +22,10 @@ from typing import Any
 from tests.conftest import CHROMIUM_FLAGS
 from tests.helpers import PASSWORD
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Where screenshots go: a temporary folder, so a test run never changes the checkout;
+# `SCREENSHOTS_DIR=docs/screenshots scripts/test ...` refreshes the ones in the docs.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "screenshots")
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -57,6 +62,18 @@ async def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) ->
     await page.wait_for_url(base + "/")
 
 
+async def tab_to(page: Any, test: str, presses: int = 200) -> None:
+    """Press Tab, as a keyboard user does, until the focused element passes ``test`` (a JS
+    function of it, like ``el => el.id === 'reason'``); they must see where they are."""
+    for _ in range(presses):  # a bound on presses, not on time: a missing target fails
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"({test})(document.activeElement)"):
+            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline != "none", test
+            return
+    raise AssertionError(f"no focusable element passes {test}")
+
+
 async def axe_check(page: Any, what: str) -> None:
     """axe-core finds no serious or critical violation on this page."""
     from axe_playwright_python.async_playwright import Axe
@@ -83,8 +100,7 @@ async def check_page(page: Any, what: str) -> None:
 
 
 async def shoot(page: Any, name: str) -> Path:
-    """A full-page screenshot for the issue note, in docs/screenshots/<name>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """A full-page screenshot, <name>.png in SCREENSHOTS (docs/screenshots when asked)."""
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=path, full_page=True)
     return path

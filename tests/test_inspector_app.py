@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from service.settings import Settings
+from tests.browser import SCREENSHOTS
 from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT, start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
 from tests.scenes import SMALL
@@ -26,7 +27,7 @@ from tests.scenes import SMALL
 STARTER = json.loads(
     (ROOT / "inspections" / "checklists" / "starter" / "care_home_visit.json").read_text()
 )
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = SCREENSHOTS  # a temporary folder unless SCREENSHOTS_DIR says (tests/browser.py)
 HERE = {"latitude": 52.6309, "longitude": 1.2974, "accuracy": 12}  # the care home's garden
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
