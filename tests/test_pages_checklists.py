@@ -7,14 +7,13 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from openpyxl import load_workbook
 
 from inspections.checklists.schemas import ChecklistCreate
 from inspections.checklists.spreadsheet import MEDIA_TYPE, read_checklist, write_checklist
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.helpers import Api, assert_problem, browser_as, form_post
 from tests.scenes import SMALL, Scene, read
 
@@ -31,15 +30,6 @@ def broken(data: bytes) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
-
-
-async def tab_to(page: Any, js: str) -> None:
-    """Press Tab until ``js`` (about ``e``, the focused element) is true, as a keyboard user."""
-    for _ in range(200):  # a bound on presses, not on time: a missing target fails
-        await page.keyboard.press("Tab")
-        if await page.evaluate(f"(e => {js})(document.activeElement)"):
-            return
-    raise AssertionError(f"Tab never reached {js}")
 
 
 async def test_the_api_exports_any_version_and_imports_a_workbook_as_a_draft(api: Api) -> None:
@@ -357,25 +347,25 @@ async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist
         await shoot(page, "checklists-draft")
 
         # By keyboard alone from here: change a wording, save, publish.
-        await tab_to(page, "e.textContent.startsWith('Change question 1')")
+        await tab_to(page, "e => e.textContent.startsWith('Change question 1')")
         await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="Change a question of Quick look").wait_for()
         await check_page(page, "question editor")
         await shoot(page, "checklists-edit-question")
-        await tab_to(page, "e.id === 'prompt'")
+        await tab_to(page, "e => e.id === 'prompt'")
         await page.keyboard.press("Control+A")
         await page.keyboard.type("Are residents treated with respect and kindness?")
-        await tab_to(page, "e.textContent === 'Save the change'")
+        await tab_to(page, "e => e.textContent === 'Save the change'")
         await page.keyboard.press("Enter")
         await page.get_by_text("Your change to question respect is saved").wait_for()
         heading = page.get_by_role("heading", name="1. Are residents treated with respect and")
         await heading.wait_for()
-        await tab_to(page, "e.textContent === 'Back to the checklist'")
+        await tab_to(page, "e => e.textContent === 'Back to the checklist'")
         await page.keyboard.press("Enter")
         await page.get_by_role("button", name="Publish version 1").wait_for()
         await check_page(page, "checklist with a draft")
         await shoot(page, "checklists-checklist")
-        await tab_to(page, "e.textContent === 'Publish version 1'")
+        await tab_to(page, "e => e.textContent === 'Publish version 1'")
         await page.keyboard.press("Enter")
         await page.get_by_text("Version 1 is published.").wait_for()
         await check_page(page, "published")

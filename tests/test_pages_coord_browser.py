@@ -10,20 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.helpers import PASSWORD, Api
-
-
-async def tab_to(page: Any, test: str) -> None:
-    """Press Tab until the focused element passes ``test`` (a JS function of it); whoever
-    uses the keyboard must see where they are."""
-    for _ in range(80):
-        await page.keyboard.press("Tab")
-        if await page.evaluate(f"({test})(document.activeElement)"):
-            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-            assert outline != "none", test
-            return
-    raise AssertionError(f"no focusable element passes {test}")
 
 
 def by_id(name: str) -> str:

@@ -6,21 +6,11 @@ a scrutiny member reads the league table and opens a scorecard. Every screen at 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.helpers import Api
 from tests.scenes import seeded
 from tests.test_pages_roles import publish, reported
-
-
-async def tab_to(page: Any, test: str, limit: int = 80) -> None:
-    """Press Tab until the focused element passes ``test`` (a JS expression on ``el``)."""
-    for _ in range(limit):
-        await page.keyboard.press("Tab")
-        if await page.evaluate(f"(el => {test})(document.activeElement)"):
-            return
-    raise AssertionError(f"never focused: {test}")
 
 
 async def test_manager_lead_and_scrutiny_do_their_work_in_chromium(
@@ -61,17 +51,17 @@ async def test_manager_lead_and_scrutiny_do_their_work_in_chromium(
 
         # ... and declines "Call bells" by keyboard alone, the empty reason first.
         await page.goto(base + "/my/findings")
-        await tab_to(page, "el.textContent === 'Call bells left unanswered'")
+        await tab_to(page, "el => el.textContent === 'Call bells left unanswered'")
         await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="Decline", exact=True).wait_for()
-        await tab_to(page, "el.textContent === 'Decline the recommendation'")
+        await tab_to(page, "el => el.textContent === 'Decline the recommendation'")
         await page.keyboard.press("Enter")
         await page.get_by_text("Enter the reason for declining").first.wait_for()
         await check_page(page, "decline without a reason")
         await shoot(page, "manager-decline-error")
-        await tab_to(page, "el.id === 'reason'")
+        await tab_to(page, "el => el.id === 'reason'")
         await page.keyboard.type("We answer every bell within five minutes; our audit shows it.")
-        await tab_to(page, "el.textContent === 'Decline the recommendation'")
+        await tab_to(page, "el => el.textContent === 'Decline the recommendation'")
         await page.keyboard.press("Space")
         await page.get_by_text("Your reason for declining:").wait_for()
         seen["manager"].append(page.url)

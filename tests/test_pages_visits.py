@@ -13,7 +13,7 @@ from typing import Any
 
 from inspections.findings.workdays import add_working_days
 from inspections.wording import long_date
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.conftest import PHOTOS
 from tests.helpers import Api, browser_as, form_post
 from tests.scenes import (
@@ -330,15 +330,6 @@ async def test_report_pages_refuse_whom_the_api_refuses(api: Api) -> None:
 
 
 # --------------------------------------------------------------------------- in Chromium
-
-
-async def tab_to(page: Any, test: str) -> None:
-    """Press Tab until the focused element passes ``test`` (a JS function of it)."""
-    for _ in range(150):
-        await page.keyboard.press("Tab")
-        if await page.evaluate(f"({test})(document.activeElement)"):
-            return
-    raise AssertionError(f"no focusable element passes {test}")
 
 
 def button(text: str) -> str:
