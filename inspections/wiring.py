@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inspections.accounts import people_pages, signin_page
+from inspections.accounts import people_pages, privacy_notice, signin_page
 from inspections.accounts import routes as accounts
 from inspections.accounts.queries import load_principal
 from inspections.audit import routes as audit
@@ -18,6 +18,8 @@ from inspections.evidence.lifespan import evidence_lifespan
 from inspections.findings import (
     concern_pages,
     manager_pages,
+    moderation,
+    moderation_pages,
     open311,
     open_data,
     public_pages,
@@ -94,6 +96,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         public_profile.router,
         open_data.router,
         open311.router,
+        moderation.router,
         privacy.router,
         privacy.people_router,
         # Pages for browsers (HTML; session cookie from the sign-in page).
@@ -102,6 +105,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         league_page.router,
         concern_pages.router,
         manager_pages.router,
+        moderation_pages.router,
         public_pages.router,
         home.router,
         notification_pages.router,
@@ -109,6 +113,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         checklist_pages.router,
         people_pages.router,
         privacy_pages.router,
+        privacy_notice.router,
         visit_pages.router,
         report_pages.router,
         evidence_pages.router,

@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_allow_private: bool = False
     reminder_interval_s: float = 3600  # scan for responses due soon or overdue; 0 disables
     retention_interval_s: float = 86400  # the retention job (inspections/privacy); 0 disables
+    # The privacy notice people accept when they join (/privacy shows it): change it with
+    # the notice's text (inspections/accounts/templates/accounts/privacy_notice.html).
+    privacy_notice_version: str = "2026-11-30"
     # Where people reach this service: links in emails, public report and photo URLs.
     public_base_url: str | None = None
     host: str = "127.0.0.1"

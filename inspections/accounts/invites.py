@@ -25,6 +25,7 @@ from inspections.audit.log import audit
 from service.auth import Principal
 from service.errors import Problem, conflict, not_found
 from service.settings import Settings
+from service.state import app_state
 
 ROLE_WORDS = {
     "citizen_inspector": "citizen inspector",
@@ -277,13 +278,17 @@ async def accept(
         password_hash = await asyncio.to_thread(hasher.hash, password)
         try:
             user = await db.fetchrow(
-                f"""insert into users (organisation_id, email, display_name, password_hash, roles)
-                    values ($1, $2, $3, $4, $5) returning {q.USER_COLS}""",
+                f"""insert into users (organisation_id, email, display_name, password_hash, roles,
+                                        privacy_notice_version, privacy_accepted_at)
+                    values ($1, $2, $3, $4, $5, $6, now()) returning {q.USER_COLS}""",
                 invite["organisation_id"],
                 invite["email"],
                 display_name,
                 password_hash,
                 invite["roles"],
+                # Accepting the invite is accepting the notice it showed (the page and the
+                # API both name this version and link to /privacy).
+                app_state(request.app).settings.privacy_notice_version,
             )
         except asyncpg.UniqueViolationError:  # the same email accepted elsewhere just now
             raise conflict(EMAIL_TAKEN, "email-taken") from None
@@ -297,7 +302,10 @@ async def accept(
             "invite.accept",
             "user",
             user["id"],
-            {"invite_id": str(invite["id"])},
+            {
+                "invite_id": str(invite["id"]),
+                "privacy_notice_version": user["privacy_notice_version"],
+            },
             organisation_id=user["organisation_id"],
             actor_id=user["id"],
         )

@@ -123,6 +123,7 @@ async def _invite_form(
         status=status,
         invite=facts,
         expires=when(app_state(request.app).settings, facts.expires_at),
+        notice_version=app_state(request.app).settings.privacy_notice_version,
         action=request.url.path,
         errors=_errors(errors or []),
         display_name=display_name,

@@ -17,10 +17,14 @@ from litestar.connection import ASGIConnection
 from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import TrainingRecord, User, UserDetail
 from service.auth import Principal
+from service.db import from_row
 from service.errors import forbidden, not_found
 from service.state import app_state
 
-USER_COLS = "id, organisation_id, email, display_name, roles, active, created_at"
+USER_COLS = (
+    "id, organisation_id, email, display_name, roles, active, created_at,"
+    " privacy_notice_version, privacy_accepted_at"
+)
 
 
 def password_matches(hasher: PasswordHasher, stored: str, password: str) -> bool:
@@ -101,7 +105,7 @@ async def user_detail(db: asyncpg.Connection, row: asyncpg.Record) -> UserDetail
 
 
 def to_user(row: asyncpg.Record) -> User:
-    return User(**{k: row[k] for k in User.__struct_fields__})
+    return from_row(User, row)  # a query without the consent columns leaves them None
 
 
 async def user_signing_in(db: asyncpg.Connection, email: str) -> asyncpg.Record | None:

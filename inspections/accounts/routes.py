@@ -272,6 +272,9 @@ async def resend_invite(
     "/{code:str}/accept",
     **PUBLIC,
     summary="Accept an invite: set a display name and password, creating the account",
+    description="Accepting is accepting the privacy notice at /privacy in its current version "
+    "(PRIVACY_NOTICE_VERSION); the account returned records that version and when "
+    "(privacy_notice_version, privacy_accepted_at).",
     responses=problem_responses(404, 409, 410, 422),
 )
 async def accept_invite(

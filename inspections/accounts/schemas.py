@@ -117,6 +117,9 @@ class User(Body):
     roles: list[str]
     active: bool
     created_at: dt.datetime
+    # The privacy notice this person accepted (when they accepted their invite), and when.
+    privacy_notice_version: str | None = None
+    privacy_accepted_at: dt.datetime | None = None
 
 
 class UserPage(Page[User]):
@@ -156,7 +159,7 @@ class Me(Body):
     training: list[TrainingRecord]
 
 
-class UserDetail(User):
+class UserDetail(User, kw_only=True):
     """A person with what decides whether they may inspect."""
 
     cleared_to_inspect: bool

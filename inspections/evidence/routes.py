@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, post, put
 from litestar.openapi.spec import (
     Encoding,
     Example,
@@ -31,6 +31,7 @@ from inspections.evidence.schemas import (
     UPLOAD_METADATA_EXAMPLE,
     Evidence,
     EvidenceMeta,
+    PersonFlag,
     Upload,
     UploadRequest,
 )
@@ -41,6 +42,7 @@ from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
     DomainError,
+    FieldError,
     forbidden,
     problem_responses,
     request_id_of,
@@ -269,7 +271,56 @@ async def delete_evidence(
     await audit(db, request, "evidence.delete", "evidence", evidence_id, {"reason": reason})
 
 
+@put(
+    "/v1/evidence/{evidence_id:uuid}/person",
+    tags=["evidence"],
+    summary="Mark whether a photo shows a person (and, coordinators, why it may be public)",
+    description="The uploader and coordinators may set shows_person; a photo showing a person "
+    "is never on the public pages or Open311 unless a coordinator gives public_reason. "
+    "Audited.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def put_person(
+    evidence_id: FromPath[UUID],
+    request: AuthedRequest,
+    db: DB,
+    state: AppState,
+    data: JSONBody[PersonFlag],
+) -> Evidence:
+    user = request.user
+    row = await q.evidence_in_org(db, user, evidence_id)
+    coordinator = user.has("coordinator")
+    if not coordinator and row["uploaded_by"] != user.user_id:
+        raise forbidden("Only the person who took the photo or a coordinator can mark it.")
+    if data.public_reason is not None and not coordinator:
+        raise forbidden("Only a coordinator can record why a photo of a person may be public.")
+    if data.public_reason is not None and not data.shows_person:
+        raise unprocessable(
+            "A reason is only needed for a photo that shows a person.",
+            [FieldError(field="$.public_reason", reason="Only with shows_person true.")],
+        )
+    # Each marking is a new decision: a reason is kept only when given with it.
+    row = await db.fetchrow(
+        """update evidence set shows_person = $2,
+                  public_reason = case when $2 then $3 else null end
+            where id = $1 returning *""",
+        evidence_id,
+        data.shows_person,
+        data.public_reason,
+    )
+    await audit(
+        db,
+        request,
+        "evidence.person",
+        "evidence",
+        evidence_id,
+        {"shows_person": data.shows_person, "public_reason": data.public_reason},
+    )
+    return present(EvidenceContext.of(state), row, user)
+
+
 route_handlers = [
+    put_person,
     upload_evidence,
     start_upload,
     complete_upload,

@@ -93,6 +93,17 @@ class Evidence(Body, kw_only=True):
     urls: Urls | None
     poll: str | None = None  # while processing: where to GET this evidence again
     created_at: dt.datetime
+    # Shows a person: never public unless a coordinator recorded why (public_reason).
+    shows_person: bool = False
+    public_reason: str | None = None
+
+
+class PersonFlag(Body, kw_only=True):
+    """Whether the photo shows a person; public_reason (coordinators only) is why it may
+    still be published, e.g. "the resident consented in writing on 2 March"."""
+
+    shows_person: bool
+    public_reason: Annotated[str, Meta(min_length=1, max_length=1000)] | None = None
 
 
 class DeleteRequest(Body, kw_only=True):

@@ -1,8 +1,10 @@
 """The public's reads: published reports, their findings and photos, as PUBLIC_* queries.
 
 Only published reports, only findings in them, never a safeguarding concern, never a
-person. Every query here is built on PUBLIC_FINDINGS or PUBLIC_REPORTS, which say so in
-their WHERE clauses, so no other row can leak through a join.
+person (nor a photo showing one without a recorded reason), and of the words and photos
+written after publication only what a coordinator approved (moderation.py). Every query
+here is built on PUBLIC_FINDINGS or PUBLIC_REPORTS, which say so in their WHERE clauses, so
+no other row can leak through a join.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ from service.db import from_row
 # Findings the public may see: in a published report, never safeguarding.
 PUBLIC_FINDINGS = """
     select f.id, f.visit_id, f.title, f.description, f.domain, f.severity, f.evidence_ids,
-           f.recommendation, f.status, f.due_on, f.responded_at, f.decline_reason,
+           f.recommendation, f.status, f.due_on, f.responded_at,
+           -- a reason given after publication is public once a coordinator approved it
+           case when not exists (select 1 from finding_updates du
+                                  where du.finding_id = f.id and du.to_status = 'declined'
+                                    and du.moderation <> 'approved')
+                then f.decline_reason end decline_reason,
            f.updated_at, r.id report_id, r.published_at, r.published_on, s.id service_id,
            s.name service_name,
            s.kind service_kind, s.address, s.lat, s.lon, o.name organisation_name,
@@ -41,9 +48,11 @@ PUBLIC_FINDINGS = """
       join organisations o on o.id = f.organisation_id
      where f.in_report and f.severity <> 'safeguarding' and f.status <> 'draft'"""
 
-# A photo also linked to a safeguarding concern is never public, whatever else links it.
+# A photo also linked to a safeguarding concern is never public, whatever else links it;
+# nor is one showing a person unless a coordinator recorded why it may be.
 NOT_SAFEGUARDING = """not exists (select 1 from findings sf
-                        where sf.severity = 'safeguarding' and e.id = any(sf.evidence_ids))"""
+                        where sf.severity = 'safeguarding' and e.id = any(sf.evidence_ids))
+    and (not e.shows_person or e.public_reason is not null)"""
 
 PUBLIC_REPORTS = """
     select r.id, r.summary, r.published_at, r.published_on, v.starts_at, s.id service_id,
@@ -67,7 +76,7 @@ PUBLIC_PHOTO = f"""
        and (exists (select 1 from ({PUBLIC_FINDINGS}) pf where e.id = any(pf.evidence_ids))
             or exists (select 1 from finding_updates u
                          join ({PUBLIC_FINDINGS}) pf on pf.id = u.finding_id
-                        where e.id = any(u.evidence_ids)))"""
+                        where e.id = any(u.evidence_ids) and u.moderation = 'approved'))"""
 
 # An organisation's published reports with their public recommendation counts.
 ORG_REPORTS = """
@@ -127,7 +136,11 @@ async def public_findings(
     (by role) and the photos that are ready and not safeguarding."""
     all_actions, all_history = await actions_and_history(db, [r["id"] for r in rows])
     actions = {
-        i: [from_row(PublicAction, asdict(a), done=a.done_at is not None) for a in acts]
+        i: [
+            from_row(PublicAction, asdict(a), done=a.done_at is not None)
+            for a in acts
+            if a.moderation == "approved"  # an owner's name waits for review
+        ]
         for i, acts in all_actions.items()
     }
     # Publication is dated as the report is (published_on may be set earlier than the day
@@ -138,26 +151,32 @@ async def public_findings(
         local = local_date(at, tz) or at.date()
         return (published_on.get(finding) or local) if kind == "published" else local
 
-    # What happened after publication is public; drafting before it is not.
+    # What happened after publication is public, its words and photos once a coordinator
+    # approved them (a status change itself names nobody); drafting before it is not.
+    all_history = {i: [h for h in hs if h.to_status != "draft"] for i, hs in all_history.items()}
     history = {
         i: [
             PublicUpdate(
                 kind=h.kind,
                 status=h.to_status,
                 by=h.actor_role,
-                note=h.note,
+                note=h.note if h.moderation == "approved" else "",
                 at=h.at,
                 on=on(i, h.kind, h.at),
             )
             for h in hs
-            if h.to_status != "draft"
         ]
         for i, hs in all_history.items()
     }
     photo_ids = {
         r["id"]: [
             *r["evidence_ids"],
-            *(e for h in all_history[r["id"]] for e in h.evidence_ids if h.to_status != "draft"),
+            *(
+                e
+                for h in all_history.get(r["id"], [])
+                if h.moderation == "approved"
+                for e in h.evidence_ids
+            ),
         ]
         for r in rows
     }

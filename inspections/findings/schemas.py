@@ -52,12 +52,17 @@ class Action(Body, kw_only=True):
     target_date: dt.date
 
 
+Moderation = Literal["pending", "approved", "rejected"]
+
+
 class ActionOut(Body, kw_only=True):
     number: int  # 1-based, as action_done refers to it
     action: str
     owner: str
     target_date: dt.date
     done_at: dt.datetime | None
+    # Written after publication: public once a coordinator approves it (moderation.py).
+    moderation: Moderation = "approved"
 
 
 # The updates a finding takes, one type each; `type` is the tag.
@@ -127,6 +132,8 @@ class HistoryEntry(Body, kw_only=True):
     note: str
     evidence_ids: list[UUID]
     at: dt.datetime
+    # Text or photos added after publication: public once a coordinator approves them.
+    moderation: Moderation = "approved"
 
 
 class Finding(Body, kw_only=True):

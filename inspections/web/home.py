@@ -28,6 +28,7 @@ PURPOSE = {
     "/checklists": "Inspection checklists: view, import from a spreadsheet, publish.",
     "/visits": "Schedule visits, choose the team, see what was found.",
     "/reports": "Review findings, send for factual check and publish reports.",
+    "/moderation": "Approve what was added after publication before the public sees it.",
     "/concerns": "Safeguarding concerns to acknowledge, refer and close.",
     "/my/findings": "Recommendations for the services you manage, and your responses.",
     "/scorecards": "How each service is doing, from citizens and professionals.",
