@@ -31,7 +31,15 @@ from inspections.findings.queries import (
 )
 from inspections.findings.schemas import FindingPut, Publish, Report, ReportPut
 from inspections.visits.operations import require_coordinator, visit_for
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.screens import (
+    Refused,
+    page_errors,
+    read_form,
+    screen,
+    screens_router,
+    see_other,
+    submit,
+)
 from inspections.wording import long_date, plural
 from service.auth import AuthedRequest, Principal
 from service.db import DB
@@ -227,29 +235,25 @@ async def review(
 async def save_review(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> Template | Response[None]:
-    data = await read_form(request, ReviewForm, LABELS)
-    if isinstance(data, list):
-        return await _review_page(request, db, state, visit_id, data, 422)
-    # The form lists the findings kept; the report records those left out.
-    ids = [
-        r["id"]
-        for r in await db.fetch(
-            "select id from findings where visit_id = $1 and severity <> 'safeguarding'",
-            visit_id,
-        )
-    ]
-    body = ReportPut(
-        summary=data.summary, excluded_finding_ids=[i for i in ids if i not in data.included]
-    )
-    try:
-        async with db.transaction():
-            await operations.write_report(
-                db, request.user, state.settings, visit_id, body, request_id=request_id_of(request)
+    async def write(data: ReviewForm) -> operations.ReportSaved:
+        # The form lists the findings kept; the report records those left out.
+        ids = [
+            r["id"]
+            for r in await db.fetch(
+                "select id from findings where visit_id = $1 and severity <> 'safeguarding'",
+                visit_id,
             )
-    except DomainError as exc:
-        if exc.status != 422:
-            raise
-        return await _review_page(request, db, state, visit_id, page_errors(exc, LABELS), 422)
+        ]
+        body = ReportPut(
+            summary=data.summary, excluded_finding_ids=[i for i in ids if i not in data.included]
+        )
+        return await operations.write_report(
+            db, request.user, state.settings, visit_id, body, request_id=request_id_of(request)
+        )
+
+    done = await submit(db, await read_form(request, ReviewForm, LABELS), write, LABELS)
+    if isinstance(done, Refused):
+        return await _review_page(request, db, state, visit_id, done.errors, done.status)
     return see_other(f"/reports/{visit_id}#saved")
 
 
@@ -283,28 +287,23 @@ async def send(
 async def publish(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> Template | Response[None]:
-    data = await read_form(request, PublishForm, LABELS)
-    if isinstance(data, list):
-        return await _review_page(request, db, state, visit_id, data, 422)
-    report_id = await _report_id(db, request.user, visit_id)
-    try:
-        async with db.transaction():
-            await operations.publish_report(
-                db,
-                request.user,
-                state.settings,
-                report_id,
-                Publish(published_on=data.published_on),
-                request_id=request_id_of(request),
-            )
-    except DomainError as exc:
-        if exc.status not in (409, 422):
-            raise
-        errors = page_errors(exc, LABELS)
-        for e in errors:
+    async def write(data: PublishForm) -> Report:
+        report_id = await _report_id(db, request.user, visit_id)
+        return await operations.publish_report(
+            db,
+            request.user,
+            state.settings,
+            report_id,
+            Publish(published_on=data.published_on),
+            request_id=request_id_of(request),
+        )
+
+    done = await submit(db, await read_form(request, PublishForm, LABELS), write, LABELS)
+    if isinstance(done, Refused):
+        for e in done.errors:
             if e["field"] == "published_on":  # the API's words name its field
                 e["message"] = "Publication date must be between the day of the visit and today"
-        return await _review_page(request, db, state, visit_id, errors, exc.status)
+        return await _review_page(request, db, state, visit_id, done.errors, done.status)
     return see_other(f"/reports/{visit_id}")
 
 
