@@ -40,6 +40,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request's full URL at INFO, and a webhook URL may carry the
+    # receiver's token: only its warnings reach the log (failures are logged by us, masked).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 access_log = logging.getLogger("service.access")

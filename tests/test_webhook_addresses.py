@@ -49,6 +49,8 @@ async def test_names_resolving_to_private_addresses_are_refused() -> None:
         "https://10.1.2.3/hook",
         "https://169.254.169.254/latest/meta-data",
         "https://[::1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "https://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
     ],
 )
 async def test_registering_an_internal_url_is_refused(api: Api, url: str) -> None:

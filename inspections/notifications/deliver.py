@@ -37,7 +37,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from inspections.notifications.addresses import refusal
+from inspections.notifications.addresses import checked_addresses
 from service.settings import Settings
 from service.state import app_state
 
@@ -186,13 +186,19 @@ async def _post_webhook(
     if row["url"] is None or not row["active"]:
         return _Outcome(False, "webhook deactivated or deleted; not sent", give_up=True)
     parts = urlsplit(row["url"])
-    why = await refusal(
-        parts.hostname or "",
+    hostname = parts.hostname or ""
+    why, addresses = await checked_addresses(
+        hostname,
         parts.port or (443 if parts.scheme == "https" else 80),
         settings.webhook_allow_private,
     )
     if why:
         return _Outcome(False, why)
+    # Connect to the address just checked, not to the name (which DNS may answer
+    # differently a moment later); Host and TLS SNI still name the host, and TLS still
+    # verifies the certificate against that name (httpcore's server_hostname is the SNI).
+    url = httpx.URL(row["url"]).copy_with(host=addresses[0].split("%", 1)[0])
+    extensions = {"sni_hostname": hostname} if parts.scheme == "https" else {}
     body = _json.encode(row["payload"])
     msg_id, ts = str(row["id"]), int(time.time())
     headers = {
@@ -201,13 +207,19 @@ async def _post_webhook(
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
         "webhook-signature": sign(row["secret"], msg_id, ts, body),
+        "host": parts.netloc.rpartition("@")[2],
     }
     try:
         # One deadline for the whole exchange: httpx's own timeouts are per read, which a
         # receiver trickling bytes could stretch forever. The body is never read.
         async with asyncio.timeout(settings.webhook_timeout_s):
             async with http.stream(
-                "POST", row["url"], content=body, headers=headers, follow_redirects=False
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                follow_redirects=False,
+                extensions=extensions,
             ) as r:
                 status = r.status_code
     except TimeoutError:
@@ -400,8 +412,11 @@ async def deliver_forever(app: Any, stop: asyncio.Event | None = None) -> None:
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The client webhooks are posted with: no redirects, the webhook timeout."""
+    """The client webhooks are posted with: no redirects, the webhook timeout, and no
+    proxy or certificate settings read from the environment (HTTP(S)_PROXY would send
+    every webhook, and what we checked, through someone else's host)."""
     return httpx.AsyncClient(
+        trust_env=False,
         timeout=settings.webhook_timeout_s,
         follow_redirects=False,
         headers={"user-agent": USER_AGENT},

@@ -1,0 +1,146 @@
+"""Webhooks reach only the address that was checked: no DNS rebinding, no IPv6 translation
+of an internal IPv4 address, no proxy from the environment, no URL token in the log."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import pytest
+
+from inspections.notifications import addresses
+from inspections.notifications.addresses import is_public
+from inspections.notifications.deliver import deliver_once, http_client
+from service import db
+from service.settings import Settings
+from tests.conftest import Receiver
+from tests.helpers import Api
+
+
+@pytest.fixture
+def settings(mail_settings: Settings) -> Settings:
+    return mail_settings
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+        ("64:ff9b::5db8:d70e", True),  # NAT64 of a public address
+        ("64:ff9b:1::5db8:d70e", False),  # local-use NAT64: any mapping
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a01:203::1", False),  # 6to4 of 10.1.2.3
+        ("2002:5db8:d70e::1", True),  # 6to4 of a public address
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("::ffff:a9fe:a9fe", False),  # IPv4-mapped 169.254.169.254
+    ],
+)
+def test_ipv6_forms_of_internal_ipv4_addresses_are_not_public(address: str, public: bool) -> None:
+    assert is_public(address) is public
+
+
+async def _queue_hook(api: Api, url: str) -> None:
+    """A webhook (inserted as if registered when its host was public) with one event due."""
+    org = await api.org()
+    user = await api.user(org, "coordinator")
+    hook = await api.conn.fetchval(
+        """insert into webhooks (organisation_id, url, secret, events, created_by)
+           values ($1, $2, 'whsec_' || repeat('A', 44), '{report.published}', $3)
+           returning id""",
+        org,
+        url,
+        user["id"],
+    )
+    await api.conn.execute(
+        """insert into outbox (organisation_id, event, event_key, channel, recipient, payload)
+           values ($1, 'report.published', $2, 'webhook', $3, '{}')""",
+        org,
+        f"report.published:{uuid.uuid4()}",
+        str(hook),
+    )
+
+
+async def _deliver(settings: Settings) -> int:
+    pool = await db.create_pool(settings.database_url, 1, 2)
+    http = http_client(settings)
+    try:
+        return (await deliver_once(pool, settings, http)).delivered
+    finally:
+        await http.aclose()
+        await pool.close()
+
+
+def _answers(table: dict[str, str], calls: list[str]) -> addresses.Lookup:
+    """A resolver of our own: each name answers the address in ``table``."""
+
+    async def lookup(host: str, port: int) -> list[Any]:
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
+
+    return lookup
+
+
+async def test_delivery_connects_to_the_checked_address_and_keeps_the_host(
+    api: Api, settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name only our resolver knows is delivered to: the connection used its answer."""
+    port = urlsplit(receiver.url).port
+    calls: list[str] = []
+    monkeypatch.setattr(addresses, "lookup", _answers({"hooks.example.test": "127.0.0.1"}, calls))
+    await _queue_hook(api, f"http://hooks.example.test:{port}/hooks/coassess")
+    assert await _deliver(settings) == 1
+    assert calls == ["hooks.example.test"]  # resolved once, by the check
+    (request,) = receiver.requests
+    assert request["headers"]["host"] == f"hooks.example.test:{port}"
+    assert request["path"] == "/hooks/coassess"
+
+
+async def test_a_name_rebound_to_a_private_address_after_the_check_is_not_reached(
+    api: Api, settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check is told 'localhost' is public; the system resolver (which the HTTP client
+    would use if it resolved again) says 127.0.0.1, where the receiver listens."""
+    port = urlsplit(receiver.url).port
+    calls: list[str] = []
+    monkeypatch.setattr(addresses, "lookup", _answers({"localhost": "93.184.215.14"}, calls))
+    await _queue_hook(api, f"http://localhost:{port}/hooks/coassess")
+    strict = msgspec.structs.replace(settings, webhook_allow_private=False, webhook_timeout_s=2)
+    assert await _deliver(strict) == 0
+    assert calls == ["localhost"]
+    assert receiver.requests == []  # the private address was never reached
+    assert await api.conn.fetchval("select last_error from outbox") is not None
+
+
+async def test_proxy_settings_in_the_environment_are_ignored(
+    api: Api, settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = Receiver()  # would record the request if webhooks went through the proxy
+    try:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url.rsplit("/hooks", 1)[0])
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        await _queue_hook(api, receiver.url)
+        assert await _deliver(settings) == 1
+        assert len(receiver.requests) == 1 and proxy.requests == []
+    finally:
+        proxy.close()
+
+
+async def test_a_webhook_url_token_reaches_no_log_line(
+    api: Api, settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the app (the api fixture) configured logging
+    token = "tok_" + uuid.uuid4().hex
+    await _queue_hook(api, f"{receiver.url}?token={token}")
+    receiver.fail = 1  # a failed attempt is logged too
+    assert await _deliver(settings) == 0
+    assert caplog.records  # the failure was logged
+    assert token not in caplog.text
+    assert all(token not in str(vars(r)) for r in caplog.records)
