@@ -8,11 +8,12 @@ calls what the JSON route calls (inspections/services/operations.py), behind the
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from litestar import Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
@@ -20,12 +21,7 @@ from litestar.response import Template
 from inspections.services import operations
 from inspections.services import queries as q
 from inspections.services.schemas import (
-    Address,
     Kind,
-    Lat,
-    Lon,
-    Managers,
-    Radius,
     Service,
     ServiceCreate,
     ServicePatch,
@@ -41,7 +37,7 @@ from inspections.web.screens import (
 from inspections.wording import long_date
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
-from service.schema import Form, NonEmpty, cursor_after
+from service.schema import cursor_after
 
 # The JSON routes' guards.
 coordinator_only = [require_roles("coordinator")]
@@ -64,16 +60,7 @@ def kind_words(kind: str) -> str:
     return KINDS.get(kind) or kind.replace("_", " ").capitalize()
 
 
-class ServiceForm(Form, kw_only=True):
-    name: NonEmpty
-    kind: Kind
-    address: Address = ""
-    lat: Lat
-    lon: Lon
-    geofence_m: Radius = 150
-    manager_ids: Managers = []
-
-
+# The form is read as the API's body itself (ServiceCreate): the same fields and rules.
 LABELS = {
     "name": "Name",
     "kind": "Kind of service",
@@ -91,7 +78,6 @@ PLAIN = {
     "kind": "Choose the kind of service",
 }
 FIELDS = ("name", "kind", "address", "lat", "lon", "geofence_m")
-B = TypeVar("B", ServiceCreate, ServicePatch)
 
 
 async def _kinds(db: asyncpg.Connection, request: AuthedRequest) -> dict[str, str]:
@@ -134,11 +120,6 @@ def _values(service: Service | None) -> dict[str, Any]:
     return {f: str(getattr(service, f)) for f in FIELDS} | {
         "manager_ids": [str(m) for m in service.manager_ids]
     }
-
-
-def _body(struct: type[B], data: ServiceForm) -> B:
-    """The API's body from the form: the same fields."""
-    return struct(**{f: getattr(data, f) for f in (*FIELDS, "manager_ids")})
 
 
 async def _posted(request: AuthedRequest) -> dict[str, Any]:
@@ -201,8 +182,8 @@ async def create_service(request: AuthedRequest, db: DB) -> Template | Response[
     values = await _posted(request)
     made = await submit(
         db,
-        await read_form(request, ServiceForm, LABELS, PLAIN),
-        lambda d: operations.create_service(db, request, request.user, _body(ServiceCreate, d)),
+        await read_form(request, ServiceCreate, LABELS, PLAIN),
+        lambda d: operations.create_service(db, request, request.user, d),
         LABELS,
     )
     if isinstance(made, Refused):
@@ -235,9 +216,10 @@ async def update_service(
     values = await _posted(request)
     done = await submit(
         db,
-        await read_form(request, ServiceForm, LABELS, PLAIN),
+        await read_form(request, ServiceCreate, LABELS, PLAIN),
+        # The form sends every field: the whole service, as a PATCH of all of them.
         lambda d: operations.update_service(
-            db, request, request.user, service_id, _body(ServicePatch, d)
+            db, request, request.user, service_id, ServicePatch(**msgspec.structs.asdict(d))
         ),
         LABELS,
     )
