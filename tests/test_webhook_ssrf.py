@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import subprocess
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 import pytest
 
@@ -144,3 +147,76 @@ async def test_a_webhook_url_token_reaches_no_log_line(
     assert caplog.records  # the failure was logged
     assert token not in caplog.text
     assert all(token not in str(vars(r)) for r in caplog.records)
+
+
+def _tls_receiver(tmp_path: Any, name: str) -> tuple[Receiver, ssl.SSLContext]:
+    """The receiver behind TLS with a certificate for ``name`` only, and a client context
+    trusting that certificate."""
+    # Debian's openssl CLI: the project has no X.509 library.
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    cert_pem = (tmp_path / "cert.pem").read_bytes()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    receiver = Receiver()
+    receiver.server.socket = server_ctx.wrap_socket(receiver.server.socket, server_side=True)
+    client_ctx = ssl.create_default_context(cadata=cert_pem.decode())
+    return receiver, client_ctx
+
+
+@pytest.mark.parametrize(
+    ("host", "delivered"), [("hooks.example.test", 1), ("evil.example.test", 0)]
+)
+async def test_tls_still_verifies_the_certificate_against_the_host_name(
+    api: Api,
+    settings: Settings,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    delivered: int,
+) -> None:
+    """Connecting to the checked address keeps TLS honest: the certificate must name the
+    URL's host (both names resolve to the same address here)."""
+    tls, ctx = _tls_receiver(tmp_path, "hooks.example.test")
+    try:
+        port = tls.server.server_address[1]
+        table = {"hooks.example.test": "127.0.0.1", "evil.example.test": "127.0.0.1"}
+        monkeypatch.setattr(addresses, "lookup", _answers(table, []))
+        await _queue_hook(api, f"https://{host}:{port}/hooks/coassess")
+        pool = await db.create_pool(settings.database_url, 1, 2)
+        http = httpx.AsyncClient(trust_env=False, verify=ctx)
+        try:
+            assert (await deliver_once(pool, settings, http)).delivered == delivered
+        finally:
+            await http.aclose()
+            await pool.close()
+        assert len(tls.requests) == delivered
+        if delivered:
+            assert tls.requests[0]["headers"]["host"] == f"{host}:{port}"
+        else:
+            error = await api.conn.fetchval("select last_error from outbox")
+            assert "certificate" in error.lower() or "hostname" in error.lower()
+    finally:
+        tls.close()
