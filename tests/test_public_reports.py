@@ -46,6 +46,10 @@ async def published(api: Api) -> tuple[Findings, dict, dict]:
     plan = [{"action": "Bell audit", "owner": "Deputy manager", "target_date": "2026-03-01"}]
     r = await f.update(f.manager, bells["id"], type="accept", actions=plan)
     assert r.status_code == 201, r.text
+    # Written after publication: public once a coordinator approves it (test_moderation.py).
+    for item in (await api.client.get("/v1/moderation", headers=f.coord)).json():
+        path = f"/v1/moderation/{item['kind']}/{item['id']}/approve"
+        assert (await api.client.post(path, headers=f.coord)).status_code == 204
     f.photo, f.concern, f.bells = photo, concern, bells  # type: ignore[attr-defined]
     return f, report, photo
 
