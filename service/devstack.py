@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -164,6 +165,27 @@ def _pid_alive(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------- serve's record
+
+
+def private_secret(path: Path, owner: tuple[int, int] | None = None) -> str:
+    """The secret in ``path``, made (256 random bits) if missing: the file is created 0600 in
+    one step (O_EXCL), never readable by anyone else in between. ``owner`` (uid, gid) hands
+    it to the server's user when we run as root."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    if owner is not None:
+        os.chown(path, *owner)
+    return value
 
 
 def redact_dsn(dsn: str) -> str:
@@ -366,11 +388,25 @@ class Postgres(_Server):
         """True if start() started the server (stop() stops it); False if it was reused."""
         return self._started
 
+    @property
+    def password_file(self) -> Path:
+        # Beside the cluster, like the port file: ".data/pg.password" (mode 0600).
+        return self.data_dir.parent / f"{self.data_dir.name}.password"
+
+    def _password(self) -> str | None:
+        """The superuser's password; None for a cluster made before passwords (trust)."""
+        try:
+            return self.password_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     def dsn(self, database: str = "postgres") -> str:
         if self.port is None:
             raise RuntimeError("Postgres port unknown; call start() first")
         db = urllib.parse.quote(database, safe="")
-        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{db}"
+        password = self._password()
+        auth = f"{PG_USER}:{urllib.parse.quote(password, safe='')}" if password else PG_USER
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{db}"
 
     def _as_root(self) -> bool:
         return os.geteuid() == 0
@@ -432,11 +468,15 @@ class Postgres(_Server):
             _make_traversable(self.data_dir)
             os.chown(self.data_dir, uid, gid)
         os.chmod(self.data_dir, 0o700)
+        # A password, not trust: another local user of the machine cannot connect.
+        self.password_file.unlink(missing_ok=True)
+        private_secret(self.password_file, (uid, gid) if self._as_root() else None)
         args = [
             str(self.bindir / "initdb"),
             "-D",
             str(self.data_dir),
-            "--auth=trust",
+            "--auth=scram-sha-256",
+            f"--pwfile={self.password_file}",
             "-U",
             PG_USER,
             "--encoding=UTF8",
@@ -667,6 +707,9 @@ class Postgres(_Server):
         for key, value in variables.items():
             args += ["-v", f"{key}={value}"]
         env = _clean_env()
+        password = self._password()
+        if password:
+            env["PGPASSWORD"] = password
         res = subprocess.run(
             args, input=sql, capture_output=True, text=True, env=env, timeout=START_TIMEOUT
         )
@@ -756,8 +799,10 @@ class SeaweedFS(_Server):
 
     LOG_NAME: ClassVar[str] = "weed.log"
 
-    access_key: str = "devaccess"
-    secret_key: str = "devsecret"
+    # Empty: generated once per data folder (s3-keys.json, 0600), so no two stacks share
+    # keys and none is a well-known default.
+    access_key: str = ""
+    secret_key: str = ""
 
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False, repr=False)
@@ -770,6 +815,13 @@ class SeaweedFS(_Server):
     @property
     def s3_config_file(self) -> Path:
         return self.data_dir / "s3-identities.json"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.access_key or not self.secret_key:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.access_key = "k" + private_secret(self.data_dir / "s3-access-key")[:19]
+            self.secret_key = private_secret(self.data_dir / "s3-secret-key")
 
     @property
     def endpoint(self) -> str:
@@ -819,8 +871,36 @@ class SeaweedFS(_Server):
                 }
             ]
         }
-        self.s3_config_file.write_text(json.dumps(config, indent=2) + "\n")
-        os.chmod(self.s3_config_file, 0o600)
+        # Created 0600 (it holds the secret key), replaced whole.
+        tmp = self.s3_config_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(config, indent=2) + "\n")
+        tmp.replace(self.s3_config_file)
+
+    def _write_security_config(self) -> None:
+        """./security.toml (weed runs in data_dir): the filer and volume servers answer only
+        requests signed with a key of this stack (the S3 gateway signs its own), so another
+        local user cannot read objects through their HTTP ports, and their UIs are off."""
+        key = private_secret(self.data_dir / "weed-jwt-key")
+        text = "".join(
+            f'[{section}]\nkey = "{key}"\nexpires_after_seconds = 60\n\n'
+            for section in (
+                "jwt.signing",
+                "jwt.signing.read",
+                "jwt.filer_signing",
+                "jwt.filer_signing.read",
+            )
+        )
+        text += "[access]\nui = false\n"
+        path = self.data_dir / "security.toml"
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        tmp.replace(path)
 
     def _build_command(self, weed: Path, ports: dict[str, int]) -> list[str]:
         mini = _weed_flags(weed, "mini")
@@ -919,6 +999,7 @@ class SeaweedFS(_Server):
             return self.endpoint
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_s3_config()
+        self._write_security_config()
         if self._adopt_running():
             return self.endpoint
 
