@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 import asyncpg
@@ -260,7 +260,8 @@ async def _privacy(dsn: str, settings: Settings, args: argparse.Namespace) -> di
                 raise SystemExit(
                     f"error: --user must be a user id (a UUID), not {args.user!r}"
                 ) from None
-            async with pool.acquire() as conn:
+            async with pool.acquire() as proxy:
+                conn = cast(asyncpg.Connection, proxy)  # the proxy stands for its connection
                 org = await conn.fetchval(
                     "select organisation_id from users where id = $1", user_id
                 )

@@ -83,9 +83,11 @@ async def pending(db: asyncpg.Connection, user: Principal, limit: int = 200) -> 
 
 
 async def pending_count(db: asyncpg.Connection, organisation_id: UUID) -> int:
-    return await db.fetchval(
+    n = await db.fetchval(
         f"select count(*)::int from ({PENDING_SQL.replace('limit $2', '')}) c", organisation_id
     )
+    assert n is not None  # count(*) always answers a row
+    return n
 
 
 async def decide(

@@ -117,6 +117,7 @@ async def erase_person(
         photos = await conn.fetchval(
             "select count(*) from evidence where uploaded_by = $1", user_id
         )
+        assert photos is not None  # a count always answers
         rows = await conn.fetch(
             f"""with old as (select id, original_key from evidence
                               where uploaded_by = $1 and original_key is not null for update)

@@ -59,7 +59,7 @@ async def _rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
     raw = await conn.fetchval(
         f"select coalesce(jsonb_agg(to_jsonb(t)), '[]') from ({sql}) t", *args
     )
-    return msgspec.json.decode(raw) if isinstance(raw, str) else raw
+    return msgspec.json.decode(raw) if isinstance(raw, str) else (raw or [])
 
 
 def _copy_into(z: zipfile.ZipFile, name: str, store: ObjectStore, key: str) -> None:

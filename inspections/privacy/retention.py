@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -132,6 +132,7 @@ async def _org_pass(
     counts.append(KindCount(kind="submissions", days=s.submissions_days, count=n))
 
     n = await conn.fetchval(_FINDINGS_SQL, org, before(s.findings_days), CLOSED_FINDINGS)
+    assert n is not None  # a count always answers
     counts.append(KindCount(kind="findings", days=s.findings_days, count=n))
 
     n = _count(
@@ -208,7 +209,8 @@ async def run_retention(
     """One pass over every organisation; ``now`` moves the clock (tests, never sleep)."""
     now = now or dt.datetime.now(dt.UTC)
     report = RetentionReport()
-    async with pool.acquire() as conn:
+    async with pool.acquire() as proxy:
+        conn = cast(asyncpg.Connection, proxy)  # the pool's proxy stands for its connection
         if not await conn.fetchval("select pg_try_advisory_lock($1)", RETENTION_LOCK):
             report.skipped_locked = True
             return report
