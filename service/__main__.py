@@ -190,30 +190,14 @@ async def _sweep(dsn: str, settings: Settings) -> dict:
     import datetime as dt
 
     from inspections.evidence.sweep import sweep
-    from service.storage import ObjectStore
 
-    endpoint, access, secret = (
-        settings.s3_endpoint_url,
-        settings.s3_access_key,
-        settings.s3_secret_key,
-    )
-    s3 = None
-    if not endpoint:
-        from service.devstack import SeaweedFS
-
-        s3 = SeaweedFS(Path(settings.data_dir) / "seaweedfs")
-        endpoint = await asyncio.to_thread(s3.start)
-        access, secret = s3.access_key, s3.secret_key
-    store = ObjectStore(endpoint, settings.s3_bucket, settings.s3_region, access, secret)
     pool = await db.create_pool(dsn, 1, 2)
     try:
-        report = await sweep(pool, store, dt.timedelta(seconds=settings.sweep_grace_s))
+        async with _store(settings) as store:
+            report = await sweep(pool, store, dt.timedelta(seconds=settings.sweep_grace_s))
         return msgspec.to_builtins(report)
     finally:
         await pool.close()
-        store.close()
-        if s3 is not None:
-            await asyncio.to_thread(s3.stop)
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 
 from service.settings import Settings
-from tests.browser import SCREENSHOTS
+from tests.browser import SCREENSHOTS, axe_check
 from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT, start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
 from tests.scenes import SMALL
@@ -152,18 +152,6 @@ class AppScene:
 
 
 # --------------------------------------------------------------------------- browser helpers
-
-
-async def axe_check(page: Any, what: str) -> None:
-    from axe_playwright_python.async_playwright import Axe
-
-    results = await Axe().run(page)
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{what}: {bad}"
 
 
 async def screen(page: Any, name: str, shot: str | None = None) -> None:

@@ -24,6 +24,7 @@ from service.app import create_app
 from service.devstack import SeaweedFS, free_port
 from service.logs import mask_path
 from service.settings import Settings
+from tests.browser import axe_check
 from tests.conftest import (
     CHROMIUM_FLAGS,
     Mailbox,
@@ -453,18 +454,6 @@ def mail_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Any]]
         yield base, proc
     finally:
         stop_live_server(proc)
-
-
-async def axe_check(page: Any, what: str) -> None:
-    from axe_playwright_python.async_playwright import Axe
-
-    results = await Axe().run(page)
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{what}: {bad}"
 
 
 async def wait_for_mail(worker: Worker, smtp: Mailbox, count: int) -> None:
