@@ -82,6 +82,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Webhooks to private, loopback or link-local addresses are refused unless this is set
     # (local development, tests): they would let a URL reach what only our servers reach.
     webhook_allow_private: bool = False
+    # Webhook signing secrets are stored encrypted with this key (base64 of 32 bytes);
+    # unset: derived from jwt_secret. After a rotation the previous secret still signs
+    # deliveries for webhook_secret_overlap_s seconds, beside the new one.
+    webhook_secret_key: str | None = None
+    webhook_secret_overlap_s: int = 86400
     reminder_interval_s: float = 3600  # scan for responses due soon or overdue; 0 disables
     retention_interval_s: float = 86400  # the retention job (inspections/privacy); 0 disables
     # The privacy notice people accept when they join (/privacy shows it): change it with

@@ -11,6 +11,8 @@ message carries an id that stays the same on a resend (email ``Message-ID``, web
 Webhooks follow the Standard Webhooks convention (https://www.standardwebhooks.com):
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed with
 the base64-decoded part of the ``whsec_`` secret, so receivers can use its libraries.
+After a rotation, and until the overlap ends, the header carries two such values separated
+by a space (the new secret's first), as the convention allows.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ import httpx
 import msgspec
 
 from inspections.notifications.addresses import checked_addresses
+from inspections.notifications.webhook_secrets import (
+    SecretKeyError,
+    UndecryptableSecret,
+    signing_secrets,
+)
 from service.settings import Settings
 from service.state import app_state
 
@@ -194,6 +201,11 @@ async def _post_webhook(
     )
     if why:
         return _Outcome(False, why)
+    try:
+        signing = signing_secrets(settings, row)
+    except (UndecryptableSecret, SecretKeyError) as e:
+        # Retried with backoff like any failure: restoring the key delivers it.
+        return _Outcome(False, str(e))
     # Connect to the address just checked, not to the name (which DNS may answer
     # differently a moment later); Host and TLS SNI still name the host, and TLS still
     # verifies the certificate against that name (httpcore's server_hostname is the SNI).
@@ -206,7 +218,9 @@ async def _post_webhook(
         "user-agent": USER_AGENT,
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": sign(row["secret"], msg_id, ts, body),
+        # Standard Webhooks: space-separated signatures, one per valid secret (the new and,
+        # during a rotation's overlap, the previous one); a receiver accepts any match.
+        "webhook-signature": " ".join(sign(s, msg_id, ts, body) for s in signing),
         "host": parts.netloc.rpartition("@")[2],
     }
     try:
@@ -237,7 +251,8 @@ async def _post_webhook(
 
 CLAIM_SQL = """
     select o.id, o.event_key, o.channel, o.recipient, o.subject, o.body, o.payload,
-           o.attempts, w.url, w.secret, w.active
+           o.attempts, w.id as webhook_id, w.url, w.active, w.secret, w.secret_encrypted,
+           w.previous_secret_encrypted, w.previous_secret_until > now() as previous_valid
       from outbox o
       left join webhooks w on o.channel = 'webhook' and w.id::text = o.recipient
                           and w.organisation_id = o.organisation_id

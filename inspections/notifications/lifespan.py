@@ -1,4 +1,5 @@
-"""The notifications slice's share of the app's lifetime: the in-app delivery worker."""
+"""The notifications slice's share of the app's lifetime: webhook secrets sealed at start-up,
+and the in-app delivery worker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 
 from inspections.notifications.deliver import deliver_forever, http_client
+from inspections.notifications.webhook_secrets import check_key, cipher, encrypt_plaintext
 from service.state import app_state
 
 log = logging.getLogger("inspections.notifications")
@@ -19,6 +21,15 @@ log = logging.getLogger("inspections.notifications")
 async def notifications_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     state = app_state(app)
     settings = state.settings
+    cipher(settings)  # a malformed WEBHOOK_SECRET_KEY stops the start, with its reason
+    # Secrets stored in plain text before migration 0017 are sealed now (once: idempotent).
+    if sealed := await encrypt_plaintext(state.pool, settings):
+        log.info("webhook secrets encrypted at rest", extra={"count": sealed})
+    if not await check_key(state.pool, settings):
+        log.error(
+            "WEBHOOK_SECRET_KEY (or the JWT_SECRET it is derived from) is not the key the "
+            "webhook secrets were stored with: webhook deliveries fail until it is restored"
+        )
     # One client for every webhook POST: connections to a receiver are reused.
     state.http = http_client(settings)
     stop = asyncio.Event()

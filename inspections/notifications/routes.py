@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 from litestar import Router, delete, get, post
@@ -16,9 +16,10 @@ from inspections.audit.log import audit
 from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
 from inspections.notifications.outbox import EVENTS, Event
+from inspections.notifications.webhook_secrets import seal
 from service.auth import AuthedRequest, Principal, require_roles
 from service.db import DB, from_row
-from service.errors import FieldError, not_found, problem_responses, unprocessable
+from service.errors import FieldError, conflict, not_found, problem_responses, unprocessable
 from service.schema import Body, Limit, Page, cursor_after, page_of
 from service.state import AppState
 
@@ -46,6 +47,20 @@ class WebhookCreated(Webhook, kw_only=True):
         Meta(
             description="Verifies the webhook-signature header (Standard Webhooks). "
             "Shown only in this response: store it now."
+        ),
+    ]
+
+
+class WebhookSecretRotated(Webhook, kw_only=True):
+    secret: Annotated[
+        str,
+        Meta(description="The new signing secret. Shown only in this response: store it now."),
+    ]
+    previous_secret_valid_until: Annotated[
+        dt.datetime,
+        Meta(
+            description="Until then deliveries also carry a signature made with the "
+            "secret this one replaced (WEBHOOK_SECRET_OVERLAP_S after the rotation)."
         ),
     ]
 
@@ -121,13 +136,15 @@ async def create_webhook(
         raise unprocessable(f"url {why}.", [FieldError(field="$.url", reason=why)])
     events = list(dict.fromkeys(data.events))
     secret = new_secret()
+    webhook_id = uuid4()  # made here: the stored secret is sealed to it
     row = await db.fetchrow(
-        """insert into webhooks (organisation_id, url, secret, events, created_by)
-           values ($1, $2, $3, $4, $5)
+        """insert into webhooks (id, organisation_id, url, secret_encrypted, events, created_by)
+           values ($1, $2, $3, $4, $5, $6)
         returning id, url, events, active, created_at""",
+        webhook_id,
         request.user.organisation_id,
         url,
-        secret,
+        seal(state.settings, webhook_id, secret),
         events,
         request.user.user_id,
     )
@@ -159,6 +176,20 @@ async def list_webhooks(
     return WebhookPage(items=[from_row(Webhook, r) for r in page], next_cursor=nxt)
 
 
+async def _own_webhook(db: asyncpg.Connection, caller: Principal, webhook_id: UUID) -> bool:
+    """Lock one of the caller's organisation's webhooks; whether it is active. Another
+    organisation's webhook is not found, as one that does not exist (the router's guard
+    has already let only coordinators through)."""
+    active = await db.fetchval(
+        """select active from webhooks where id = $1 and organisation_id = $2 for update""",
+        webhook_id,
+        caller.organisation_id,
+    )
+    if active is None:
+        raise not_found("webhook")
+    return active
+
+
 @delete(
     "/webhooks/{webhook_id:uuid}",
     summary="Deactivate a webhook: nothing more is sent to it",
@@ -166,16 +197,66 @@ async def list_webhooks(
     responses=problem_responses(401, 403, 404),
 )
 async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db: DB) -> None:
-    was_active = await db.fetchval(
-        """select active from webhooks where id = $1 and organisation_id = $2 for update""",
-        webhook_id,
-        request.user.organisation_id,
-    )
-    if was_active is None:
-        raise not_found("webhook")
+    was_active = await _own_webhook(db, request.user, webhook_id)
     if was_active:
         await db.execute("update webhooks set active = false where id = $1", webhook_id)
         await audit(db, request, "webhook.deactivate", "webhook", webhook_id)
+
+
+@post(
+    "/webhooks/{webhook_id:uuid}/rotate-secret",
+    summary="Give a webhook a new signing secret, shown only in this response",
+    description="The previous secret stays valid for WEBHOOK_SECRET_OVERLAP_S (a day by "
+    "default): until then each delivery's webhook-signature header carries two values, "
+    "space-separated, the new secret's first (v1,<new> v1,<previous>), so the receiver can "
+    "switch when it is ready; after it, only the new one. Rotating again within the overlap "
+    "drops the oldest secret: only the two newest sign.",
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def rotate_webhook_secret(
+    webhook_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+) -> WebhookSecretRotated:
+    if not await _own_webhook(db, request.user, webhook_id):
+        raise conflict(
+            "The webhook is deactivated: nothing is sent to it, so it has no secret to rotate."
+        )
+    secret = new_secret()
+    # The current sealed secret moves as it is: the webhook's id, its associated data, is
+    # the same, so it needs no decrypting here.
+    row = await db.fetchrow(
+        """update webhooks
+              set previous_secret_encrypted = coalesce(secret_encrypted, $2),
+                  previous_secret_until = now() + make_interval(secs => $3),
+                  secret_encrypted = $4,
+                  secret = null
+            where id = $1
+        returning id, url, events, active, created_at,
+                  previous_secret_until as previous_secret_valid_until""",
+        webhook_id,
+        # A row still in plain text (sealed at the next start): its secret becomes the
+        # previous one, sealed now.
+        await _sealed_plaintext(db, state, webhook_id),
+        state.settings.webhook_secret_overlap_s,
+        seal(state.settings, webhook_id, secret),
+    )
+    assert row is not None  # locked by _own_webhook
+    await audit(
+        db,
+        request,
+        "webhook.rotate_secret",
+        "webhook",
+        webhook_id,
+        {"previous_valid_until": row["previous_secret_valid_until"].isoformat()},
+    )
+    return WebhookSecretRotated(**dict(row), secret=secret)
+
+
+async def _sealed_plaintext(
+    db: asyncpg.Connection, state: AppState, webhook_id: UUID
+) -> bytes | None:
+    plain = await db.fetchval("select secret from webhooks where id = $1", webhook_id)
+    return None if plain is None else seal(state.settings, webhook_id, plain)
 
 
 @get(
@@ -233,5 +314,11 @@ router = Router(
     "/v1",
     tags=["notifications"],
     guards=[require_roles("coordinator")],
-    route_handlers=[create_webhook, list_webhooks, delete_webhook, list_notifications],
+    route_handlers=[
+        create_webhook,
+        list_webhooks,
+        delete_webhook,
+        rotate_webhook_secret,
+        list_notifications,
+    ],
 )
