@@ -231,6 +231,7 @@ async def _privacy(dsn: str, settings: Settings, args: argparse.Namespace) -> di
     from inspections.privacy.erasure import erase_person
     from inspections.privacy.export import export_person
     from inspections.privacy.retention import run_retention
+    from inspections.privacy.schemas import Acting
 
     await db.migrate(dsn, _migrations())
     pool = await db.create_pool(dsn, 1, 2)
@@ -251,16 +252,15 @@ async def _privacy(dsn: str, settings: Settings, args: argparse.Namespace) -> di
                 )
                 if org is None:
                     raise SystemExit(f"error: no user with id {args.user}")
+                by = Acting(organisation_id=org, actor_id=None, via="cli")
                 if args.cmd == "erase":
-                    report = await erase_person(conn, store, org, user_id, actor_id=None, via="cli")
+                    report = await erase_person(conn, store, user_id, by)
                     return msgspec.to_builtins(report)
                 out = Path(args.out or f"person-{user_id}.zip")
                 # Personal data: the owner alone reads it, from the moment it exists.
                 os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
                 async with conn.transaction():  # the export and its audit row
-                    size = await export_person(
-                        conn, store, org, user_id, out, actor_id=None, via="cli"
-                    )
+                    size = await export_person(conn, store, user_id, out, by)
                 return {"user_id": str(user_id), "file": str(out), "bytes": size}
     finally:
         await pool.close()

@@ -21,7 +21,7 @@ import asyncpg
 from inspections.audit.log import record
 from inspections.org_settings import read_section
 from inspections.privacy import store as objects
-from inspections.privacy.schemas import Erasure, RetentionSettings
+from inspections.privacy.schemas import Acting, Erasure, RetentionSettings
 from service.errors import DomainError, not_found
 from service.storage import ObjectStore
 
@@ -40,18 +40,12 @@ def erased_name(roles: list[str]) -> str:
 
 
 async def erase_person(
-    conn: asyncpg.Connection,
-    store: ObjectStore,
-    organisation_id: UUID,
-    user_id: UUID,
-    *,
-    actor_id: UUID | None,
-    request_id: str | None = None,
-    via: str = "api",
+    conn: asyncpg.Connection, store: ObjectStore, user_id: UUID, by: Acting
 ) -> Erasure:
-    """Erase ``user_id`` of ``organisation_id`` (404 for anyone else's). ``conn`` must not
-    be in a transaction: the rows commit first, then the store's objects are deleted (if
+    """Erase ``user_id`` of ``by.organisation_id`` (404 for anyone else's). ``conn`` must
+    not be in a transaction: the rows commit first, then the store's objects are deleted (if
     that fails, no row names them and the orphan sweep removes them)."""
+    organisation_id, actor_id = by.organisation_id, by.actor_id
     async with conn.transaction():
         user = await conn.fetchrow(
             """select id, email, roles, erased_at from users
@@ -172,7 +166,7 @@ async def erase_person(
             "user",
             user_id,
             {
-                "via": via,
+                "via": by.via,
                 "devices_deleted": devices,
                 "training_records_deleted": training,
                 "upcoming_visits_left": left,
@@ -180,7 +174,7 @@ async def erase_person(
                 "derivatives_deleted": derivatives,
                 "kept_evidence": schedule.keep_erased_evidence,
             },
-            request_id,
+            by.request_id,
         )
     report.objects_deleted = await objects.delete_keys(
         store, await objects.unreferenced(conn, keys)

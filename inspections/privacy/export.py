@@ -19,6 +19,7 @@ import asyncpg
 import msgspec
 
 from inspections.audit.log import record
+from inspections.privacy.schemas import Acting
 from service.errors import not_found
 from service.storage import ObjectStore
 
@@ -70,18 +71,12 @@ def _copy_into(z: zipfile.ZipFile, name: str, store: ObjectStore, key: str) -> N
 
 
 async def export_person(
-    conn: asyncpg.Connection,
-    store: ObjectStore,
-    organisation_id: UUID,
-    user_id: UUID,
-    target: Path,
-    *,
-    actor_id: UUID | None,
-    request_id: str | None = None,
-    via: str = "api",
+    conn: asyncpg.Connection, store: ObjectStore, user_id: UUID, target: Path, by: Acting
 ) -> int:
-    """Write the .zip to ``target`` (a file the caller owns); returns its size. Audited in
-    ``conn``'s transaction (the caller's)."""
+    """Write the .zip of ``user_id`` of ``by.organisation_id`` (404 for anyone else's) to
+    ``target`` (a file the caller owns); returns its size. Audited in ``conn``'s transaction
+    (the caller's)."""
+    organisation_id = by.organisation_id
     person = await _rows(
         conn,
         """select id, organisation_id, email, display_name, roles, active, created_at,
@@ -125,12 +120,12 @@ async def export_person(
     await record(
         conn,
         organisation_id,
-        actor_id,
+        by.actor_id,
         "user.export",
         "user",
         user_id,
-        {"via": via, "photos": len(photos), "bytes": size},
-        request_id,
+        {"via": by.via, "photos": len(photos), "bytes": size},
+        by.request_id,
     )
     return size
 

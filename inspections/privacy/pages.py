@@ -14,7 +14,7 @@ from msgspec import Meta
 from inspections.accounts.queries import user_in_org
 from inspections.org_settings import read_section
 from inspections.privacy.erasure import erase_person
-from inspections.privacy.routes import export_file, request_id
+from inspections.privacy.routes import acting, export_file
 from inspections.privacy.schemas import RetentionSettings
 from inspections.web.screens import read_form, screen, screens_router, see_other
 from service.auth import AuthedRequest, require_roles
@@ -79,16 +79,7 @@ async def person_data(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -
 async def person_export(
     user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> File:
-    caller = request.user
-    return await export_file(
-        db,
-        state.store,
-        caller.organisation_id,
-        user_id,
-        actor_id=caller.user_id,
-        request_id=request_id(request),
-        via="screen",
-    )
+    return await export_file(db, state.store, user_id, acting(request, "screen"))
 
 
 @post(
@@ -104,17 +95,8 @@ async def person_erase(
         form = [{"field": "confirm", "message": "Type ERASE to confirm"}]
     if isinstance(form, list):
         return await _page(request, db, user_id, errors=form, status=422)
-    caller = request.user
     try:
-        await erase_person(
-            db,
-            state.store,
-            caller.organisation_id,
-            user_id,
-            actor_id=caller.user_id,
-            request_id=request_id(request),
-            via="screen",
-        )
+        await erase_person(db, state.store, user_id, acting(request, "screen"))
     except DomainError as exc:
         if exc.status in (403, 404):
             raise

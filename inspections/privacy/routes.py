@@ -7,7 +7,6 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +19,7 @@ from inspections.org_settings import settings_routes
 from inspections.privacy.erasure import erase_person
 from inspections.privacy.export import export_person
 from inspections.privacy.schemas import (
+    Acting,
     Erasure,
     RetentionSettings,
     RetentionSettingsPatch,
@@ -27,13 +27,19 @@ from inspections.privacy.schemas import (
 )
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
-from service.errors import problem_responses
+from service.errors import problem_responses, request_id_of
 from service.state import AppState
 from service.storage import ObjectStore
 
 
-def request_id(request: Any) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+def acting(request: AuthedRequest, via: str = "api") -> Acting:
+    """The caller, as erase_person and export_person check and audit them."""
+    return Acting(
+        organisation_id=request.user.organisation_id,
+        actor_id=request.user.user_id,
+        request_id=request_id_of(request),
+        via=via,
+    )
 
 
 @post(
@@ -51,15 +57,7 @@ def request_id(request: Any) -> str | None:
 async def erase(
     user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> Erasure:
-    caller = request.user
-    return await erase_person(
-        db,
-        state.store,
-        caller.organisation_id,
-        user_id,
-        actor_id=caller.user_id,
-        request_id=request_id(request),
-    )
+    return await erase_person(db, state.store, user_id, acting(request))
 
 
 @get(
@@ -69,26 +67,11 @@ async def erase(
     media_type="application/zip",
 )
 async def export(user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState) -> File:
-    caller = request.user
-    return await export_file(
-        db,
-        state.store,
-        caller.organisation_id,
-        user_id,
-        actor_id=caller.user_id,
-        request_id=request_id(request),
-    )
+    return await export_file(db, state.store, user_id, acting(request))
 
 
 async def export_file(
-    db: asyncpg.Connection,
-    store: ObjectStore,
-    organisation_id: UUID,
-    user_id: UUID,
-    *,
-    actor_id: UUID,
-    request_id: str | None,
-    via: str = "api",
+    db: asyncpg.Connection, store: ObjectStore, user_id: UUID, by: Acting
 ) -> File:
     """The export written to a temporary file (0600), sent as the download, then removed:
     a volunteer's photos never need to fit in memory."""
@@ -96,16 +79,7 @@ async def export_file(
     os.close(fd)
     path = Path(name)
     try:
-        await export_person(
-            db,
-            store,
-            organisation_id,
-            user_id,
-            path,
-            actor_id=actor_id,
-            request_id=request_id,
-            via=via,
-        )
+        await export_person(db, store, user_id, path, by)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)  # no await here: a cancelled export still cleans up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -11,6 +12,16 @@ from service.errors import DomainError
 from service.schema import Body
 
 Days = Annotated[int, Meta(ge=1, le=36_500)]
+
+
+class Acting(msgspec.Struct, frozen=True, kw_only=True):
+    """Who erases or exports a person: whose organisation the person must be in, and what
+    the audit row records (the API, the /people screen or the command line)."""
+
+    organisation_id: UUID
+    actor_id: UUID | None  # None: the command line
+    request_id: str | None = None
+    via: str = "api"
 
 
 class RetentionSettings(Body, kw_only=True):
@@ -48,23 +59,28 @@ class RetentionSettingsPatch(Body, kw_only=True):
     keep_erased_evidence: bool | UnsetType = UNSET
 
 
+# Each pair: the kind that must be kept at least as long as the other, and why.
+_KEPT_LONGER = (
+    (
+        "photo_derivatives_days",
+        "photo_originals_days",
+        ": the originals (with GPS) are deleted first",
+    ),
+    ("outbox_days", "outbox_email_body_days", ""),
+)
+
+
 def check_retention(s: RetentionSettings) -> None:
-    """Derivatives outlive originals: the originals are the first to go."""
-    if s.photo_derivatives_days < s.photo_originals_days:
-        raise DomainError(
-            422,
-            "invalid",
-            "Invalid retention schedule",
-            "photo_derivatives_days must be at least photo_originals_days: the originals "
-            "(with GPS) are deleted first.",
-        )
-    if s.outbox_days < s.outbox_email_body_days:
-        raise DomainError(
-            422,
-            "invalid",
-            "Invalid retention schedule",
-            "outbox_days must be at least outbox_email_body_days.",
-        )
+    """Derivatives outlive originals (the originals are the first to go), and an email's
+    outbox row outlives its body."""
+    for longer, shorter, why in _KEPT_LONGER:
+        if getattr(s, longer) < getattr(s, shorter):
+            raise DomainError(
+                422,
+                "invalid",
+                "Invalid retention schedule",
+                f"{longer} must be at least {shorter}{why}.",
+            )
 
 
 class KindCount(Body, kw_only=True):
