@@ -13,6 +13,7 @@ from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from msgspec.structs import asdict
 
 from inspections.accounts import invites, limits, pages, passwords, people
 from inspections.accounts import queries as q
@@ -352,15 +353,8 @@ async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> U
 async def patch_user(
     user_id: FromPath[UUID], data: JSONBody[UserPatch], request: AuthedRequest, db: DB
 ) -> UserDetail:
-    return await people.update_user(
-        db,
-        request,
-        request.user,
-        user_id,
-        display_name=data.display_name,
-        roles=data.roles,
-        active=data.active,
-    )
+    # The body's fields are the operation's keyword arguments (unsent ones stay UNSET).
+    return await people.update_user(db, request, request.user, user_id, **asdict(data))
 
 
 @post(
@@ -372,16 +366,7 @@ async def patch_user(
 async def add_training(
     user_id: FromPath[UUID], data: JSONBody[TrainingCreate], request: AuthedRequest, db: DB
 ) -> TrainingRecord:
-    return await people.record_training(
-        db,
-        request,
-        request.user,
-        user_id,
-        kind=data.kind,
-        course=data.course,
-        completed_on=data.completed_on,
-        expires_on=data.expires_on,
-    )
+    return await people.record_training(db, request, request.user, user_id, **asdict(data))
 
 
 @get(

@@ -41,7 +41,9 @@ class ServicePatch(Body, kw_only=True):
     manager_ids: Managers | UnsetType = UNSET
 
 
-class Service(Body, kw_only=True):
+# Where a service is and its geofence: all that a phone's offline bundle carries of it
+# (inspections.visits.schemas.Bundle), and the first fields of the full Service.
+class BundleService(Body, kw_only=True):
     id: UUID
     name: str
     kind: str
@@ -49,6 +51,9 @@ class Service(Body, kw_only=True):
     lat: float
     lon: float
     geofence_m: int
+
+
+class Service(BundleService, kw_only=True):
     manager_ids: list[UUID]
     created_at: dt.datetime
     updated_at: dt.datetime

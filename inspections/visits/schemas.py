@@ -9,6 +9,7 @@ from uuid import UUID
 from msgspec import UNSET, Meta, UnsetType
 
 from inspections.checklists.schemas import ChecklistVersion
+from inspections.services.schemas import BundleService
 from service.bounds import Moment
 from service.schema import Body, Page
 
@@ -80,16 +81,6 @@ class BundleVisit(Body, kw_only=True):
     ends_at: dt.datetime
     announced: bool
     status: Status
-
-
-class BundleService(Body, kw_only=True):
-    id: UUID
-    name: str
-    kind: str
-    address: str
-    lat: float
-    lon: float
-    geofence_m: int
 
 
 class BundleMember(Body, kw_only=True):
