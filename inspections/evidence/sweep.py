@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from inspections.evidence.upload import remove_leftovers, upload_dir
+from service.jobs import repeat
 from service.storage import ObjectStore
 
 log = logging.getLogger("inspections.evidence.sweep")
@@ -97,23 +98,27 @@ async def sweep(
     return report
 
 
-async def sweep_forever(app: Any) -> None:
+async def _sweep_all(app: Any) -> None:
     settings = app.state.settings
-    while True:
-        await asyncio.sleep(settings.sweep_interval_s)
-        try:
-            # Temp files are per machine (no lock): those of dead processes, and uploads
-            # not written to for the grace period.
-            removed = await asyncio.to_thread(
-                remove_leftovers, upload_dir(settings), settings.sweep_grace_s
-            )
-            if removed:
-                log.info("removed stale upload files", extra={"files": removed})
-        except OSError:
-            log.exception("sweeping the upload folder failed")
-        try:
-            await sweep(
-                app.state.pool, app.state.store, dt.timedelta(seconds=settings.sweep_grace_s)
-            )
-        except Exception:  # a failed sweep must not kill the app; the next one retries
-            log.exception("sweep failed")
+    try:
+        # Temp files are per machine (no lock): those of dead processes, and uploads
+        # not written to for the grace period.
+        removed = await asyncio.to_thread(
+            remove_leftovers, upload_dir(settings), settings.sweep_grace_s
+        )
+        if removed:
+            log.info("removed stale upload files", extra={"files": removed})
+    except OSError:
+        log.exception("sweeping the upload folder failed")
+    await sweep(app.state.pool, app.state.store, dt.timedelta(seconds=settings.sweep_grace_s))
+
+
+async def sweep_forever(app: Any) -> None:
+    """Sweep every SWEEP_INTERVAL_S, the first time one interval after start-up."""
+    await repeat(
+        app.state.settings.sweep_interval_s,
+        lambda: _sweep_all(app),
+        log,
+        "sweep failed",
+        wait_first=True,
+    )

@@ -8,12 +8,8 @@ twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import msgspec
@@ -22,6 +18,7 @@ from litestar import Litestar
 from inspections.findings import notices, workdays
 from inspections.findings.queries import today
 from inspections.findings.schemas import FindingSettings
+from service.jobs import periodic
 from service.settings import Settings
 
 log = logging.getLogger("coassess.reminders")
@@ -59,27 +56,11 @@ async def scan(conn: asyncpg.Connection, settings: Settings, now: dt.date | None
     return added
 
 
-async def remind_forever(app: Litestar) -> None:
-    settings: Settings = app.state.settings
-    while True:
-        try:
-            async with app.state.pool.acquire() as conn:
-                added = await scan(conn, settings)
-            if added:
-                log.info("reminders enqueued", extra={"added": added})
-        except Exception:  # a bad tick must not end reminders for good
-            log.exception("reminder scan failed")
-        await asyncio.sleep(settings.reminder_interval_s)
+async def _remind(app: Litestar) -> None:
+    async with app.state.pool.acquire() as conn:
+        added = await scan(conn, app.state.settings)
+    if added:
+        log.info("reminders enqueued", extra={"added": added})
 
 
-@asynccontextmanager
-async def reminders_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-    interval = app.state.settings.reminder_interval_s
-    task = asyncio.create_task(remind_forever(app)) if interval > 0 else None
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+reminders_lifespan = periodic(lambda s: s.reminder_interval_s, _remind, log, "reminder scan failed")

@@ -10,12 +10,8 @@ tests (and an operator's dry thinking) set the clock instead of waiting.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 from typing import Any, cast
 from uuid import UUID
 
@@ -31,6 +27,7 @@ from inspections.privacy.schemas import (
     RetentionReport,
     RetentionSettings,
 )
+from service.jobs import periodic
 from service.storage import ObjectStore
 
 log = logging.getLogger("coassess.retention")
@@ -251,31 +248,17 @@ async def run_retention(
     return report
 
 
-async def retain_forever(app: Litestar) -> None:
-    settings = app.state.settings
-    while True:
-        try:
-            report = await run_retention(app.state.pool, app.state.store)
-            log.info(
-                "retention",
-                extra={
-                    "organisations": len(report.organisations),
-                    "objects_deleted": sum(o.objects_deleted for o in report.organisations),
-                },
-            )
-        except Exception:  # a bad run must not end retention for good; the next one retries
-            log.exception("retention run failed")
-        await asyncio.sleep(settings.retention_interval_s)
+async def _retain(app: Litestar) -> None:
+    report = await run_retention(app.state.pool, app.state.store)
+    log.info(
+        "retention",
+        extra={
+            "organisations": len(report.organisations),
+            "objects_deleted": sum(o.objects_deleted for o in report.organisations),
+        },
+    )
 
 
-@asynccontextmanager
-async def retention_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-    interval = app.state.settings.retention_interval_s
-    task = asyncio.create_task(retain_forever(app)) if interval > 0 else None
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+retention_lifespan = periodic(
+    lambda s: s.retention_interval_s, _retain, log, "retention run failed"
+)
