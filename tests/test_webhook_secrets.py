@@ -312,6 +312,17 @@ async def test_a_wrong_key_cannot_decrypt_and_the_delivery_waits_for_the_right_o
     assert (await worker.deliver()).delivered == 1
     assert _verifies(hook["secret"], receiver.requests[0])
 
+    # A secret stored under an earlier key (the key was changed): rotating it gives a new
+    # secret that signs alone; the unreadable previous one does not stop deliveries.
+    await api.conn.execute(
+        "update webhooks set secret_encrypted = $2 where id = $1",
+        UUID(hook["id"]),
+        seal(wrong, UUID(hook["id"]), hook["secret"]),
+    )
+    new = (await _rotate(api, coord, hook["id"]))["secret"]
+    request = await _delivered(api, org, worker, receiver)
+    assert len(_signatures(request)) == 1 and _verifies(new, request)
+
 
 async def test_a_wrong_key_is_said_at_start_up(
     api: Api, settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
@@ -367,3 +378,20 @@ async def test_the_rotation_route_is_documented_with_its_problems(api: Api) -> N
         assert "application/problem+json" in op["responses"][status]["content"]
     ok = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert "$ref" in ok  # the WebhookSecretRotated body, with the secret and its overlap
+
+
+async def test_no_secret_reaches_a_log_line(
+    api: Api, worker: Worker, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the app (the api fixture) configured logging
+    org = await api.org()
+    coord = await _coordinator(api, org)
+    hook = await _register(api, coord, receiver.url)
+    new = (await _rotate(api, coord, hook["id"]))["secret"]
+    receiver.fail = 1  # a failed attempt is logged too
+    await _publish(api, org)
+    assert (await worker.deliver()).retrying == 1
+    assert any(r.name == "service.access" for r in caplog.records)  # requests were logged
+    for secret in (hook["secret"], new):
+        assert secret not in caplog.text
+        assert all(secret not in str(vars(r)) for r in caplog.records)

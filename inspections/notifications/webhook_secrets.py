@@ -119,7 +119,12 @@ def signing_secrets(settings: Settings, row: Mapping[str, Any]) -> list[str]:
     webhook_id = row["webhook_id"]
     secrets = [unseal(settings, webhook_id, row["secret_encrypted"])]
     if row["previous_valid"] and row["previous_secret_encrypted"] is not None:
-        secrets.append(unseal(settings, webhook_id, row["previous_secret_encrypted"]))
+        try:
+            secrets.append(unseal(settings, webhook_id, row["previous_secret_encrypted"]))
+        except UndecryptableSecret:
+            # The current secret opened, so the key is right: the previous one was stored
+            # under an earlier key (a rotation after the key changed). The new one signs.
+            pass
     return secrets
 
 
