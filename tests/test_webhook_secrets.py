@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import os
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +33,7 @@ from inspections.notifications.webhook_secrets import (
 )
 from service import db
 from service.settings import Settings
-from tests.conftest import Receiver, Worker, app_api
+from tests.conftest import ROOT, Receiver, Worker, app_api
 from tests.helpers import Api, assert_problem
 from tests.scenes import signed_with
 
@@ -395,3 +399,31 @@ async def test_no_secret_reaches_a_log_line(
     for secret in (hook["secret"], new):
         assert secret not in caplog.text
         assert all(secret not in str(vars(r)) for r in caplog.records)
+
+
+async def test_the_deliver_command_beside_serve_finds_the_key_in_the_data_folder(
+    api: Api, settings: Settings, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`python -m service deliver` gets no JWT_SECRET from scripts/serve: it reads the one
+    serve generated into DATA_DIR, and so signs with the registered secret."""
+    org = await api.org()
+    hook = await _register(api, await _coordinator(api, org), receiver.url)
+    await _publish(api, org)
+    assert settings.jwt_secret and settings.webhook_secret_key is None
+    (tmp_path / "jwt_secret").write_text(settings.jwt_secret + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "WEBHOOK_SECRET_KEY")}
+    env |= {
+        "DATABASE_URL": settings.database_url or "",
+        "DATA_DIR": str(tmp_path),
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    once = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service", "deliver", "--once",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(once.communicate(), 60)
+    assert once.returncode == 0
+    assert json.loads(out)["delivered"] == 1
+    (request,) = receiver.requests
+    assert _verifies(hook["secret"], request)
