@@ -33,6 +33,7 @@ from litestar.middleware.authentication import AuthenticationResult
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
+from service.errors import forbidden
 from service.lru import LruCache
 from service.state import app_state
 
@@ -58,6 +59,12 @@ class Principal(msgspec.Struct, frozen=True):
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
+
+    def require(self, *roles: str) -> None:
+        """A route's role guard said again inside an operation, so that every surface that
+        calls it (pages, commands) is refused alike: 403 naming the roles."""
+        if not self.has(*roles):
+            raise forbidden(f"This needs one of the roles: {', '.join(roles)}.")
 
 
 # The request of a route behind authentication: ``request.user`` is the caller.

@@ -47,7 +47,7 @@ def check_mine(row: Any, user: Principal) -> None:
 async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: EvidenceMeta) -> Visit:
     """Only team members add evidence, only while the visit's door is open (DOOR_RULE)."""
     visit = await visit_in_org(db, user, meta.visit_id)
-    if not any(m.user_id == user.user_id for m in visit.team):
+    if visit.member(user.user_id) is None:
         raise forbidden("Only members of this visit's team can add evidence to it.")
     closed = await visit_door(db, visit)
     if closed is not None:

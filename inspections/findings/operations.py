@@ -68,12 +68,6 @@ class CommentSaved(msgspec.Struct, frozen=True):
     created: bool
 
 
-def _require(principal: Principal, *roles: str) -> None:
-    """The route's role guard, here too, so another surface cannot skip it."""
-    if not principal.has(*roles):
-        raise forbidden(f"This needs one of the roles: {', '.join(roles)}.")
-
-
 def role_words(caller: Principal, *, manager: bool = False, perspective: str | None = None) -> str:
     """The caller in role terms, as the public history names them."""
     if manager:
@@ -118,7 +112,7 @@ async def save_finding(
     """Raise a finding under the phone's id, replay it, or change it (If-Match)."""
     visit = await visit_in_org(conn, principal, visit_id)
     may_see_visit(principal, visit)
-    member = next((m for m in visit.team if m.user_id == principal.user_id), None)
+    member = visit.member(principal.user_id)
     coordinator = principal.has("coordinator")
     safeguarding = body.severity == "safeguarding"
     body_hash = idempotent.body_hash(body)
@@ -352,7 +346,7 @@ async def write_report(
     request_id: str | None = None,
 ) -> ReportSaved:
     """Create or update the visit's draft report: a summary and the findings left out."""
-    _require(principal, "coordinator")
+    principal.require("coordinator")
     visit = await visit_in_org(conn, principal, visit_id)
     if visit.status == "cancelled":
         raise conflict("This visit was cancelled; it has no report.", "visit-cancelled")
@@ -419,7 +413,7 @@ async def send_report(
     request_id: str | None = None,
 ) -> Report:
     """Send the draft to the service for a factual-accuracy check (again: no change)."""
-    _require(principal, "coordinator")
+    principal.require("coordinator")
     row = await q.report_row(conn, principal, "r.id", report_id, lock=True)
     if row["status"] == "published":
         raise conflict("This report is already published.", "report-published")
@@ -454,7 +448,7 @@ async def comment_on_report(
     request_id: str | None = None,
 ) -> CommentSaved:
     """A service manager's factual-accuracy comment, once per comment id."""
-    _require(principal, "service_manager")
+    principal.require("service_manager")
     row = await q.report_row(conn, principal, "r.id", report_id)
     if not await q.manages(conn, principal.user_id, row["service_id"]):
         raise forbidden("Only the service's managers check a report's accuracy.")
@@ -549,7 +543,7 @@ async def publish_report(
 ) -> Report:
     """Publish: recommendations become due after the organisation's working days (again:
     no change). Refused while a photo a finding links has not arrived and been processed."""
-    _require(principal, "coordinator")
+    principal.require("coordinator")
     tz = settings.site_timezone
     row = await q.report_row(conn, principal, "r.id", report_id, lock=True)
     if row["status"] == "published":

@@ -29,7 +29,7 @@ from inspections.services.schemas import Kind
 from service.auth import AuthedRequest, Principal, require_roles
 from service.bounds import Moment
 from service.db import DB
-from service.errors import forbidden, problem_responses, unprocessable
+from service.errors import problem_responses, unprocessable
 from service.schema import Limit, cursor_after, encode_cursor
 
 readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
@@ -279,8 +279,7 @@ async def league(
 ) -> list[LeagueRow]:
     """Every service of ``kind`` the caller may read, sorted: the JSON route, its CSV and
     the league page all come through here (managers see only the services they manage)."""
-    if not user.has(*READERS):
-        raise forbidden(f"This needs one of the roles: {', '.join(READERS)}.")
+    user.require(*READERS)
     start, end, prev_start = _period(period_from, period_to)
     settings = await scoring_settings(db, user.organisation_id)
     services = await db.fetch(

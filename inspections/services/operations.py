@@ -13,20 +13,14 @@ from inspections.services import queries as q
 from inspections.services.schemas import Service, ServiceCreate, ServicePatch
 from service.auth import Principal
 from service.db import from_row
-from service.errors import forbidden
 from service.schema import page_of
-
-
-def _coordinator(caller: Principal) -> None:
-    if not caller.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
 
 
 async def create_service(
     db: asyncpg.Connection, request: Any, caller: Principal, data: ServiceCreate
 ) -> Service:
     """A new service of the caller's organisation, with its managers."""
-    _coordinator(caller)
+    caller.require("coordinator")
     service_id = await db.fetchval(
         """insert into services (organisation_id, name, kind, address, lat, lon, geofence_m)
            values ($1, $2, $3, $4, $5, $6, $7) returning id""",
@@ -83,7 +77,7 @@ async def update_service(
     db: asyncpg.Connection, request: Any, caller: Principal, service_id: UUID, data: ServicePatch
 ) -> Service:
     """Change a service's details or who manages it (only what ``data`` sets)."""
-    _coordinator(caller)
+    caller.require("coordinator")
     await q.service_in_org(db, caller, service_id)
     fields = ("name", "kind", "address", "lat", "lon", "geofence_m")
     changes = {f: getattr(data, f) for f in fields if getattr(data, f) is not UNSET}

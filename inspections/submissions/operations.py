@@ -75,7 +75,7 @@ async def save_submission(
 ) -> SaveResult:
     """Create, replay or overwrite one inspector's answers to a visit (final locks them)."""
     visit = await visit_in_org(conn, principal, visit_id)
-    member = next((m for m in visit.team if m.user_id == principal.user_id), None)
+    member = visit.member(principal.user_id)
     if member is None:
         raise forbidden("Only members of this visit's team can submit answers to it.")
     body_hash = idempotent.body_hash(body)

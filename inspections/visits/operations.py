@@ -18,14 +18,13 @@ from inspections.services.queries import service_in_org
 from inspections.visits import queries as q
 from inspections.visits.schemas import Status, Visit, VisitCreate, VisitPage
 from service.auth import Principal
-from service.errors import FieldError, conflict, forbidden, not_found, unprocessable
+from service.errors import FieldError, conflict, not_found, unprocessable
 from service.schema import cursor_after, page_of
 
 
 def require_coordinator(principal: Principal) -> None:
     """The routes' role guard, here too, so the pages (and any other surface) share it."""
-    if not principal.has("coordinator"):
-        raise forbidden("This needs one of the roles: coordinator.")
+    principal.require("coordinator")
 
 
 def check_window(starts_at: dt.datetime, ends_at: dt.datetime) -> None:

@@ -166,7 +166,7 @@ async def visit_door(db: asyncpg.Connection, visit: Visit) -> str | None:
 
 def may_see_visit(caller: Principal, visit: Visit) -> None:
     """Team members and coordinators only."""
-    if caller.has("coordinator") or any(m.user_id == caller.user_id for m in visit.team):
+    if caller.has("coordinator") or visit.member(caller.user_id) is not None:
         return
     raise forbidden("Only this visit's team and coordinators can see it.")
 

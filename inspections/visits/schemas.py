@@ -70,6 +70,10 @@ class Visit(Body, kw_only=True):
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    def member(self, user_id: UUID) -> TeamMember | None:
+        """The person's place on this visit's team, or None when they are not on it."""
+        return next((m for m in self.team if m.user_id == user_id), None)
+
 
 class VisitPage(Page[Visit]):
     """A page of visits."""
