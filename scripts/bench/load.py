@@ -163,7 +163,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-async def run(args: argparse.Namespace, target: bl.Target, photo: bp.Photo) -> int:
+async def run(args: argparse.Namespace, target: bl.Target, photo: bp.Photo, pids: bp.Pids) -> int:
     conn = await asyncpg.connect(target.dsn)
     try:
         async with httpx.AsyncClient(base_url=target.url, trust_env=False, timeout=30) as c:
@@ -177,7 +177,7 @@ async def run(args: argparse.Namespace, target: bl.Target, photo: bp.Photo) -> i
         gc.collect()
         gc.freeze()
         stats = Stats()
-        cpu0 = target.cpu()
+        cpu0 = bp.cpu_now(pids)
         t0 = time.perf_counter()
         stop = time.monotonic() + args.seconds
         log(f"{args.phones} phones for {args.seconds:g} s (think {args.think:g} s) ...")
@@ -199,7 +199,7 @@ async def run(args: argparse.Namespace, target: bl.Target, photo: bp.Photo) -> i
             )
         )
         wall = time.perf_counter() - t0
-        cpu1 = target.cpu()
+        cpu1 = bp.cpu_now(pids)
         log(f"waiting for {len(stats.photos)} photos to be processed ...")
         ready_s, counts = await wait_ready(target.dsn, stats.photos, 600)
     finally:
@@ -214,8 +214,8 @@ def report(
     wall: float,
     ready_s: float,
     counts: Counter[str],
-    cpu0: bl.CpuSample,
-    cpu1: bl.CpuSample,
+    cpu0: bp.Cpu,
+    cpu1: bp.Cpu,
     photo: bp.Photo,
 ) -> int:
     out = print
@@ -250,10 +250,24 @@ def report(
         )
     acked = len(stats.photos)
     out(f"uploads acknowledged: {acked} in {wall:.1f} s = {acked / wall:.2f}/s")
-    if st is not None and cpu0.server is not None and cpu1.server is not None:
-        srv = 100 * (cpu1.server - cpu0.server) / wall
-        pg = 100 * ((cpu1.postgres or 0) - (cpu0.postgres or 0)) / wall
-        out(f"cpu over the run (% of one core): server {srv:.0f}%  postgres {pg:.0f}%")
+    cpu = bp.cpu_pct(cpu0, cpu1)
+
+    def share(k: str) -> str:
+        v = cpu.get(k)
+        return "?" if v is None else f"{v:.0f}%"
+
+    out(
+        f"cpu over the run (% of one core; the machine has {100 * (os.cpu_count() or 1)}%): "
+        f"server {share('server')} (granian, image workers included)  postgres "
+        f"{share('postgres')}  SeaweedFS {share('s3')}  load generator {share('client')}  "
+        f"other processes {share('other')}"
+    )
+    other = cpu.get("other")
+    if other is not None and other > 20:
+        out(
+            f"warning: other processes used {other:.0f}% of a core during the run: these "
+            "figures are disturbed; rerun on a quiet machine"
+        )
     out("")
     total_errors = sum(stats.errors.values())
     worst = {
@@ -285,7 +299,9 @@ def report(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="scripts/bench_load", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="scripts/bench_load", description=(__doc__ or "").split("\n")[0]
+    )
     p.add_argument("--phones", type=int, default=50, help="simulated phones (50)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long they run (60)")
     p.add_argument("--think", type=float, default=1.0, help="pause between calls, s (1.0)")
@@ -319,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         stack = bl.Stack(tmp, args.log_level, args.pg_fast, workers=args.workers)
         try:
             target = stack.start()
-            return asyncio.run(run(args, target, photo))
+            pids = bp.Pids(target.server_pid, target.postgres_pid, bp.s3_pid(stack))
+            return asyncio.run(run(args, target, photo, pids))
         except KeyboardInterrupt:
             log("interrupted")
             return 130
