@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.params import Body as FormBody
 from litestar.params import FromPath
@@ -21,15 +21,12 @@ from litestar.response import Template
 
 from inspections.accounts import invites, passwords
 from inspections.accounts.mail import when
-from service.auth import PUBLIC_PAGE, same_origin
+from inspections.web.public import public_form, public_page
 from service.db import DB
 from service.errors import FieldError, Problem
 from service.pages import page
 from service.schema import Form
 from service.state import AppState, app_state
-
-PAGES_TAG = "browser pages"
-HTML = "text/html"
 
 
 class InviteForm(Form, kw_only=True):
@@ -133,12 +130,9 @@ async def _invite_form(
     )
 
 
-@get(
+@public_page(
     "/invites/{code:str}",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Invite page: which organisation and roles; a form to set name and password",
-    media_type=HTML,
+    "Invite page: which organisation and roles; a form to set name and password",
 )
 async def invite_page(code: FromPath[str], request: Request, db: DB) -> Template:
     facts = await invites.facts_by_code(db, code)
@@ -147,13 +141,10 @@ async def invite_page(code: FromPath[str], request: Request, db: DB) -> Template
     return await _invite_form(request, facts)
 
 
-@post(
+@public_form(
     "/invites/{code:str}",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Accept an invite from its page (same as POST /v1/invites/{code}/accept)",
-    media_type=HTML,
-    status_code=200,
+    "Accept an invite from its page (same as POST /v1/invites/{code}/accept)",
+    _cross_site,
 )
 async def invite_submit(
     code: FromPath[str],
@@ -162,8 +153,6 @@ async def invite_submit(
     db: DB,
     state: AppState,
 ) -> Template:
-    if not same_origin(request):
-        return _cross_site()
     facts = await invites.facts_by_code(db, code)
     if facts is None or facts.status != "open":
         return invite_closed(invites.closed_problem(facts))
@@ -199,25 +188,19 @@ def _forgot_form(
     )
 
 
-@get(
+@public_page(
     "/password/forgot",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Forgotten password page: ask for a reset link by email",
-    media_type=HTML,
+    "Forgotten password page: ask for a reset link by email",
 )
 async def forgot_page(state: AppState) -> Template:
     return _forgot_form(state.settings)
 
 
-@post(
+@public_form(
     "/password/forgot",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Ask for a reset link from the page (same answer whether or not the address "
+    "Ask for a reset link from the page (same answer whether or not the address "
     "has an account; rate limited)",
-    media_type=HTML,
-    status_code=200,
+    _cross_site,
 )
 async def forgot_submit(
     data: ForgotBody,
@@ -225,8 +208,6 @@ async def forgot_submit(
     db: DB,
     state: AppState,
 ) -> Template:
-    if not same_origin(request):
-        return _cross_site()
     email = data.email.strip()
     if not (3 <= len(email) <= 254 and "@" in email.strip("@") and " " not in email):
         error = FieldError("email", "Enter your email address, like name@example.org.")
@@ -296,12 +277,9 @@ def _reset_form(request: Request, errors: list[FieldError] | None = None) -> Tem
     )
 
 
-@get(
+@public_page(
     "/password/reset/{token:str}",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Page to choose a new password, from the emailed link",
-    media_type=HTML,
+    "Page to choose a new password, from the emailed link",
 )
 async def reset_page(token: FromPath[str], request: Request, db: DB) -> Template:
     reset = await passwords.reset_state(db, token)
@@ -310,13 +288,10 @@ async def reset_page(token: FromPath[str], request: Request, db: DB) -> Template
     return _reset_form(request)
 
 
-@post(
+@public_form(
     "/password/reset/{token:str}",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Set the new password from the page; signs the person out on every device",
-    media_type=HTML,
-    status_code=200,
+    "Set the new password from the page; signs the person out on every device",
+    _cross_site,
 )
 async def reset_submit(
     token: FromPath[str],
@@ -324,8 +299,6 @@ async def reset_submit(
     request: Request,
     state: AppState,
 ) -> Template:
-    if not same_origin(request):
-        return _cross_site()
     errors = passwords.password_errors(data.password)
     if errors:
         async with state.pool.acquire() as db:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
@@ -27,6 +27,7 @@ from inspections.accounts import limits
 from inspections.accounts import queries as q
 from inspections.accounts.routes import BAD_SIGN_IN, _verify, start_session
 from inspections.audit.log import audit
+from inspections.web.public import PAGES_TAG, public_form, public_page
 from inspections.wording import plural
 from service.auth import (
     PUBLIC_PAGE,
@@ -43,9 +44,6 @@ from service.settings import Settings
 from service.state import AppState, app_state
 
 BROWSER_DEVICE = "web browser"
-HTML = "text/html"  # Litestar adds "; charset=utf-8"
-# Shown to the OpenAPI reader; the pages are for browsers, not the phone app.
-PAGES_TAG = "browser pages"
 
 
 def safe_next(value: str | None) -> str:
@@ -109,13 +107,7 @@ def _form(next_path: str, email: str = "", error: str | None = None, status: int
     )
 
 
-@get(
-    "/signin",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Sign-in page for browsers (HTML form)",
-    media_type=HTML,
-)
+@public_page("/signin", "Sign-in page for browsers (HTML form)")
 async def signin_form(
     request: Request, next_: Annotated[str | None, QueryParameter(name="next")] = None
 ) -> Response[Any]:
@@ -124,29 +116,29 @@ async def signin_form(
     return _form(next_ or "/")
 
 
-@post(
+def _signin_refused() -> Template:
+    # Another site's page posting here would sign the visitor in to an account of that
+    # site's choosing (login CSRF); SameSite cannot help before there is a cookie.
+    return page(
+        "accounts/message.html",
+        status=403,
+        title="Sign-in refused",
+        paragraphs=["This form was sent from another website."],
+        links=[{"href": "/signin", "text": "Back to sign in"}],
+    )
+
+
+@public_form(
     "/signin",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Sign in from the browser form: sets the HttpOnly session cookie, 303 to next",
+    "Sign in from the browser form: sets the HttpOnly session cookie, 303 to next",
+    _signin_refused,
+    status_code=303,
     description="On success 303 to `next` (a local path) with the session cookie; on a wrong "
     "email or password the form again with 401. Rate limited like POST /v1/auth/token.",
-    media_type=HTML,
-    status_code=303,
 )
 async def signin_submit(
     data: SignInBody, request: Request, db: DB, state: AppState
 ) -> Response[Any]:
-    if not same_origin(request):
-        # Another site's page posting here would sign the visitor in to an account of that
-        # site's choosing (login CSRF); SameSite cannot help before there is a cookie.
-        return page(
-            "accounts/message.html",
-            status=403,
-            title="Sign-in refused",
-            paragraphs=["This form was sent from another website."],
-            links=[{"href": "/signin", "text": "Back to sign in"}],
-        )
     email, password = data.email.strip(), data.password
     # No request transaction here (see routers): the attempt is counted whatever happens.
     try:
@@ -173,13 +165,7 @@ async def signin_submit(
     )
 
 
-@get(
-    "/signout",
-    **PUBLIC_PAGE,
-    tags=[PAGES_TAG],
-    summary="Sign-out page: a button that posts the sign-out form",
-    media_type=HTML,
-)
+@public_page("/signout", "Sign-out page: a button that posts the sign-out form")
 async def signout_form(request: Request) -> Template:
     return page("accounts/signout.html", signed_in=await authenticate(request) is not None)
 

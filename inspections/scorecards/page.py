@@ -29,7 +29,6 @@ from litestar import get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
-from inspections.accounts.signin_page import PAGES_TAG
 from inspections.findings.routes import summaries
 from inspections.findings.schemas import ServiceSummary
 from inspections.scorecards import compute
@@ -41,6 +40,7 @@ from inspections.scorecards.schemas import (
     ScoringSettings,
     Stats,
 )
+from inspections.web.public import PAGES_TAG
 from inspections.web.screens import screen, screens_router
 from inspections.wording import long_date, plural
 from service.auth import AuthedRequest, Principal
