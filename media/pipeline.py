@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import msgspec
+import pillow_heif
 
 from media.derive import Derivatives, make_derivatives
 from media.detect import (
@@ -48,11 +49,16 @@ class Processed(msgspec.Struct, frozen=True, kw_only=True):
     derivatives: Derivatives
 
 
-def process_photo(path: str, max_pixels: int) -> Processed:
+def process_photo(path: str, max_pixels: int, heif_threads: int | None = None) -> Processed:
     """Recognise, read EXIF (no pixel decode), then decode once at reduced scale.
 
     Decoding is also the integrity check: a truncated or corrupt file raises ImageRejected.
+    ``heif_threads`` (see ``decode_threads``) sets libheif's threads for this and later
+    decodes in this process: pillow-heif reads it from a module global when it opens a file,
+    which is safe in the single-threaded image workers.
     """
+    if heif_threads is not None:
+        pillow_heif.options.DECODE_THREADS = max(1, heif_threads)
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
     fmt = detect_format(head)
@@ -97,6 +103,25 @@ def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
     if meta.orientation in (5, 6, 7, 8):
         w, h = h, w
     return Checked(content_type=MIME_TYPES[fmt], meta=meta, width=w, height=h)
+
+
+def decode_threads(busy: int, cpus: int) -> int:
+    """libheif threads for one photo while ``busy`` photos (this one included) decode.
+
+    libheif decodes a grid HEIC's tiles (an iPhone photo has 48) in parallel with up to this
+    many threads; a single-image HEIC always decodes on one. A photo alone gets every CPU
+    (half the wait on 2 cores). When the workers already fill the CPUs, more threads cannot
+    add photos per second, only switching: one each (scripts/bench_photos prints both).
+    """
+    return max(1, max(1, cpus) // max(1, busy))
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _init_worker() -> None:
@@ -152,8 +177,10 @@ class ImageWorkers:
     event loop, threads and open sockets.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, cpus: int | None = None) -> None:
         self.workers = max(1, workers)
+        self.cpus = cpus or available_cpus()
+        self._busy = 0  # photos being processed now
         self._executor: ProcessPoolExecutor | None = None
         self._slots = asyncio.Semaphore(self.workers)
 
@@ -167,8 +194,12 @@ class ImageWorkers:
         async with self._slots:
             loop = asyncio.get_running_loop()
             executor = self._executor
+            self._busy += 1
+            threads = decode_threads(self._busy, self.cpus)
             try:
-                return await loop.run_in_executor(executor, process_photo, path, max_pixels)
+                return await loop.run_in_executor(
+                    executor, process_photo, path, max_pixels, threads
+                )
             except BrokenProcessPool:
                 # A worker died (OOM killer, kill -9): a broken pool refuses all further
                 # work, so the next photo gets a new one; the queue retries this one.
@@ -176,6 +207,8 @@ class ImageWorkers:
                     self._executor = None
                     executor.shutdown(wait=False, cancel_futures=True)
                 raise
+            finally:
+                self._busy -= 1
 
     def close(self) -> None:
         if self._executor is not None:
