@@ -326,34 +326,31 @@ def notes(overall: DomainCard, domains: list[DomainCard], min_n: int) -> list[st
                 "professionals, more than chance would explain: the perspectives diverge."
             )
 
-    def where(ds: list[DomainCard]) -> str:
-        return listing(domain_name(d.domain).lower() for d in ds)
+    def caveat(ds: list[DomainCard], everywhere: str, somewhere: str) -> None:
+        # One note: the words for every score when it holds throughout, else ``somewhere``
+        # naming where ({where}).
+        if len(ds) == len(rows):
+            out.append(everywhere)
+        elif ds:
+            out.append(somewhere.format(where=listing(domain_name(d.domain).lower() for d in ds)))
 
     for side, stats_of in (
         ("citizen", lambda d: d.citizen),
         ("professional", lambda d: d.professional),
     ):
-        only = [d for d in rows if d.combined.single_perspective and stats_of(d) is not None]
-        if len(only) == len(rows):
-            out.append(
-                f"Only {side}s rated this service in this period, so every combined score "
-                "is theirs alone."
-            )
-        elif only:
-            out.append(
-                f"Only {side}s rated {where(only)}, so the combined score there is theirs alone."
-            )
-        thin = [d for d in rows if stats_of(d) is not None and stats_of(d).low_confidence]
-        if len(thin) == len(rows):
-            out.append(
-                f"Every {side} score rests on fewer than {plural(min_n, 'submission')}: "
-                "treat it with caution."
-            )
-        elif thin:
-            out.append(
-                f"Fewer than {plural(min_n, side + ' submission')} behind {where(thin)}: "
-                "treat with caution."
-            )
+        caveat(
+            [d for d in rows if d.combined.single_perspective and stats_of(d) is not None],
+            f"Only {side}s rated this service in this period, so every combined score is "
+            "theirs alone.",
+            f"Only {side}s rated {{where}}, so the combined score there is theirs alone.",
+        )
+        caveat(
+            [d for d in rows if stats_of(d) is not None and stats_of(d).low_confidence],
+            f"Every {side} score rests on fewer than {plural(min_n, 'submission')}: treat it "
+            "with caution.",
+            f"Fewer than {plural(min_n, side + ' submission')} behind {{where}}: treat with "
+            "caution.",
+        )
     return out
 
 
