@@ -24,7 +24,7 @@ from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.accounts.home_panel import coordinator_panel
 from inspections.accounts.invites import ROLE_WORDS, roles_in_words
 from inspections.accounts.schemas import DisplayName, Roles
-from inspections.web.home import PANELS
+from inspections.web.home import panel_for
 from inspections.web.screens import (
     Refused,
     attempt,
@@ -384,7 +384,7 @@ async def device_revoke(
     return see_other(f"/people/{user_id}?saved=device#devices")
 
 
-PANELS.append(coordinator_panel)  # the home page's "what needs doing now"
+panel_for("coordinator")(coordinator_panel)  # the home page's "what needs doing now"
 router = screens_router(
     "/people",
     [

@@ -8,7 +8,6 @@ made when the form was shown, so a form sent twice records one change.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 from uuid import UUID
 
@@ -18,11 +17,11 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from inspections.findings import operations
-from inspections.findings.manager_pages import sent_before
+from inspections.findings.manager_pages import history_lines, refused_update, site_tz
 from inspections.findings.queues import OPEN_CONCERN, concern_for, concern_queue, open_concerns
 from inspections.findings.schemas import Acknowledge, Close, Finding, Note, Refer, Update
-from inspections.web.home import PANELS
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.home import panel_for
+from inspections.web.screens import form_screen, read_form, screen, screens_router, see_other
 from inspections.wording import long_date, plural
 from service.auth import AuthedRequest, Principal
 from service.db import DB
@@ -34,12 +33,6 @@ STATUS_WORDS = {
     "raised": "Raised: not yet acknowledged",
     "acknowledged": "Acknowledged",
     "referred": "Referred to the local authority",
-    "closed": "Closed",
-}
-HISTORY_WORDS = {
-    "raised": "Raised",
-    "acknowledged": "Acknowledged",
-    "referred": "Referred",
     "closed": "Closed",
 }
 LABELS = {
@@ -56,10 +49,6 @@ class StepForm(Form, kw_only=True):
     reference: NonEmpty | None = None
 
 
-def _tz(request: AuthedRequest) -> str:
-    return app_state(request.app).settings.site_timezone
-
-
 def _line(f: Finding) -> dict[str, Any]:
     return {
         "id": f.id,
@@ -74,7 +63,7 @@ def _line(f: Finding) -> dict[str, Any]:
 
 @get("/concerns")
 async def concerns(request: AuthedRequest, db: DB) -> Template:
-    found = await concern_queue(db, request.user, _tz(request))
+    found = await concern_queue(db, request.user, site_tz(request))
     waiting = [_line(f) for f in found if f.status in OPEN_CONCERN]
     closed = [_line(f) for f in found if f.status not in OPEN_CONCERN]
     return screen(
@@ -86,45 +75,28 @@ async def concerns(request: AuthedRequest, db: DB) -> Template:
     )
 
 
-def _detail(
-    request: AuthedRequest,
-    f: Finding,
-    errors: list[dict[str, str]] | None = None,
-    values: dict[str, str] | None = None,
-    status: int = 200,
-) -> Template:
+def _detail(request: AuthedRequest, f: Finding, **form: Any) -> Template:
+    """The concern's page; ``form``: a refused form's errors, values and status."""
     steps = {
         "acknowledge": f.status == "raised",
         "refer": f.status in ("raised", "acknowledged"),
         "close": f.status in OPEN_CONCERN,
     }
-    history = [
-        {
-            "when": long_date(h.at),
-            "what": HISTORY_WORDS.get(h.kind, h.kind.replace("_", " ").capitalize()),
-            "by": h.actor_role,
-            "note": h.note,
-        }
-        for h in f.history
-    ]
-    return screen(
+    return form_screen(
         request,
         "findings/concern.html",
-        status=status,
         concern=_line(f),
         description=f.description,
         raised_as=f.raised_as,
         steps=steps,
-        history=history,
-        errors=errors or [],
-        values=values or {},
-        new_id=lambda: str(uuid.uuid4()),  # one per form: each is its own change
+        history=history_lines(f),
+        **form,
     )
 
 
 @get("/concerns/{finding_id:uuid}")
 async def concern(finding_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Template:
-    return _detail(request, await concern_for(db, request.user, finding_id, _tz(request)))
+    return _detail(request, await concern_for(db, request.user, finding_id, site_tz(request)))
 
 
 def _update(step: Step, form: StepForm) -> Update:
@@ -154,7 +126,7 @@ async def concern_step(
         raise DomainError(404, "not-found", "Not found", "No such step.")
     form = await read_form(request, StepForm, LABELS)
     if isinstance(form, list):
-        return _detail(request, f, form, status=422)
+        return _detail(request, f, errors=form, status=422)
     try:
         body = _update(step, form)  # type: ignore[arg-type]
         async with db.transaction():
@@ -168,23 +140,18 @@ async def concern_step(
                 request_id=request_id_of(request),
             )
     except DomainError as e:
-        if e.status != 422:
-            raise sent_before(e) from None
+        errors = refused_update(e, LABELS)
         values = {"note": form.note, "reference": form.reference or ""}
-        return _detail(request, f, page_errors(e, LABELS), values, status=422)
+        return _detail(request, f, errors=errors, values=values, status=422)
     except msgspec.ValidationError as e:  # pragma: no cover - the form's types match
         raise DomainError(422, "validation", "Invalid request", str(e)) from e
     return see_other(f"/concerns/{finding_id}")
 
 
-async def lead_panel(
-    db: DB, user: Principal, request: AuthedRequest
-) -> tuple[str, dict[str, Any]] | None:
+@panel_for("safeguarding_lead")
+async def lead_panel(db: DB, user: Principal, request: AuthedRequest) -> tuple[str, dict[str, Any]]:
     """The lead's home page: how many concerns wait (nobody else sees the count)."""
-    if not user.has("safeguarding_lead"):
-        return None
     return "findings/_concerns_panel.html", {"count": await open_concerns(db, user)}
 
 
-PANELS.append(lead_panel)
 router = screens_router("/", [concerns, concern, concern_step])

@@ -15,7 +15,6 @@ under an id made when the form was shown, so a form sent twice records one chang
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 from uuid import UUID
 
@@ -40,8 +39,15 @@ from inspections.findings.schemas import (
     Update,
 )
 from inspections.scorecards.page import readable_services
-from inspections.web.home import PANELS
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.home import panel_for
+from inspections.web.screens import (
+    form_screen,
+    page_errors,
+    read_form,
+    screen,
+    screens_router,
+    see_other,
+)
 from inspections.wording import days_left, long_date, plural
 from service.auth import AuthedRequest, Principal
 from service.db import DB
@@ -118,7 +124,28 @@ def sent_before(e: DomainError) -> DomainError:
     )
 
 
-def _tz(request: AuthedRequest) -> str:
+def refused_update(e: DomainError, labels: dict[str, str]) -> list[dict[str, str]]:
+    """An update the domain refused: beside its form when the form is at fault (422), else
+    the error page with the API's words (403, 404, 409)."""
+    if e.status != 422:
+        raise sent_before(e) from None
+    return page_errors(e, labels)
+
+
+def history_lines(f: Finding) -> list[dict[str, Any]]:
+    """A finding's public history, a line a change."""
+    return [
+        {
+            "when": long_date(h.at),
+            "what": h.kind.replace("_", " ").capitalize(),
+            "by": h.actor_role,
+            "note": h.note,
+        }
+        for h in f.history
+    ]
+
+
+def site_tz(request: AuthedRequest) -> str:
     return app_state(request.app).settings.site_timezone
 
 
@@ -147,7 +174,7 @@ def _line(f: Finding, now: dt.date) -> dict[str, Any]:
 
 @get("/my/findings")
 async def my_findings(request: AuthedRequest, db: DB) -> Template:
-    user, tz = request.user, _tz(request)
+    user, tz = request.user, site_tz(request)
     to_do, finished = await my_recommendations(db, user, tz)
     now = today(tz)
     services = [s for group in (await readable_services(db, user)).values() for s in group]
@@ -173,19 +200,13 @@ async def my_findings(request: AuthedRequest, db: DB) -> Template:
     )
 
 
-def _detail(
-    request: AuthedRequest,
-    f: Finding,
-    errors: list[dict[str, str]] | None = None,
-    values: dict[str, Any] | None = None,
-    status: int = 200,
-) -> Template:
-    now = today(_tz(request))
+def _detail(request: AuthedRequest, f: Finding, **form: Any) -> Template:
+    """The recommendation's page; ``form``: a refused form's errors, values and status."""
+    now = today(site_tz(request))
     working = f.status in rules.WORKING
-    return screen(
+    return form_screen(
         request,
         "findings/my_finding.html",
-        status=status,
         f=f,
         line=_line(f, now),
         actions=[
@@ -198,27 +219,17 @@ def _detail(
             }
             for a in f.actions
         ],
-        history=[
-            {
-                "when": long_date(h.at),
-                "what": h.kind.replace("_", " ").capitalize(),
-                "by": h.actor_role,
-                "note": h.note,
-            }
-            for h in f.history
-        ],
+        history=history_lines(f),
         can_answer=f.status == "open",
         working=working,
         rows=range(1, ROWS + 1),
-        errors=errors or [],
-        values=values or {},
-        new_id=lambda: str(uuid.uuid4()),  # one per form: each is its own change
+        **form,
     )
 
 
 @get("/my/findings/{finding_id:uuid}")
 async def recommendation(finding_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Template:
-    return _detail(request, await my_finding(db, request.user, finding_id, _tz(request)))
+    return _detail(request, await my_finding(db, request.user, finding_id, site_tz(request)))
 
 
 def _plan(form: AcceptForm) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -267,7 +278,7 @@ async def _respond(
 async def _answer(
     request: AuthedRequest, db: DB, finding_id: UUID, what: str
 ) -> Response[Any] | Template:
-    f = await my_finding(db, request.user, finding_id, _tz(request))
+    f = await my_finding(db, request.user, finding_id, site_tz(request))
     forms: dict[str, type[Form]] = {
         "accept": AcceptForm,
         "decline": DeclineForm,
@@ -277,7 +288,7 @@ async def _answer(
     }
     form = await read_form(request, forms[what], LABELS)
     if isinstance(form, list):
-        return _detail(request, f, form, status=422)
+        return _detail(request, f, errors=form, status=422)
     values = msgspec.structs.asdict(form)
     errors: list[dict[str, str]] = []
     body: Update | None = None
@@ -303,13 +314,12 @@ async def _answer(
     except msgspec.ValidationError as e:
         errors = _in_words(e)
     if errors or body is None:
-        return _detail(request, f, errors, values, status=422)
+        return _detail(request, f, errors=errors, values=values, status=422)
     try:
         return await _respond(request, db, f, form.update_id, body)  # type: ignore[attr-defined]
     except DomainError as e:
-        if e.status != 422:
-            raise sent_before(e) from None  # 403, 404, 409: the error page, with the API's words
-        return _detail(request, f, page_errors(e, LABELS), values, status=422)
+        errors = refused_update(e, LABELS)
+        return _detail(request, f, errors=errors, values=values, status=422)
 
 
 @post("/my/findings/{finding_id:uuid}/{what:str}")
@@ -321,18 +331,12 @@ async def answer(
     return await _answer(request, db, finding_id, what)
 
 
-def _report_page(
-    request: AuthedRequest,
-    r: Report,
-    errors: list[dict[str, str]] | None = None,
-    values: dict[str, Any] | None = None,
-    status: int = 200,
-) -> Template:
+def _report_page(request: AuthedRequest, r: Report, **form: Any) -> Template:
+    """The report in its factual check; ``form``: a refused comment's errors, values, status."""
     titles = {f.id: f.title for f in r.findings}
-    return screen(
+    return form_screen(
         request,
         "findings/my_report.html",
-        status=status,
         r=r,
         visit=long_date(r.visit_date),
         findings=r.findings,
@@ -345,29 +349,27 @@ def _report_page(
             for c in r.comments
         ],
         open_for_comments=r.status == "factual_check",
-        errors=errors or [],
-        values=values or {},
-        comment_id=str(uuid.uuid4()),
+        **form,
     )
 
 
 @get("/my/reports/{report_id:uuid}")
 async def report(report_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Template:
-    return _report_page(request, await report_for(db, request.user, report_id, _tz(request)))
+    return _report_page(request, await report_for(db, request.user, report_id, site_tz(request)))
 
 
 @post("/my/reports/{report_id:uuid}/comments")
 async def comment(
     report_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> Response[Any] | Template:
-    r = await report_for(db, request.user, report_id, _tz(request))
+    r = await report_for(db, request.user, report_id, site_tz(request))
     form = await read_form(request, CommentForm, LABELS)
     if isinstance(form, list):
-        return _report_page(request, r, form, status=422)
+        return _report_page(request, r, errors=form, status=422)
     values = msgspec.structs.asdict(form)
     if not form.comment.strip():
         errors = [{"field": "comment", "message": "Enter your comment"}]
-        return _report_page(request, r, errors, values, status=422)
+        return _report_page(request, r, errors=errors, values=values, status=422)
     try:
         body = msgspec.convert(
             {"comment": form.comment.strip(), "finding_id": form.finding_id}, CommentPut
@@ -383,26 +385,23 @@ async def comment(
             )
     except msgspec.ValidationError:
         errors = [{"field": "comment", "message": "Your comment must be 5,000 characters or fewer"}]
-        return _report_page(request, r, errors, values, status=422)
+        return _report_page(request, r, errors=errors, values=values, status=422)
     except DomainError as e:
-        if e.status != 422:
-            raise sent_before(e) from None
-        return _report_page(request, r, page_errors(e, LABELS), values, status=422)
+        errors = refused_update(e, LABELS)
+        return _report_page(request, r, errors=errors, values=values, status=422)
     return see_other(f"/my/reports/{report_id}#comments")
 
 
+@panel_for("service_manager")
 async def manager_panel(
     db: DB, user: Principal, request: AuthedRequest
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, dict[str, Any]]:
     """A manager's home page: how many recommendations wait, how many are overdue."""
-    if not user.has("service_manager"):
-        return None
-    to_do, _ = await my_recommendations(db, user, _tz(request))
+    to_do, _ = await my_recommendations(db, user, site_tz(request))
     return "findings/_manager_panel.html", {
         "to_do": len(to_do),
         "overdue": sum(1 for f in to_do if f.overdue),
     }
 
 
-PANELS.append(manager_panel)
 router = screens_router("/", [my_findings, recommendation, answer, report, comment])

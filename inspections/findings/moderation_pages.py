@@ -17,7 +17,7 @@ from msgspec import Meta
 
 from inspections.findings.moderation import decide as decide_item
 from inspections.findings.moderation import pending, pending_count, require_moderator
-from inspections.web.home import PANELS
+from inspections.web.home import panel_for
 from inspections.web.screens import read_form, screen, screens_router, see_other
 from inspections.wording import long_date
 from service.auth import AuthedRequest, Principal
@@ -95,15 +95,13 @@ async def moderation_decide(
     return see_other("/moderation")
 
 
+@panel_for("coordinator")
 async def moderation_panel(
     db: DB, user: Principal, request: AuthedRequest
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, dict[str, Any]]:
     """A coordinator's home page: how many items wait for review."""
-    if not user.has("coordinator"):
-        return None
     count = await pending_count(db, user.organisation_id)
     return "findings/_moderation_panel.html", {"count": count}
 
 
-PANELS.append(moderation_panel)
 router = screens_router("/", [moderation, moderation_decide])

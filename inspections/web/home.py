@@ -1,8 +1,9 @@
 """``/``: each person's home page, showing what their roles let them do here.
 
-Slices add to it by registering a panel (``PANELS``): a function that gets the caller and
-the connection and returns a template name and its context, or None when it has nothing
-for this person. The coordinator's "what needs doing now" is such a panel.
+Slices add to it by registering a panel for a role (``@panel_for("coordinator")``): a
+function that gets the caller and the connection and returns a template name and its
+context (or None when it has nothing to show), called only for people with that role. The
+coordinator's "what needs doing now" is such a panel.
 """
 
 from __future__ import annotations
@@ -18,8 +19,20 @@ from service.auth import AuthedRequest, Principal
 from service.db import DB
 
 Panel = Callable[[DB, Principal, AuthedRequest], Awaitable[tuple[str, dict[str, Any]] | None]]
-# Filled by the slices' pages modules at import (wiring imports them before building routes).
-PANELS: list[Panel] = []
+# (who sees it, the panel), filled by the slices' pages modules at import (wiring imports
+# them before building routes); shown in this order.
+PANELS: list[tuple[str, Panel]] = []
+
+
+def panel_for(role: str) -> Callable[[Panel], Panel]:
+    """Register a home-page panel for people with ``role`` (nobody else's page asks it)."""
+
+    def register(panel: Panel) -> Panel:
+        PANELS.append((role, panel))
+        return panel
+
+    return register
+
 
 # What each section is for, in a sentence, for the home page's list.
 PURPOSE = {
@@ -40,7 +53,8 @@ PURPOSE = {
 @get("/", name="home")
 async def home(request: AuthedRequest, db: DB) -> Template:
     user = request.user
-    panels = [p for p in [await panel(db, user, request) for panel in PANELS] if p is not None]
+    shown = [await panel(db, user, request) for role, panel in PANELS if user.has(role)]
+    panels = [p for p in shown if p is not None]
     sections = [
         {"href": i.href, "label": i.label, "purpose": PURPOSE.get(i.href, "")}
         for i in NAV

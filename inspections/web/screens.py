@@ -9,7 +9,8 @@ How to write a screen (see inspections/web/home.py for a small one):
   the OpenAPI document (they are not the phone's API).
 - Render with ``screen(request, "slice/page.html", **context)``: it adds the navigation
   this caller's roles allow and everything ``service.pages.page`` adds, and renews the
-  session cookie once half its life has passed.
+  session cookie once half its life has passed. A page whose forms come back refused
+  renders with ``form_screen`` (errors, values sent, a fresh id per form).
 - Check permissions by calling the slice's operation or query, never by hand: the same
   function the JSON route calls raises the same Forbidden / NotFound.
 - Read a posted form with ``await read_form(request, SomeStruct, LABELS)``: it answers the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -91,6 +93,28 @@ def screen(request: AuthedRequest, template: str, *, status: int = 200, **contex
     )
     keep_session_alive(request, request.auth, response)  # a reader stays signed in
     return response
+
+
+def form_screen(
+    request: AuthedRequest,
+    template: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    values: Mapping[str, Any] | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A screen whose forms may come back refused: ``errors`` beside them, the ``values``
+    sent, and ``new_id()``, a fresh id for each form (a form sent twice is one change)."""
+    return screen(
+        request,
+        template,
+        status=status,
+        errors=errors or [],
+        values=values or {},
+        new_id=lambda: str(uuid.uuid4()),
+        **context,
+    )
 
 
 def see_other(location: str) -> Response[None]:
