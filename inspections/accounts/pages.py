@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.params import Body as FormBody
@@ -69,6 +71,11 @@ def _cross_site() -> Template:
     return message(403, "Form refused", "This form was sent from another website.")
 
 
+# What both forms that set a password say about its length.
+PASSWORD_LIMITS: dict[str, Any] = {
+    "password_min": passwords.PASSWORD_MIN,
+    "password_max": passwords.PASSWORD_MAX,
+}
 NEW_INVITE = "Ask your coordinator to send you a new invite."
 SIGN_IN = ("/signin", "Sign in")
 FORGOT = ("/password/forgot", "Forgotten your password?")
@@ -107,6 +114,14 @@ def invite_closed(problem: Problem) -> Template:
     )
 
 
+async def _open_invite(db: DB, code: str) -> invites.InviteFacts | Template:
+    """The invite while it can be used, else the page saying what to do instead."""
+    facts = await invites.facts_by_code(db, code)
+    if facts is None or facts.status != "open":
+        return invite_closed(invites.closed_problem(facts))
+    return facts
+
+
 async def _invite_form(
     request: Request,
     facts: invites.InviteFacts,
@@ -125,8 +140,7 @@ async def _invite_form(
         errors=_errors(errors or []),
         display_name=display_name,
         name_max=passwords.NAME_MAX,
-        password_min=passwords.PASSWORD_MIN,
-        password_max=passwords.PASSWORD_MAX,
+        **PASSWORD_LIMITS,
     )
 
 
@@ -135,10 +149,8 @@ async def _invite_form(
     "Invite page: which organisation and roles; a form to set name and password",
 )
 async def invite_page(code: FromPath[str], request: Request, db: DB) -> Template:
-    facts = await invites.facts_by_code(db, code)
-    if facts is None or facts.status != "open":
-        return invite_closed(invites.closed_problem(facts))
-    return await _invite_form(request, facts)
+    facts = await _open_invite(db, code)
+    return facts if isinstance(facts, Template) else await _invite_form(request, facts)
 
 
 @public_form(
@@ -153,9 +165,9 @@ async def invite_submit(
     db: DB,
     state: AppState,
 ) -> Template:
-    facts = await invites.facts_by_code(db, code)
-    if facts is None or facts.status != "open":
-        return invite_closed(invites.closed_problem(facts))
+    facts = await _open_invite(db, code)
+    if isinstance(facts, Template):
+        return facts
     name = " ".join(data.display_name.split())
     errors = passwords.name_errors(name) + passwords.password_errors(data.password)
     if errors:
@@ -266,14 +278,21 @@ def _reset_closed(problem: Problem) -> Template:
     )
 
 
+async def _closed_reset(
+    db: asyncpg.Connection | PoolConnectionProxy, token: str
+) -> Template | None:
+    """None while the link can be used, else the page saying what to do instead."""
+    reset = await passwords.reset_state(db, token)
+    return None if reset == "open" else _reset_closed(passwords.closed_problem(reset))
+
+
 def _reset_form(request: Request, errors: list[FieldError] | None = None) -> Template:
     return page(
         "accounts/password_reset.html",
         status=422 if errors else 200,
         action=request.url.path,
         errors=_errors(errors or []),
-        password_min=passwords.PASSWORD_MIN,
-        password_max=passwords.PASSWORD_MAX,
+        **PASSWORD_LIMITS,
     )
 
 
@@ -282,10 +301,7 @@ def _reset_form(request: Request, errors: list[FieldError] | None = None) -> Tem
     "Page to choose a new password, from the emailed link",
 )
 async def reset_page(token: FromPath[str], request: Request, db: DB) -> Template:
-    reset = await passwords.reset_state(db, token)
-    if reset != "open":
-        return _reset_closed(passwords.closed_problem(reset))
-    return _reset_form(request)
+    return await _closed_reset(db, token) or _reset_form(request)
 
 
 @public_form(
@@ -302,10 +318,8 @@ async def reset_submit(
     errors = passwords.password_errors(data.password)
     if errors:
         async with state.pool.acquire() as db:
-            reset = await passwords.reset_state(db, token)
-        if reset != "open":
-            return _reset_closed(passwords.closed_problem(reset))
-        return _reset_form(request, errors)
+            closed = await _closed_reset(db, token)
+        return closed or _reset_form(request, errors)
     try:
         ended = await passwords.reset_password(state.pool, state, request, token, data.password)
     except Problem as problem:

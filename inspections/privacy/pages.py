@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Response, get, post
@@ -16,7 +16,7 @@ from inspections.org_settings import read_section
 from inspections.privacy.erasure import erase_person
 from inspections.privacy.routes import acting, export_file
 from inspections.privacy.schemas import RetentionSettings
-from inspections.web.screens import read_form, screen, screens_router, see_other
+from inspections.web.screens import form_screen, read_form, screens_router, see_other
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import DomainError
@@ -46,27 +46,20 @@ _HELD_SQL = """
            (select erased_at from users where id = $1) erased_at"""
 
 
-async def _page(
-    request: AuthedRequest,
-    db: DB,
-    user_id: UUID,
-    *,
-    errors: list[dict[str, str]] | None = None,
-    status: int = 200,
-) -> Template:
+async def _page(request: AuthedRequest, db: DB, user_id: UUID, **form: Any) -> Template:
+    """What is held about the person; ``form``: a refused erasure's errors and status."""
     person = await user_in_org(db, request.user, user_id)  # 404 for another organisation
     held = await db.fetchrow(_HELD_SQL, user_id)
     schedule = await read_section(db, request.user.organisation_id, "retention", RetentionSettings)
-    return screen(
+    return form_screen(
         request,
         "privacy/person_data.html",
-        status=status,
         person=person,
         held=held,
         schedule=schedule,
         itself=user_id == request.user.user_id,
         erased=request.query_params.get("erased") == "1",
-        errors=errors or [],
+        **form,
     )
 
 
