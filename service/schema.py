@@ -38,6 +38,8 @@ Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@
 DeviceName = Annotated[str, Meta(min_length=1, max_length=100)]
 # Page size of a list, as a query parameter.
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
+# A list's free-text search, as the query parameter ``q``.
+Search = Annotated[str | None, QueryParameter(name="q", max_length=100)]
 
 T = TypeVar("T")
 

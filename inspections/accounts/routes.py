@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 from argon2 import PasswordHasher
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from msgspec.structs import asdict
 
@@ -40,7 +40,7 @@ from inspections.audit.log import audit
 from service.auth import PUBLIC, AuthedRequest, issue_access_token, require_roles
 from service.db import DB
 from service.errors import Problem, problem_response, problem_responses
-from service.schema import Limit, cursor_after
+from service.schema import Limit, Search, cursor_after
 from service.settings import Settings
 from service.state import AppState
 
@@ -318,7 +318,7 @@ async def list_users(
     db: DB,
     role: FromQuery[str | None] = None,
     active: FromQuery[bool | None] = None,
-    q_: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    q_: Search = None,
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> UserPage:

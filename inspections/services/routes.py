@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
 from litestar import Router, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from inspections.services import operations
 from inspections.services import queries as q
@@ -20,7 +19,7 @@ from inspections.services.schemas import (
 from service.auth import AuthedRequest, require_roles
 from service.db import DB
 from service.errors import problem_responses
-from service.schema import Limit, cursor_after
+from service.schema import Limit, Search, cursor_after
 
 
 @post(
@@ -43,7 +42,7 @@ async def list_services(
     request: AuthedRequest,
     db: DB,
     kind: FromQuery[Kind | None] = None,
-    q_: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    q_: Search = None,
     cursor: FromQuery[str | None] = None,
     limit: Limit = 50,
 ) -> ServicePage:
