@@ -1,10 +1,13 @@
 """An organisation's settings: one JSON section per slice (scoring, findings) in
 organisations.settings, read as that slice's Struct and patched field by field, and
-the GET/PATCH pair of routes every section has (``settings_routes``)."""
+the GET/PATCH pair of routes every section has (``settings_routes``). Each section the
+routes are made for is also listed in ``SECTIONS``: the /settings page
+(inspections/org_settings_pages.py) shows and saves them through ``save_section`` too."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -56,6 +59,32 @@ def _no_check(_: Any) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Section:
+    """One settings section as its routes save it: its Structs, its check and its audit."""
+
+    section: str
+    typ: type[msgspec.Struct]
+    patch_typ: type[msgspec.Struct]
+    audit_action: str
+    check: Callable[[Any], None]
+
+
+# Every section settings_routes was made for, in the order the slices made them.
+SECTIONS: dict[str, Section] = {}
+
+
+async def save_section(
+    db: asyncpg.Connection, request: AuthedRequest, s: Section, patch: msgspec.Struct
+) -> Any:
+    """Patch the caller's organisation's section (checked) and audit what changed: the
+    PATCH route and the /settings page both save this way."""
+    org = request.user.organisation_id
+    merged, changes = await patch_section(db, org, s.section, s.typ, patch, s.check)
+    await audit(db, request, s.audit_action, "organisation", org, changes)
+    return merged
+
+
 def settings_routes(
     path: str,
     section: str,
@@ -76,14 +105,13 @@ def settings_routes(
     come from the path and these names.
     """
 
+    saved = SECTIONS[section] = Section(section, typ, patch_typ, audit_action, check)
+
     async def read(request: AuthedRequest, db: DB) -> Any:
         return await read_section(db, request.user.organisation_id, section, typ)
 
     async def write(data: Any, request: AuthedRequest, db: DB) -> Any:
-        org = request.user.organisation_id
-        merged, changes = await patch_section(db, org, section, typ, data, check)
-        await audit(db, request, audit_action, "organisation", org, changes)
-        return merged
+        return await save_section(db, request, saved, data)
 
     # Real types, not the strings ``from __future__ import annotations`` leaves: Litestar
     # reads them for parsing and for the OpenAPI document.

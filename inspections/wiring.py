@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inspections import org_settings_pages
 from inspections.accounts import people_pages, privacy_notice, signin_page
 from inspections.accounts import routes as accounts
 from inspections.accounts.queries import load_principal
@@ -113,6 +114,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         checklist_pages.router,
         people_pages.router,
         privacy_pages.router,
+        org_settings_pages.router,
         privacy_notice.router,
         visit_pages.router,
         report_pages.router,
