@@ -37,12 +37,12 @@ from inspections.evidence.schemas import (
 )
 from inspections.evidence.upload import receive
 from inspections.idempotent import put_response
-from inspections.visits.queries import DOOR_RULE, may_see_visit, visit_in_org
+from inspections.visits.operations import visit_for
+from inspections.visits.queries import DOOR_RULE
 from service.auth import Principal, require_roles
 from service.db import DB
 from service.errors import (
     DomainError,
-    FieldError,
     forbidden,
     problem_responses,
     request_id_of,
@@ -245,8 +245,7 @@ async def get_evidence(
 async def list_visit_evidence(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> list[Evidence]:
-    visit = await visit_in_org(db, request.user, visit_id)
-    may_see_visit(request.user, visit)
+    await visit_for(db, request.user, visit_id)
     ctx = EvidenceContext.of(state)
     return [
         present(ctx, r, request.user) for r in await q.visit_evidence(db, request.user, visit_id)
@@ -287,36 +286,10 @@ async def put_person(
     state: AppState,
     data: JSONBody[PersonFlag],
 ) -> Evidence:
-    user = request.user
-    row = await q.evidence_in_org(db, user, evidence_id)
-    coordinator = user.has("coordinator")
-    if not coordinator and row["uploaded_by"] != user.user_id:
-        raise forbidden("Only the person who took the photo or a coordinator can mark it.")
-    if data.public_reason is not None and not coordinator:
-        raise forbidden("Only a coordinator can record why a photo of a person may be public.")
-    if data.public_reason is not None and not data.shows_person:
-        raise unprocessable(
-            "A reason is only needed for a photo that shows a person.",
-            [FieldError(field="$.public_reason", reason="Only with shows_person true.")],
-        )
-    # Each marking is a new decision: a reason is kept only when given with it.
-    row = await db.fetchrow(
-        """update evidence set shows_person = $2,
-                  public_reason = case when $2 then $3 else null end
-            where id = $1 returning *""",
-        evidence_id,
-        data.shows_person,
-        data.public_reason,
+    row = await ops.mark_person(
+        db, request.user, evidence_id, data, request_id=request_id_of(request)
     )
-    await audit(
-        db,
-        request,
-        "evidence.person",
-        "evidence",
-        evidence_id,
-        {"shows_person": data.shows_person, "public_reason": data.public_reason},
-    )
-    return present(EvidenceContext.of(state), row, user)
+    return present(EvidenceContext.of(state), row, request.user)
 
 
 route_handlers = [

@@ -35,7 +35,8 @@ from inspections.findings.schemas import (
     ReportPut,
     Update,
 )
-from inspections.visits.queries import door_closed, may_see_visit, visit_in_org
+from inspections.visits.operations import visit_for
+from inspections.visits.queries import door_closed, visit_in_org
 from inspections.visits.schemas import Visit
 from inspections.wording import long_date, plural
 from service.auth import Principal
@@ -110,8 +111,7 @@ async def save_finding(
     request_id: str | None = None,
 ) -> FindingSaved:
     """Raise a finding under the phone's id, replay it, or change it (If-Match)."""
-    visit = await visit_in_org(conn, principal, visit_id)
-    may_see_visit(principal, visit)
+    visit = await visit_for(conn, principal, visit_id)
     member = visit.member(principal.user_id)
     coordinator = principal.has("coordinator")
     safeguarding = body.severity == "safeguarding"

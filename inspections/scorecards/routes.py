@@ -24,7 +24,7 @@ from inspections.scorecards.schemas import (
     ScoringSettings,
     ScoringSettingsPatch,
 )
-from inspections.services.queries import may_read, service_in_org
+from inspections.services.queries import service_for, service_in_org
 from inspections.services.schemas import Kind
 from service.auth import AuthedRequest, Principal, require_roles
 from service.bounds import Moment
@@ -114,8 +114,7 @@ async def service_scorecard(
     period_from: dt.datetime | None,
     period_to: dt.datetime | None,
 ) -> Scorecard:
-    service = await service_in_org(db, user, service_id)
-    may_read(user, service)
+    service = await service_for(db, user, service_id)
     start, end, prev_start = _period(period_from, period_to)
     settings = await scoring_settings(db, user.organisation_id)
     rows = await db.fetch(SCORES_SQL, service_id, start, prev_start, end)

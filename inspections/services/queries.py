@@ -27,6 +27,13 @@ async def service_in_org(db: asyncpg.Connection, caller: Principal, service_id: 
     return from_row(Service, row)
 
 
+async def service_for(db: asyncpg.Connection, caller: Principal, service_id: UUID) -> Service:
+    """One service of the caller's organisation that the caller may read (404, 403)."""
+    service = await service_in_org(db, caller, service_id)
+    may_read(caller, service)
+    return service
+
+
 def may_read(caller: Principal, service: Service) -> None:
     """Coordinators and scrutiny see every service; managers only the ones they manage."""
     if caller.has("coordinator", "scrutiny_member"):

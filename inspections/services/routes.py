@@ -63,9 +63,7 @@ async def list_services(
     responses=problem_responses(401, 403, 404),
 )
 async def get_service(service_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Service:
-    service = await q.service_in_org(db, request.user, service_id)
-    q.may_read(request.user, service)
-    return service
+    return await q.service_for(db, request.user, service_id)
 
 
 @patch(
