@@ -340,6 +340,12 @@ class Row:
     wall: float  # seconds for the whole run
     cpu: dict[str, float | None]
     errors: list[str] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # this process's CPU seconds per photo
+
+    @property
+    def cpu_ms(self) -> float:
+        """Mean CPU ms per photo (all threads): unlike wall time, barely moved by neighbours."""
+        return statistics.fmean(self.cpu_s) * 1000 if self.cpu_s else math.nan
 
     @property
     def n(self) -> int:
@@ -372,9 +378,10 @@ IMAGE_WORKERS_BENCH = 2  # the image worker processes of the throughput run (the
 
 
 def with_heif_threads(threads: int, fn: Callable[[str], Any], path: str) -> Any:
-    """fn(path) with pillow-heif's decode threads set (read when a file is opened)."""
+    """fn(path) with pillow-heif's decode threads set (read when a file is opened); 0 keeps
+    pillow-heif's default."""
     before = pillow_heif.options.DECODE_THREADS
-    pillow_heif.options.DECODE_THREADS = threads
+    pillow_heif.options.DECODE_THREADS = threads or DEFAULT_HEIF_THREADS
     try:
         return fn(path)
     finally:
@@ -399,25 +406,62 @@ def _pool_task(fn: Callable[..., Any], path: str, mp: int, threads: int | None, 
 
 
 def pool_throughput(
-    fn: Callable[..., Any], path: str, mp: int, threads: int | None, per_worker: int
-) -> tuple[list[float], float, list[str]]:
-    """Photos/s with IMAGE_WORKERS_BENCH processes that are never idle (a long queue).
+    configs: list[tuple[Callable[..., Any], int | None]], path: str, mp: int, per_worker: int
+) -> list[tuple[list[float], float]]:
+    """Photos/s of each (pipeline, libheif threads) in IMAGE_WORKERS_BENCH processes that are
+    never idle (a long queue): one pool per config, the pools taking turns a round at a time.
 
-    The latencies returned are CPU seconds per photo, so a thread setting that burns CPU
-    on switching shows even when the wall time hides it.
+    Returns (CPU seconds per photo, wall seconds in all) per config: CPU per photo shows a
+    thread setting that burns CPU on switching even when the wall time hides it.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    n = IMAGE_WORKERS_BENCH * per_worker
+    w = IMAGE_WORKERS_BENCH
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(IMAGE_WORKERS_BENCH, mp_context=ctx) as pool:
-        # Warm: start the processes and import everything, one photo each.
-        task = functools.partial(_pool_task, fn, path, mp, threads)
-        list(pool.map(task, range(IMAGE_WORKERS_BENCH)))
-        start = time.perf_counter()
-        cpu = list(pool.map(task, range(n)))
-        return cpu, time.perf_counter() - start, []
+    pools = [ProcessPoolExecutor(w, mp_context=ctx) for _ in configs]
+    tasks = [functools.partial(_pool_task, fn, path, mp, t) for fn, t in configs]
+    out: list[tuple[list[float], float]] = [([], 0.0) for _ in configs]
+    try:
+        for pool, task in zip(pools, tasks, strict=True):
+            list(pool.map(task, range(w)))  # warm: processes started, everything imported
+        for _ in range(per_worker):
+            for i, (pool, task) in enumerate(zip(pools, tasks, strict=True)):
+                start = time.perf_counter()
+                cpu = list(pool.map(task, range(w)))  # one photo per worker, all at once
+                out[i] = (out[i][0] + cpu, out[i][1] + time.perf_counter() - start)
+        return out
+    finally:
+        for pool in pools:
+            pool.shutdown(cancel_futures=True)
+
+
+def add_interleaved(
+    rows: list[Row],
+    pids: Pids,
+    fmt: str,
+    steps: list[tuple[str, str, Callable[[str], Any]]],
+    path: str,
+    n: int,
+) -> None:
+    """Each step once per round, n rounds after one unmeasured: per-step rows whose ratios a
+    neighbour's passing load cannot skew (the CPU columns cover the whole run)."""
+    for _, label, _ in steps:
+        log(f"  {label} [{fmt}] ...")
+    for _, _, step in steps:
+        step(path)  # warm
+    lat: list[list[float]] = [[] for _ in steps]
+    cpu: list[list[float]] = [[] for _ in steps]
+    a = cpu_now(pids)
+    for _ in range(n):
+        for i, (_, _, step) in enumerate(steps):
+            c0, t0 = time.process_time(), time.perf_counter()
+            step(path)
+            lat[i].append(time.perf_counter() - t0)
+            cpu[i].append(time.process_time() - c0)
+    window = cpu_pct(a, cpu_now(pids))
+    for (key, label, _), xs, cs in zip(steps, lat, cpu, strict=True):
+        rows.append(Row(key, label, fmt, 1, xs, sum(xs), window, cpu_s=cs))
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -889,7 +933,7 @@ def report(
         f"{speedup:.2f}x   goal >= {SPEEDUP_GOAL:g}x   {'PASS' if ok else 'FAIL'}"
     )
     out(
-        f"     (in-process, sequential, mean; naive / process_photo incl. detect + EXIF: "
+        f"     (in-process, taking turns, mean; naive / process_photo incl. detect + EXIF: "
         f"{ratio(naive, proc):.2f}x; HEIC naive / make_derivatives: "
         f"{ratio(by.get(('naive', 'heic')), by.get(('derive', 'heic'))):.2f}x)"
     )
@@ -902,14 +946,20 @@ def report(
     )
     naive_h, ours_h, dec_h = (by.get((k, "heic")) for k in ("naive", "derive", "decode"))
     if naive_h and ours_h and dec_h:
-        dec_ms, ours_ms = dec_h.mean_ms, ours_h.mean_ms
+        dec_ms, ours_ms = dec_h.cpu_ms, ours_h.cpu_ms
+        out(
+            f"     by CPU time (all threads; what a neighbour's load barely moves): naive "
+            f"{naive_h.cpu_ms:.0f} ms, ours {ours_ms:.0f} ms = "
+            f"{naive_h.cpu_ms / ours_ms:.2f}x"
+        )
         out(
             f"     bound: libheif's decode of the {heic_shape(photos)} is {dec_ms:.0f} ms of "
-            f"ours' {ours_ms:.0f} ms ({dec_ms / ours_ms:.0%}); what follows it (reduce, "
-            f"colour, rotate, 2 JPEG encodes) is {ours_ms - dec_ms:.0f} ms. Both pipelines "
-            f"pay that decode, so no work after it can beat naive / decode = "
-            f"{ratio(naive_h, dec_h):.2f}x. HEVC has no reduced-scale decode (JPEG's DCT "
-            "scaling has no equivalent), pillow-heif exposes no way to skip libheif's "
+            f"ours' {ours_ms:.0f} ms CPU ({dec_ms / ours_ms:.0%}; wall {dec_h.mean_ms:.0f} of "
+            f"{ours_h.mean_ms:.0f} ms); what follows it (reduce, colour, rotate, 2 JPEG "
+            f"encodes) is {ours_ms - dec_ms:.0f} ms. Both pipelines pay that decode, so no "
+            f"work after it can beat naive / decode = {naive_h.cpu_ms / dec_ms:.2f}x "
+            f"(CPU; wall {ratio(naive_h, dec_h):.2f}x). HEVC has no reduced-scale decode "
+            "(JPEG's DCT scaling has no equivalent), pillow-heif exposes no way to skip libheif's "
             "full-size rotation or RGB conversion, and the embedded thumbnail is never used "
             "(the uploader controls it; an iPhone's is 320 px anyway)."
         )
@@ -923,7 +973,8 @@ def report(
             f"threads, {pd.per_s:.2f} photo/s ({pd.mean_ms:.0f} ms CPU) with pillow-heif's "
             f"default {DEFAULT_HEIF_THREADS}; naive {pn.per_s:.2f} photo/s "
             f"({pn.mean_ms:.0f} ms CPU): ours / naive = {po.per_s / pn.per_s:.2f}x "
-            "(a photo alone gets every CPU; when the workers fill them, one thread each)"
+            f"(by CPU {pn.cpu_ms / po.cpu_ms:.2f}x; a photo alone gets every CPU, when the "
+            "workers fill them one thread each)"
         )
     one = by.get(("derive1", "heic"))
     if one and ours_h:
@@ -1090,47 +1141,47 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
     gc.freeze()
 
     # (c) image processing in this process, while the server is idle.
-    log("(c) image processing in-process, sequential:")
+    log("(c) image processing in-process, the pipelines taking turns photo by photo:")
     mp = st.max_photo_pixels
-    steps: list[tuple[str, str, Callable[[str], Any]]] = [
-        ("naive", "(c) naive_pipeline (Pillow, full decode)", naive_pipeline),
-        ("derive", "(c) ours: make_derivatives", lambda path: make_derivatives(path, mp)),
+    cpus = available_cpus()
+    alone = decode_threads(1, cpus)  # libheif threads the worker gives a photo alone
+    args.heif_alone = alone
+    # (key, label, step, libheif threads): naive keeps pillow-heif's default, ours gets the
+    # worker's. Taking turns, so a neighbour's load lands on every pipeline alike.
+    steps: list[tuple[str, str, Callable[[str], Any], int]] = [
+        ("naive", "(c) naive_pipeline (Pillow, full decode)", naive_pipeline, 0),
+        ("derive", "(c) ours: make_derivatives", lambda path: make_derivatives(path, mp), alone),
         (
             "process",
             "(c) ours: process_photo (detect+EXIF+derive)",
             lambda path: process_photo(path, mp),
+            alone,
         ),
     ]
-    cpus = available_cpus()
-    alone = decode_threads(1, cpus)  # libheif threads the worker gives a photo alone
-    args.heif_alone = alone
-    heic_steps: list[tuple[str, str, Callable[[str], Any]]] = [
-        ("decode", f"(c) libheif decode only, {alone} thread(s)", decode_only),
-        ("derive", f"(c) ours: make_derivatives, {alone} thread(s)", steps[1][2]),
+    heic_steps = [
+        steps[0],
+        ("decode", f"(c) libheif decode only, {alone} thread(s)", decode_only, alone),
+        ("derive", f"(c) ours: make_derivatives, {alone} thread(s)", steps[1][2], alone),
     ]
     if alone > 1:  # what the threads buy a photo alone
-        heic_steps.append(("derive1", "(c) ours: make_derivatives, 1 thread", steps[1][2]))
+        heic_steps.append(("derive1", "(c) ours: make_derivatives, 1 thread", steps[1][2], 1))
     for p in photos:
-        for key, label, step in steps[:1] + heic_steps if p.fmt == "heic" else steps:
-            # naive_pipeline keeps pillow-heif's default threads; ours gets the worker's.
-            threads = {"decode": alone, "derive": alone, "derive1": 1}.get(
-                key, DEFAULT_HEIF_THREADS
-            )
-            add(
-                key,
-                label,
-                p.fmt,
-                1,
-                lambda step=step, path=str(p.path), n=counts[p.fmt], t=threads: (
-                    *timed(lambda _i: with_heif_threads(t, step, path), n),
-                    [],
-                ),
-            )
+        add_interleaved(
+            rows,
+            pids,
+            p.fmt,
+            [
+                (k, label, lambda path, f=f, t=t: with_heif_threads(t, f, path))
+                for k, label, f, t in (heic_steps if p.fmt == "heic" else steps)
+            ],
+            str(p.path),
+            counts[p.fmt],
+        )
     heic = next(p for p in photos if p.fmt == "heic")
-    log(f"(c) HEIC with {IMAGE_WORKERS_BENCH} image worker processes, each busy all the time:")
-    busy = decode_threads(IMAGE_WORKERS_BENCH, cpus)  # what each worker gets when all are busy
     w = IMAGE_WORKERS_BENCH
-    for key, label, fn, threads in (
+    busy = decode_threads(w, cpus)  # what each worker gets when all are busy
+    log(f"(c) HEIC in {w} image worker processes kept busy, the three pools taking turns:")
+    pools = [
         (
             "pool-naive",
             f"(c) {w} workers: naive, {DEFAULT_HEIF_THREADS} threads",
@@ -1144,14 +1195,14 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
             DEFAULT_HEIF_THREADS,
         ),
         ("pool-ours", f"(c) {w} workers: ours, {busy} thread(s) (the app)", process_photo, busy),
-    ):
-        add(
-            key,
-            label,
-            "heic",
-            IMAGE_WORKERS_BENCH,
-            lambda fn=fn, t=threads: pool_throughput(fn, str(heic.path), mp, t, counts["heic"]),
-        )
+    ]
+    a = cpu_now(pids)
+    measured = pool_throughput(
+        [(fn, t) for _, _, fn, t in pools], str(heic.path), mp, counts["heic"]
+    )
+    window = cpu_pct(a, cpu_now(pids))
+    for (key, label, _, _), (cpu_s, wall) in zip(pools, measured, strict=True):
+        rows.append(Row(key, label, "heic", w, cpu_s, wall, window, cpu_s=cpu_s))
 
     # (b) the floor: the same bytes straight into the same store.
     log("(b) raw S3 PUT, sequential:")
