@@ -17,7 +17,6 @@ from msgspec.structs import asdict
 
 from inspections.accounts import invites, limits, pages, passwords, people
 from inspections.accounts import queries as q
-from inspections.accounts.clearance import clearance_reasons
 from inspections.accounts.schemas import (
     Device,
     Invite,
@@ -38,7 +37,7 @@ from inspections.accounts.schemas import (
 )
 from inspections.audit.log import audit
 from service.auth import PUBLIC, AuthedRequest, issue_access_token, require_roles
-from service.db import DB
+from service.db import DB, from_row
 from service.errors import Problem, problem_response, problem_responses
 from service.schema import Limit, Search, cursor_after
 from service.settings import Settings
@@ -293,18 +292,8 @@ async def accept_invite(
 async def me(request: AuthedRequest, db: DB) -> Me:
     row = await db.fetchrow(f"select {q.USER_COLS} from users where id = $1", request.user.user_id)
     assert row is not None  # the caller, read for this request
-    training = await q.training_of(db, row["id"])
-    reasons = clearance_reasons(row["roles"], training, dt.date.today())
-    return Me(
-        id=row["id"],
-        email=row["email"],
-        display_name=row["display_name"],
-        organisation_id=row["organisation_id"],
-        roles=row["roles"],
-        cleared_to_inspect=not reasons,
-        clearance_reasons=reasons,
-        training=training,
-    )
+    # Cleared or not, and why, exactly as GET /v1/users/{id} says it (queries.user_detail).
+    return from_row(Me, asdict(await q.user_detail(db, row)))
 
 
 @get(
