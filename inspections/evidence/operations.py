@@ -19,6 +19,7 @@ from inspections.evidence.present import present
 from inspections.evidence.schemas import (
     Evidence,
     EvidenceMeta,
+    PersonFlag,
     PresignedPost,
     Upload,
     UploadRequest,
@@ -26,7 +27,7 @@ from inspections.evidence.schemas import (
 from inspections.evidence.upload import Photo, fetch_upload, owned, upload_dir
 from media.detect import too_large
 from service.auth import Principal
-from service.errors import DomainError, forbidden
+from service.errors import DomainError, FieldError, forbidden, unprocessable
 from service.settings import Settings
 
 
@@ -159,3 +160,47 @@ async def start_upload(
             expires_at=expires,
         )
     return Started(Upload(evidence_id=row["id"], status=row["status"], upload=upload), created)
+
+
+async def mark_person(
+    db: asyncpg.Connection,
+    user: Principal,
+    evidence_id: UUID,
+    data: PersonFlag,
+    *,
+    request_id: str | None = None,
+) -> asyncpg.Record:
+    """Mark whether a photo shows a person (the uploader or a coordinator); only a
+    coordinator records why a photo of a person may still be public. Audited; the API's
+    PUT .../person and the visit page's form both mark photos this way."""
+    row = await q.evidence_in_org(db, user, evidence_id)
+    coordinator = user.has("coordinator")
+    if not coordinator and row["uploaded_by"] != user.user_id:
+        raise forbidden("Only the person who took the photo or a coordinator can mark it.")
+    if data.public_reason is not None and not coordinator:
+        raise forbidden("Only a coordinator can record why a photo of a person may be public.")
+    if data.public_reason is not None and not data.shows_person:
+        raise unprocessable(
+            "A reason is only needed for a photo that shows a person.",
+            [FieldError(field="$.public_reason", reason="Only with shows_person true.")],
+        )
+    # Each marking is a new decision: a reason is kept only when given with it.
+    row = await db.fetchrow(
+        """update evidence set shows_person = $2,
+                  public_reason = case when $2 then $3 else null end
+            where id = $1 returning *""",
+        evidence_id,
+        data.shows_person,
+        data.public_reason,
+    )
+    await record(
+        db,
+        user.organisation_id,
+        user.user_id,
+        "evidence.person",
+        "evidence",
+        evidence_id,
+        {"shows_person": data.shows_person, "public_reason": data.public_reason},
+        request_id,
+    )
+    return row

@@ -1,5 +1,6 @@
 """/visits: the coordinator's visits, by date; scheduling one with its team; a visit's page
-with its submissions side by side and its photos; cancelling and closing.
+with its submissions side by side and its photos (each with whether it shows a person,
+marked as PUT /v1/evidence/{id}/person marks it); cancelling and closing.
 
 Every handler calls what the JSON route calls (inspections.visits.operations, the
 submissions' side by side, the evidence list): the permission checks and the team rules
@@ -24,17 +25,27 @@ from msgspec import Meta
 from inspections.accounts.clearance import clearance_reasons, from_rows
 from inspections.checklists.queries import version_in_org
 from inspections.checklists.questions import Choice, PassFail, Rating, YesNo, questions
+from inspections.evidence import operations as evidence_ops
 from inspections.evidence import queries as evidence_q
 from inspections.evidence.pages import photo_url
+from inspections.evidence.schemas import PersonFlag
 from inspections.submissions.side_by_side import visit_submissions
 from inspections.visits import operations
 from inspections.visits.schemas import TeamMemberIn, Visit, VisitCreate
-from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
+from inspections.web.screens import (
+    Refused,
+    page_errors,
+    read_form,
+    screen,
+    screens_router,
+    see_other,
+    submit,
+)
 from inspections.wording import plural, weekday_date
 from service.auth import AuthedRequest, Principal
 from service.bounds import MAX_YEAR, MIN_YEAR, bounded_moment
 from service.db import DB
-from service.errors import DomainError, request_id_of
+from service.errors import DomainError, not_found, request_id_of
 from service.schema import Form
 from service.state import AppState
 
@@ -380,10 +391,35 @@ def answer_words(question: Any, value: Any) -> str:
     return f"{value} {unit}" if unit and isinstance(value, int | float) else str(value)
 
 
+# A photo's "shows a person" form: PersonFlag, the API's own body.
+PERSON_LABELS = {"shows_person": "Shows a person", "public_reason": "Reason it may be public"}
+PERSON_ONLY = "only for a photo that shows a person (tick “Shows a person” or leave it empty)."
+
+
+def may_mark(user: Principal, uploaded_by: UUID | None) -> bool:
+    """Who PUT /v1/evidence/{id}/person lets mark a photo: its uploader, a coordinator
+    (mark_person checks again when the form is sent)."""
+    return user.has("coordinator") or uploaded_by == user.user_id
+
+
 @get("/{visit_id:uuid}", name="visit")
 async def visit_page(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
 ) -> Template:
+    return await _visit_page(visit_id, request, db, state)
+
+
+async def _visit_page(
+    visit_id: UUID,
+    request: AuthedRequest,
+    db: asyncpg.Connection,
+    state: AppState,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    sent: dict[str, dict[str, str]] | None = None,
+    status: int = 200,
+) -> Template:
+    """The visit's page; ``errors`` and ``sent``: a refused photo form's, by photo id."""
     subs = await visit_submissions(db, request.user, visit_id)  # coordinators; 404 elsewhere
     visit = await operations.visit_for(db, request.user, visit_id)
     version = await version_in_org(
@@ -423,6 +459,15 @@ async def visit_page(
             "caption": r["caption"] or "",
             "question": defs[r["question_key"]].prompt if r["question_key"] in defs else "",
             "by": names.get(r["uploaded_by"], ""),
+            "id": str(r["id"]),
+            "may_mark": may_mark(request.user, r["uploaded_by"]),
+            # What was sent, if this photo's form was refused; else what is recorded.
+            "person": (sent or {}).get(str(r["id"]))
+            or {
+                "shows_person": "true" if r["shows_person"] else "",
+                "public_reason": r["public_reason"] or "",
+            },
+            "marked": request.query_params.get("marked") == str(r["id"]),
         }
         for names in [{m.user_id: m.display_name for m in visit.team}]
         for r in await evidence_q.visit_evidence(db, request.user, visit_id)
@@ -440,8 +485,53 @@ async def visit_page(
         rows=rows,
         photos=photos,
         report=report,
-        errors=[],
+        errors=errors or [],
+        status=status,
+        coordinator=request.user.has("coordinator"),
     )
+
+
+@post("/{visit_id:uuid}/photos/{evidence_id:uuid}/person", name="visit-photo-person")
+async def mark_photo(
+    visit_id: FromPath[UUID],
+    evidence_id: FromPath[UUID],
+    request: AuthedRequest,
+    db: DB,
+    state: AppState,
+) -> Template | Response[None]:
+    """Whether a photo of this visit shows a person, and why it may still be public: the
+    API's operation (evidence.operations.mark_person), the API's body (PersonFlag)."""
+    visit_of = await db.fetchval("select visit_id from evidence where id = $1", evidence_id)
+    if visit_of != visit_id:
+        raise not_found("evidence")
+    raw = await request.form()
+    done = await submit(
+        db,
+        await read_form(request, PersonFlag, PERSON_LABELS),
+        lambda d: evidence_ops.mark_person(
+            db, request.user, evidence_id, d, request_id=request_id_of(request)
+        ),
+        PERSON_LABELS,
+    )
+    if isinstance(done, Refused):
+        # Each photo has its own form: ids (and so the error links) carry the photo's id.
+        errors = [
+            {
+                "field": f"{e['field']}-{evidence_id}",
+                "message": e["message"].replace("Only with shows_person true.", PERSON_ONLY),
+            }
+            for e in done.errors
+        ]
+        sent = {
+            str(evidence_id): {
+                "shows_person": str(raw.get("shows_person", "")),
+                "public_reason": str(raw.get("public_reason", "")),
+            }
+        }
+        return await _visit_page(
+            visit_id, request, db, state, errors=errors, sent=sent, status=done.status
+        )
+    return see_other(f"/visits/{visit_id}?marked={evidence_id}#photo-{evidence_id}")
 
 
 @post("/{visit_id:uuid}/cancel", name="visit-cancel")
@@ -475,5 +565,14 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
 
 router = screens_router(
     "/visits",
-    [visits_list, new_visit, schedule_visit, visit_page, cancel_form, cancel_visit, close_visit],
+    [
+        visits_list,
+        new_visit,
+        schedule_visit,
+        visit_page,
+        cancel_form,
+        cancel_visit,
+        close_visit,
+        mark_photo,
+    ],
 )
