@@ -193,6 +193,7 @@ async def mark_person(
         data.shows_person,
         data.public_reason,
     )
+    assert row is not None  # evidence_in_org found it; an update ... returning gives it back
     await record(
         db,
         user.organisation_id,
