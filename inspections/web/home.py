@@ -47,6 +47,8 @@ PURPOSE = {
     "/scorecards": "How each service is doing, from citizens and professionals.",
     "/league": "Services of one kind side by side.",
     "/app/": "Inspect on your phone, with or without signal.",
+    "/settings": "How long data is kept, findings, scorecards and the public profile.",
+    "/webhooks": "Send events to your other systems; rotate their signing secrets.",
 }
 
 
