@@ -33,10 +33,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from argon2 import PasswordHasher
 
+from scripts.bench import harness
 from scripts.bench.harness import PASSWORD, STARTERS, Target, log, run_on_stack
-from service.settings import Settings
 
 SHELL_GOAL_KB = 150
 LOAD_GOAL_S = 5.0
@@ -53,80 +52,25 @@ async def seed(target: Target) -> tuple[str, str]:
     """A care home, the starter checklist, a cleared citizen and a visit; (email, visit)."""
     conn = await asyncpg.connect(target.dsn)
     run = uuid.uuid4().hex[:8]
-    defaults = Settings()
-    pw_hash = PasswordHasher(
-        time_cost=defaults.argon2_time_cost, memory_cost=defaults.argon2_memory_kib
-    ).hash(PASSWORD)
     try:
-        org = await conn.fetchval(
-            "insert into organisations (name) values ($1) returning id", f"Bench {run}"
-        )
+        org = await harness.add_org(conn, f"Bench {run}")
         ids = {}
         for kind, roles in (("coord", ["coordinator"]), ("ann", ["citizen_inspector"])):
-            ids[kind] = await conn.fetchval(
-                """insert into users (organisation_id, email, display_name, password_hash,
-                                      roles)
-                   values ($1, $2, $3, $4, $5) returning id""",
-                org,
-                f"{kind}.{run}@bench.example.org",
-                kind.title(),
-                pw_hash,
-                roles,
-            )
-        today = dt.date.today()
-        for kind in ("course", "safeguarding_check"):
-            await conn.execute(
-                """insert into training_records
-                       (organisation_id, user_id, kind, course, completed_on, expires_on)
-                   values ($1, $2, $3, 'Lay assessor training', $4, $5)""",
-                org,
-                ids["ann"],
-                kind,
-                today - dt.timedelta(days=30),
-                today + dt.timedelta(days=365),
-            )
+            email = f"{kind}.{run}@bench.example.org"
+            ids[kind] = await harness.add_user(conn, org, email, kind.title(), roles)
+        await harness.clear_to_inspect(conn, org, ids["ann"])
     finally:
         await conn.close()
     async with httpx.AsyncClient(base_url=target.url, trust_env=False, timeout=60) as c:
-        r = await c.post(
-            "/v1/auth/token",
-            json={
-                "email": f"coord.{run}@bench.example.org",
-                "password": PASSWORD,
-                "device": "bench",
-            },
-        )
-        r.raise_for_status()
-        coord = {"authorization": "Bearer " + r.json()["access_token"]}
-        service = await c.post(
-            "/v1/services",
-            headers=coord,
-            json={
-                "name": "Elm House",
-                "kind": "care_home",
-                "address": "1 Elm Road",
-                "lat": 52.63,
-                "lon": 1.297,
-            },
-        )
-        service.raise_for_status()
+        coord = await harness.sign_in(c, f"coord.{run}@bench.example.org")
+        service_id = await harness.add_service(c, coord)
         starter = json.loads((STARTERS / "care_home_visit.json").read_text())
-        checklist = (await c.post("/v1/checklists", headers=coord, json=starter)).json()
-        await c.post(f"/v1/checklists/{checklist['id']}/publish", headers=coord)
-        now = dt.datetime.now(dt.UTC)
-        visit = await c.post(
-            "/v1/visits",
-            headers=coord,
-            json={
-                "service_id": service.json()["id"],
-                "checklist_id": checklist["id"],
-                "starts_at": (now - dt.timedelta(minutes=30)).isoformat(),
-                "ends_at": (now + dt.timedelta(hours=3)).isoformat(),
-                "team": [{"user_id": str(ids["ann"]), "perspective": "citizen", "lead": True}],
-            },
-        )
-        visit.raise_for_status()
-    return f"ann.{run}@bench.example.org", visit.json()["id"]
+        checklist_id, _ = await harness.add_checklist(c, coord, starter)
+        # Under way: started half an hour ago, for three and a half hours.
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+        team = [{"user_id": str(ids["ann"]), "perspective": "citizen", "lead": True}]
+        visit_id = await harness.add_visit(c, coord, service_id, checklist_id, started, 3.5, team)
+    return f"ann.{run}@bench.example.org", visit_id
 
 
 async def shell_bytes(url: str) -> tuple[int, int, int]:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import copy
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 from argon2 import PasswordHasher
 
 from inspections.wiring import MIGRATIONS
@@ -225,6 +227,59 @@ class CpuSample:
     machine: float
 
 
+# --------------------------------------------------------------------------- which worker answered
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``: a server's workers."""
+    return [child for child, (ppid, _) in _proc_table().items() if ppid == pid]
+
+
+def socket_owner(port: int, client_port: int, workers: list[int]) -> int | None:
+    """The worker holding the server end of our connection from ``client_port`` to ``port``
+    (from /proc/net/tcp and each worker's fds); None if no worker holds it (not accepted)."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and int(f[2].split(":")[1], 16) == client_port:
+            inode = f[9]
+    if inode is None or inode == "0":
+        return None
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # an fd closed while we looked
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+    return None
+
+
+async def fresh_request(
+    port: int,
+    workers: list[int],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any = None,
+    source: str = "127.0.0.1",
+) -> tuple[int, dict[str, str], bytes, int | None]:
+    """One request (``body`` as JSON) on a brand-new connection from ``source``: (status,
+    headers, body, the worker pid that answered or None). Raw HTTP/1.1, so the connection
+    is ours to trace in /proc."""
+    conn = RawConnection("127.0.0.1", port, source)
+    data = None
+    if body is not None:
+        data, headers = msgspec.json.encode(body), {**headers, "Content-Type": "application/json"}
+    try:
+        status, content = await conn.request(method, path, headers, data)
+        # Still connected: the worker that accepted us holds the socket.
+        sock = conn.writer.get_extra_info("sockname") if conn.writer else None
+        worker = socket_owner(port, sock[1], workers) if sock else None
+    finally:
+        conn.close()
+    fields = {k.decode("latin-1"): v.decode("latin-1") for k, v in conn.last_headers.items()}
+    return status, fields, content, worker
+
+
 # --------------------------------------------------------------------------- the stack
 
 
@@ -371,64 +426,77 @@ class Scene:
     bundle_bytes: int = 0
 
 
-async def seed(conn: asyncpg.Connection, client: httpx.AsyncClient) -> Scene:
-    """People through SQL (as the CLI does); everything else through the API."""
-    run = uuid.uuid4().hex[:8]
-    # The app's default argon2 cost, so sign-in verifies what production would.
+# People go in through SQL (as the CLI does); everything else through the API. Each bench
+# seeds its own organisation with these, so one run never sees another's.
+
+
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD at the app's default argon2 cost, so sign-in verifies what production would."""
     defaults = Settings()
-    pw_hash = PasswordHasher(
+    return PasswordHasher(
         time_cost=defaults.argon2_time_cost, memory_cost=defaults.argon2_memory_kib
     ).hash(PASSWORD)
-    today = dt.date.today()
-    org = await conn.fetchval(
-        "insert into organisations (name) values ($1) returning id", f"Bench Council {run}"
+
+
+async def add_org(conn: asyncpg.Connection, name: str) -> uuid.UUID:
+    org = await conn.fetchval("insert into organisations (name) values ($1) returning id", name)
+    assert org is not None  # insert ... returning: always a row
+    return org
+
+
+async def add_user(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    email: str,
+    name: str,
+    roles: Sequence[str],
+    pw_hash: str | None = None,
+) -> uuid.UUID:
+    """A person who signs in with PASSWORD (hashed as ``pw_hash`` when a bench wants it cheap)."""
+    user_id = await conn.fetchval(
+        """insert into users (organisation_id, email, display_name, password_hash, roles)
+           values ($1, $2, $3, $4, $5) returning id""",
+        org,
+        email,
+        name,
+        pw_hash or password_hash(),
+        list(roles),
     )
+    assert user_id is not None  # insert ... returning: always a row
+    return user_id
 
-    async def user(kind: str, name: str, *roles: str) -> tuple[uuid.UUID, str]:
-        email = f"{kind}.{run}@bench.example.org"
-        uid = await conn.fetchval(
-            """insert into users (organisation_id, email, display_name, password_hash, roles)
-               values ($1, $2, $3, $4, $5) returning id""",
+
+async def clear_to_inspect(conn: asyncpg.Connection, org: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Training and a safeguarding check done a month ago, valid for a year: cleared."""
+    today = dt.date.today()
+    for kind in ("course", "safeguarding_check"):
+        await conn.execute(
+            """insert into training_records
+                   (organisation_id, user_id, kind, course, completed_on, expires_on)
+               values ($1, $2, $3, 'Lay assessor training', $4, $5)""",
             org,
-            email,
-            name,
-            pw_hash,
-            list(roles),
+            user_id,
+            kind,
+            today - dt.timedelta(days=30),
+            today + dt.timedelta(days=365),
         )
-        return uid, email
 
-    coord, coord_email = await user("coord", "Casey Coordinator", "coordinator")
-    citizens = []
-    citizen_email = ""
-    for kind, name in (("ann", "Ann Citizen"), ("bob", "Bob Citizen")):
-        uid, email = await user(kind, name, "citizen_inspector")
-        citizens.append(uid)
-        citizen_email = citizen_email or email
-        for training in ("course", "safeguarding_check"):
-            await conn.execute(
-                """insert into training_records
-                       (organisation_id, user_id, kind, course, completed_on, expires_on)
-                   values ($1, $2, $3, 'Lay assessor training', $4, $5)""",
-                org,
-                uid,
-                training,
-                today - dt.timedelta(days=30),
-                today + dt.timedelta(days=365),
-            )
-    pro, _ = await user("pro", "Dr Pat Professional", "professional_inspector")
 
-    async def sign_in(email: str) -> dict[str, str]:
-        r = await client.post(
-            "/v1/auth/token", json={"email": email, "password": PASSWORD, "device": "bench"}
-        )
-        _check(r, 200, "sign in")
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+async def sign_in(client: httpx.AsyncClient, email: str, device: str = "bench") -> dict[str, str]:
+    """The Authorization header of ``email`` signed in (with PASSWORD) on ``device``."""
+    r = await client.post(
+        "/v1/auth/token", json={"email": email, "password": PASSWORD, "device": device}
+    )
+    _check(r, 200, "sign in")
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
-    coord_auth = await sign_in(coord_email)
-    citizen_auth = await sign_in(citizen_email)
+
+async def add_service(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
+    """The care home every bench inspects; its id."""
     r = await client.post(
         "/v1/services",
-        headers=coord_auth,
+        headers=auth,
         json={
             "name": "Elm House Care Home",
             "kind": "care_home",
@@ -438,31 +506,76 @@ async def seed(conn: asyncpg.Connection, client: httpx.AsyncClient) -> Scene:
         },
     )
     _check(r, 201, "create service")
-    service_id = r.json()["id"]
-    checklist = build_checklist()
-    r = await client.post("/v1/checklists", headers=coord_auth, json=checklist)
+    return r.json()["id"]
+
+
+async def add_checklist(
+    client: httpx.AsyncClient, auth: dict[str, str], content: dict[str, Any]
+) -> tuple[str, int]:
+    """``content`` made a checklist and published: (its id, the published version)."""
+    r = await client.post("/v1/checklists", headers=auth, json=content)
     _check(r, 201, "create checklist")
     checklist_id = r.json()["id"]
-    r = await client.post(f"/v1/checklists/{checklist_id}/publish", headers=coord_auth)
+    r = await client.post(f"/v1/checklists/{checklist_id}/publish", headers=auth)
     _check(r, 200, "publish checklist")
-    version = r.json()["version"]
-    now = dt.datetime.now(dt.UTC)
+    return checklist_id, r.json()["version"]
+
+
+async def add_visit(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    service_id: str,
+    checklist_id: str,
+    starts_at: dt.datetime,
+    hours: float,
+    team: list[dict[str, Any]],
+) -> str:
+    """A visit of ``team`` lasting ``hours`` from ``starts_at``; its id."""
     r = await client.post(
         "/v1/visits",
-        headers=coord_auth,
+        headers=auth,
         json={
             "service_id": service_id,
             "checklist_id": checklist_id,
-            "starts_at": (now + dt.timedelta(hours=1)).isoformat(),
-            "ends_at": (now + dt.timedelta(hours=4)).isoformat(),
-            "team": [
-                {"user_id": str(citizens[0]), "perspective": "citizen"},
-                {"user_id": str(citizens[1]), "perspective": "citizen"},
-                {"user_id": str(pro), "perspective": "professional", "lead": True},
-            ],
+            "starts_at": starts_at.isoformat(),
+            "ends_at": (starts_at + dt.timedelta(hours=hours)).isoformat(),
+            "team": team,
         },
     )
     _check(r, 201, "create visit")
+    return r.json()["id"]
+
+
+async def seed(conn: asyncpg.Connection, client: httpx.AsyncClient) -> Scene:
+    """Two cleared citizens and a professional on a visit to the care home, in an hour."""
+    run = uuid.uuid4().hex[:8]
+    org = await add_org(conn, f"Bench Council {run}")
+
+    async def user(kind: str, name: str, *roles: str) -> tuple[uuid.UUID, str]:
+        email = f"{kind}.{run}@bench.example.org"
+        return await add_user(conn, org, email, name, roles), email
+
+    coord, coord_email = await user("coord", "Casey Coordinator", "coordinator")
+    citizens = []
+    citizen_email = ""
+    for kind, name in (("ann", "Ann Citizen"), ("bob", "Bob Citizen")):
+        uid, email = await user(kind, name, "citizen_inspector")
+        citizens.append(uid)
+        citizen_email = citizen_email or email
+        await clear_to_inspect(conn, org, uid)
+    pro, _ = await user("pro", "Dr Pat Professional", "professional_inspector")
+    coord_auth = await sign_in(client, coord_email)
+    citizen_auth = await sign_in(client, citizen_email)
+    service_id = await add_service(client, coord_auth)
+    checklist = build_checklist()
+    checklist_id, version = await add_checklist(client, coord_auth, checklist)
+    team = [
+        {"user_id": str(citizens[0]), "perspective": "citizen"},
+        {"user_id": str(citizens[1]), "perspective": "citizen"},
+        {"user_id": str(pro), "perspective": "professional", "lead": True},
+    ]
+    in_an_hour = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    visit_id = await add_visit(client, coord_auth, service_id, checklist_id, in_an_hour, 3, team)
     scene = Scene(
         org=org,
         coordinator=coord,
@@ -471,7 +584,7 @@ async def seed(conn: asyncpg.Connection, client: httpx.AsyncClient) -> Scene:
         service_id=service_id,
         checklist_id=checklist_id,
         checklist_version=version,
-        visit_id=r.json()["id"],
+        visit_id=visit_id,
         citizen_auth=citizen_auth,
         checklist=checklist,
     )
@@ -627,8 +740,9 @@ class RawConnection:
     the way. It handles Content-Length, chunked and bodiless (304) responses.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, source: str | None = None) -> None:
         self.host, self.port = host, port
+        self.local_addr = (source, 0) if source else None  # the address it connects from
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.last_headers: dict[bytes, bytes] = {}
@@ -638,7 +752,7 @@ class RawConnection:
     ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(
-                self.host, self.port, limit=1 << 20
+                self.host, self.port, limit=1 << 20, local_addr=self.local_addr
             )
         reader, writer = self.reader, self.writer
         assert reader is not None
@@ -848,9 +962,11 @@ def run_on_stack(
     args: argparse.Namespace,
     prefix: str,
     bench_fn: Callable[[argparse.Namespace, Target], Awaitable[int]],
+    workers: int = 1,
 ) -> int:
-    """Run a benchmark against --url/--dsn, or else a throwaway Stack in a temp folder
-    that is torn down however the run ends (Ctrl-C, SIGTERM or an error)."""
+    """Run a benchmark against --url/--dsn, or else a throwaway Stack (granian with
+    ``workers`` processes) in a temp folder that is torn down however the run ends (Ctrl-C,
+    SIGTERM or an error)."""
     args.loadavg = os.getloadavg()
 
     def on_term(*_: object) -> None:
@@ -861,7 +977,7 @@ def run_on_stack(
         return asyncio.run(bench_fn(args, Target(args.url.rstrip("/"), args.dsn)))
     with tempfile.TemporaryDirectory(prefix=prefix) as d:
         os.chmod(d, 0o755)  # PostgreSQL runs as 'postgres' when we are root
-        stack = Stack(Path(d), args.log_level, args.pg_fast)
+        stack = Stack(Path(d), args.log_level, args.pg_fast, workers)
         try:
             target = stack.start()
             return asyncio.run(bench_fn(args, target))

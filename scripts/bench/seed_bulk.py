@@ -269,8 +269,48 @@ class Summary:
 # --------------------------------------------------------------------------- seeding
 
 
-async def copy(conn: asyncpg.Connection, table: str, columns: list[str], records: Any) -> int:
-    status = await conn.copy_records_to_table(table, records=records, columns=columns)
+# The columns of each table COPY fills, in the order of the rows built for it.
+# fmt: off
+COLUMNS: dict[str, list[str]] = {
+    "users": [
+        "id", "organisation_id", "email", "display_name", "password_hash", "roles", "active",
+        "created_at", "updated_at"
+    ],
+    "training_records": [
+        "id", "organisation_id", "user_id", "kind", "course", "completed_on", "expires_on",
+        "recorded_by"
+    ],
+    "services": [
+        "id", "organisation_id", "name", "kind", "address", "lat", "lon", "geofence_m",
+        "created_at", "updated_at"
+    ],
+    "visits": [
+        "id", "organisation_id", "service_id", "checklist_id", "checklist_version", "starts_at",
+        "ends_at", "announced", "status", "cancelled_reason", "created_by", "created_at",
+        "updated_at"
+    ],
+    "visit_members": ["visit_id", "user_id", "organisation_id", "perspective", "is_lead"],
+    "submissions": [
+        "id", "organisation_id", "visit_id", "user_id", "perspective", "state", "body_hash",
+        "device", "client_started_at", "client_updated_at", "created_at", "updated_at",
+        "finalised_at"
+    ],
+    "answers": [
+        "submission_id", "position", "question_key", "organisation_id", "domain", "value", "na",
+        "comment", "points", "max_points", "weight"
+    ],
+    "submission_scores": [
+        "submission_id", "domain", "organisation_id", "service_id", "visit_id", "user_id",
+        "perspective", "visit_starts_at", "wp", "wm", "answers"
+    ],
+    "service_managers": ["service_id", "user_id", "organisation_id"],
+}
+# fmt: on
+
+
+async def copy(conn: asyncpg.Connection, table: str, records: Any) -> int:
+    """COPY ``records`` into ``table`` (its COLUMNS); how many rows went in."""
+    status = await conn.copy_records_to_table(table, records=records, columns=COLUMNS[table])
     return int(status.split()[-1])
 
 
@@ -517,30 +557,10 @@ async def _load(
             manager_links.append((s.id, mid, org))
         pool = pool[take:]
 
-    counts["users"] = await copy(
-        conn,
-        "users",
-        ["id", "organisation_id", "email", "display_name", "password_hash", "roles", "active",
-         "created_at", "updated_at"],
-        users,
-    )  # fmt: skip
-    counts["training_records"] = await copy(
-        conn,
-        "training_records",
-        ["id", "organisation_id", "user_id", "kind", "course", "completed_on", "expires_on",
-         "recorded_by"],
-        training,
-    )  # fmt: skip
-    counts["services"] = await copy(
-        conn,
-        "services",
-        ["id", "organisation_id", "name", "kind", "address", "lat", "lon", "geofence_m",
-         "created_at", "updated_at"],
-        service_rows,
-    )  # fmt: skip
-    counts["service_managers"] = await copy(
-        conn, "service_managers", ["service_id", "user_id", "organisation_id"], manager_links
-    )
+    counts["users"] = await copy(conn, "users", users)
+    counts["training_records"] = await copy(conn, "training_records", training)
+    counts["services"] = await copy(conn, "services", service_rows)
+    counts["service_managers"] = await copy(conn, "service_managers", manager_links)
     counts["citizens"], counts["professionals"] = len(citizens), len(pros)
     counts["managers"] = len(managers)
 
@@ -634,28 +654,9 @@ async def _load(
             (vid, org, s.id, cid, 1, starts, ends, rng.random() < 0.85, status,
              cancelled_reason, coordinator, created, updated)
         )  # fmt: skip
-    counts["visits"] = await copy(
-        conn,
-        "visits",
-        ["id", "organisation_id", "service_id", "checklist_id", "checklist_version",
-         "starts_at", "ends_at", "announced", "status", "cancelled_reason", "created_by",
-         "created_at", "updated_at"],
-        visit_rows,
-    )  # fmt: skip
-    counts["visit_members"] = await copy(
-        conn,
-        "visit_members",
-        ["visit_id", "user_id", "organisation_id", "perspective", "is_lead"],
-        member_rows,
-    )
-    counts["submissions"] = await copy(
-        conn,
-        "submissions",
-        ["id", "organisation_id", "visit_id", "user_id", "perspective", "state", "body_hash",
-         "device", "client_started_at", "client_updated_at", "created_at", "updated_at",
-         "finalised_at"],
-        sub_rows,
-    )  # fmt: skip
+    counts["visits"] = await copy(conn, "visits", visit_rows)
+    counts["visit_members"] = await copy(conn, "visit_members", member_rows)
+    counts["submissions"] = await copy(conn, "submissions", sub_rows)
     for k, v in statuses.items():
         counts[f"visits_{k}"] = v
     counts["submissions_final"] = sum(1 for r in sub_rows if r[5] == "final")
@@ -670,22 +671,10 @@ async def _load(
     scores: list[tuple[Any, ...]] = []
     tally: Counter[str] = Counter()
     answers = _answers(rng, org, plans, visit_starts, sub_visit, scores, tally)
-    counts["answers"] = await copy(
-        conn,
-        "answers",
-        ["submission_id", "position", "question_key", "organisation_id", "domain", "value",
-         "na", "comment", "points", "max_points", "weight"],
-        answers,
-    )  # fmt: skip
+    counts["answers"] = await copy(conn, "answers", answers)
     timings["answers"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    counts["submission_scores"] = await copy(
-        conn,
-        "submission_scores",
-        ["submission_id", "domain", "organisation_id", "service_id", "visit_id", "user_id",
-         "perspective", "visit_starts_at", "wp", "wm", "answers"],
-        scores,
-    )  # fmt: skip
+    counts["submission_scores"] = await copy(conn, "submission_scores", scores)
     timings["submission_scores"] = time.perf_counter() - t0
     counts.update({f"answers_{k}": v for k, v in tally.items()})
     await conn.execute(
@@ -732,28 +721,20 @@ async def _publish(
     contributors = _enc.encode(c.contributors).decode()
     content = _enc.encode(c.content).decode()
     cid = new_id(rng)
+    # The checklist and its version 1 share these, as $1..$6 of both statements.
+    shared = (cid, org, c.title, c.description, kinds, contributors)
     await conn.execute(
         """insert into checklists (id, organisation_id, title, description, service_kinds,
                                    contributors, latest_version, created_at, updated_at)
            values ($1, $2, $3, $4, $5, $6::text::jsonb, 1, $7, $7)""",
-        cid,
-        org,
-        c.title,
-        c.description,
-        kinds,
-        contributors,
+        *shared,
         at,
     )
     await conn.execute(
         """insert into checklist_versions (checklist_id, version, organisation_id, title,
                description, service_kinds, contributors, content, published_at, published_by)
            values ($1, 1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8, $9)""",
-        cid,
-        org,
-        c.title,
-        c.description,
-        kinds,
-        contributors,
+        *shared,
         content,
         at,
         coordinator,
