@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import asyncpg
+import httpx
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
 
@@ -61,11 +62,16 @@ class Api:
             )
         return user
 
-    async def sign_in(self, user: dict[str, Any], device: str = "phone") -> dict[str, Any]:
+    async def invite(self, headers: dict[str, str], email: str, *roles: str) -> dict[str, Any]:
+        """A coordinator (``headers``) invites ``email``: the invite, with its code and link."""
         r = await self.client.post(
-            "/v1/auth/token",
-            json={"email": user["email"], "password": PASSWORD, "device": device},
+            "/v1/invites", json={"email": email, "roles": list(roles)}, headers=headers
         )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def sign_in(self, user: dict[str, Any], device: str = "phone") -> dict[str, Any]:
+        r = await post_token(self.client, user["email"], device=device)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -73,6 +79,16 @@ class Api:
         """Sign in and return the Authorization header."""
         tokens = await self.sign_in(user, device)
         return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def post_token(
+    http: Any, email: str, password: str = PASSWORD, device: str = "phone"
+) -> httpx.Response:
+    """Sign in as a phone app does (POST /v1/auth/token) through ``http``: the test app's
+    client or an httpx client of a live server."""
+    return await http.post(
+        "/v1/auth/token", json={"email": email, "password": password, "device": device}
+    )
 
 
 def assert_problem(r: Any, status: int, type_suffix: str | None = None) -> dict[str, Any]:

@@ -8,16 +8,15 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import os
 import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 
+from scripts.bench import harness
 from tests.conftest import PHOTOS
 from tests.helpers import Api
 
@@ -63,6 +62,29 @@ WINDOW = {
 }
 
 
+async def add_service(
+    api: Api, coord: dict[str, str], name: str = "Elm House", **fields: Any
+) -> dict[str, Any]:
+    """A care home (unless ``fields`` say otherwise) added by the coordinator ``coord``."""
+    r = await api.client.post(
+        "/v1/services", headers=coord, json={"name": name, "kind": "care_home", **fields}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def published_checklist(
+    api: Api, coord: dict[str, str], content: dict[str, Any]
+) -> dict[str, Any]:
+    """A checklist made of ``content`` and published by the coordinator ``coord``."""
+    r = await api.client.post("/v1/checklists", headers=coord, json=content)
+    assert r.status_code == 201, r.text
+    checklist = r.json()
+    r = await api.client.post(f"/v1/checklists/{checklist['id']}/publish", headers=coord)
+    assert r.status_code == 200, r.text
+    return checklist
+
+
 class Scene:
     """A coordinator, a care home, a published checklist, two cleared citizens and a pro."""
 
@@ -74,26 +96,18 @@ class Scene:
         self.org = await api.org()
         self.coord = await api.login(await api.user(self.org, "coordinator"))
         self.manager = await api.user(self.org, "service_manager", name="Manager Mo")
-        r = await api.client.post(
-            "/v1/services",
-            headers=self.coord,
-            json={
-                "name": "Elm House",
-                "kind": "care_home",
-                "lat": 43.467,
-                "lon": 11.885,
-                "manager_ids": [self.manager["id"]],
-            },
+        self.service = await add_service(
+            api, self.coord, lat=43.467, lon=11.885, manager_ids=[self.manager["id"]]
         )
-        self.service = r.json()
-        self.checklist = (
-            await api.client.post("/v1/checklists", headers=self.coord, json=SMALL)
-        ).json()
-        await api.client.post(f"/v1/checklists/{self.checklist['id']}/publish", headers=self.coord)
+        self.checklist = await published_checklist(api, self.coord, SMALL)
         self.ann = await api.cleared_citizen(self.org, name="Ann")
         self.bob = await api.cleared_citizen(self.org, name="Bob")
         self.pro = await api.user(self.org, "professional_inspector", name="Dr Pat")
         return self
+
+    async def ash_court(self) -> dict[str, Any]:
+        """A second care home of the organisation's, with no visits of its own yet."""
+        return await add_service(self.api, self.coord, "Ash Court", lat=43.4, lon=11.8)
 
     def team(self, *members: tuple[dict[str, Any], str]) -> list[dict[str, Any]]:
         return [{"user_id": u["id"], "perspective": p} for u, p in members]
@@ -200,10 +214,7 @@ async def scene_with_visit(
         json={"lat": lat, "lon": lon, "geofence_m": 150},
     )
     if checklist is not None:
-        s.checklist = (
-            await api.client.post("/v1/checklists", headers=s.coord, json=checklist)
-        ).json()
-        await api.client.post(f"/v1/checklists/{s.checklist['id']}/publish", headers=s.coord)
+        s.checklist = await published_checklist(api, s.coord, checklist)
     visit = (await s.visit()).json()
     return Photos(api, s, visit)
 
@@ -267,6 +278,30 @@ class Findings:
     async def get(self, who: dict[str, str], finding_id: str) -> Any:
         return await self.api.client.get(f"/v1/findings/{finding_id}", headers=who)
 
+    async def draft_report(self, **body: Any) -> dict[str, Any]:
+        """The coordinator drafts the visit's report (``summary=...``, or nothing)."""
+        r = await self.api.client.put(
+            f"/v1/visits/{self.visit['id']}/report", headers=self.coord, json=body
+        )
+        return r.json()
+
+    async def publish(
+        self, report: dict[str, Any], published_on: str | None = None
+    ) -> httpx.Response:
+        """The coordinator publishes ``report``: today, or dated ``published_on``."""
+        return await self.api.client.post(
+            f"/v1/reports/{report['id']}/publish",
+            headers=self.coord,
+            json={"published_on": published_on} if published_on else None,
+        )
+
+    async def published_report(self, summary: str = "Warm.") -> dict[str, Any]:
+        """The visit's report, drafted and published on PUBLISHED_ON (a Monday)."""
+        report = await self.draft_report(summary=summary)
+        r = await self.publish(report, PUBLISHED_ON)
+        assert r.status_code == 200, r.text
+        return report
+
 
 CALL_BELLS = {
     "title": "Call bells left unanswered",
@@ -304,37 +339,6 @@ class Live:
     seen: set[int] = field(default_factory=set)
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                stat = (p / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                out.append(int(p.name))
-    return out
-
-
-def serving_worker(live: Live, client_port: int) -> int:
-    """The worker process holding the server end of our connection (from /proc)."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        f = line.split()
-        if int(f[1].split(":")[1], 16) == live.port and int(f[2].split(":")[1], 16) == client_port:
-            inode = f[9]
-    assert inode and inode != "0", "the server has not accepted our connection"
-    for pid in live.workers:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    raise AssertionError(f"no worker of {live.workers} holds socket {inode}")
-
-
 async def fresh_request(
     live: Live,
     method: str,
@@ -344,27 +348,12 @@ async def fresh_request(
     source: str = "127.0.0.1",
 ) -> tuple[int, dict[str, str], bytes, int]:
     """One request on a brand-new connection from ``source``: (status, headers, body, the
-    worker pid that answered). Raw HTTP, so the connection is ours to trace in /proc."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", live.port, local_addr=(source, 0))
-    try:
-        data = b"" if body is None else msgspec.json.encode(body)
-        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{live.port}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        fields = {}
-        for line in lines[1:]:
-            if line:
-                k, _, v = line.partition(":")
-                fields[k.strip().lower()] = v.strip()
-        content = await reader.readexactly(int(fields.get("content-length", "0")))
-        # Still connected: the worker that accepted us holds the socket.
-        worker = serving_worker(live, writer.get_extra_info("sockname")[1])
-        return int(lines[0].split()[1]), fields, content, worker
-    finally:
-        writer.close()
+    worker pid that answered). The benches trace workers the same way (harness)."""
+    status, fields, content, worker = await harness.fresh_request(
+        live.port, live.workers, method, path, headers, body, source
+    )
+    assert worker is not None, f"no worker of {live.workers} holds our connection"
+    return status, fields, content, worker
 
 
 # From test_scorecards.py
@@ -419,8 +408,7 @@ CHECKLIST = {
 async def seeded(api: Api) -> tuple[Scene, list[str]]:
     """Three recent visits; citizens rate dignity low, professionals high; safety agrees."""
     s = await Scene(api).build()
-    s.checklist = (await api.client.post("/v1/checklists", headers=s.coord, json=CHECKLIST)).json()
-    await api.client.post(f"/v1/checklists/{s.checklist['id']}/publish", headers=s.coord)
+    s.checklist = await published_checklist(api, s.coord, CHECKLIST)
     now = dt.datetime.now(dt.UTC)
     visits = []
     for days_ago, citizen_dignity in ((20, (1, 2)), (12, (2, 1)), (5, (1, 1))):

@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from scripts.bench.harness import children
 from service.settings import Settings
 from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
-from tests.scenes import Live, Scene, children, fresh_request
+from tests.scenes import Live, Scene, fresh_request
 
 WORKERS = 2
 ROUNDS = 3  # changes per test (each followed by reads that must reach both workers)

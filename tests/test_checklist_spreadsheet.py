@@ -175,6 +175,16 @@ def workbook(**sheets: list[list[Any]]) -> bytes:
     return out.getvalue()
 
 
+def ward_walk(questions: list[list[Any]], **sheets: list[list[Any]]) -> bytes:
+    """A workbook titled "Ward walk" with one section, "Welcome", and these questions."""
+    return workbook(
+        checklist=[["field", "value"], ["title", "Ward walk"]],
+        sections=[["section", "title"], [1, "Welcome"]],
+        questions=questions,
+        **sheets,
+    )
+
+
 def problems_of(data: bytes) -> list[str]:
     with pytest.raises(BadSpreadsheet) as caught:
         read_checklist(data)
@@ -236,42 +246,28 @@ def test_every_problem_is_reported_by_sheet_row_and_column_in_words() -> None:
 
 
 def test_a_rule_across_rows_names_the_row() -> None:
-    data = workbook(
-        checklist=[["field", "value"], ["title", "Ward walk"]],
-        sections=[["section", "title"], [1, "Welcome"]],
-        questions=[
-            ["section", "type", "key", "prompt", "domain", "evidence", "evidence_points"],
-            [1, "pass_fail", "welcome", "Welcomed?", "dignity"],
-            [1, "text", "notes", "Notes", "dignity", "points_at_or_below", 1],
-            [1, "text", "welcome", "Again", "dignity"],
-        ],
-    )
+    questions = [
+        ["section", "type", "key", "prompt", "domain", "evidence", "evidence_points"],
+        [1, "pass_fail", "welcome", "Welcomed?", "dignity"],
+        [1, "text", "notes", "Notes", "dignity", "points_at_or_below", 1],
+    ]
+    data = ward_walk([*questions, [1, "text", "welcome", "Again", "dignity"]])
     assert problems_of(data) == [
         "Sheet 'questions', row 4, column 'key': 'welcome' is the key of row 2 too; keys "
         "must differ",
         "Sheet 'questions', row 3, column 'key': question 'notes': an evidence rule on "
         "points needs a scored question type",
     ]
-    data = workbook(
-        checklist=[["field", "value"], ["title", "Ward walk"]],
-        sections=[["section", "title"], [1, "Welcome"]],
-        questions=[
-            ["section", "type", "key", "prompt", "domain", "evidence", "evidence_points"],
-            [1, "pass_fail", "welcome", "Welcomed?", "dignity"],
-            [1, "text", "notes", "Notes", "dignity", "points_at_or_below", 1],
-        ],
-    )
-    assert problems_of(data) == [
+    # Without the repeated key, the other problem still stands, alone.
+    assert problems_of(ward_walk(questions)) == [
         "Sheet 'questions', row 3, column 'key': question 'notes': an evidence rule on "
         "points needs a scored question type"
     ]
 
 
 def test_a_rule_across_rows_is_reported_beside_the_cells_problems() -> None:
-    data = workbook(
-        checklist=[["field", "value"], ["title", "Ward walk"]],
-        sections=[["section", "title"], [1, "Welcome"]],
-        questions=[
+    data = ward_walk(
+        [
             ["section", "type", "key", "prompt", "domain", "weight", "min", "max"],
             [1, "rating", "welcome", "Welcomed?", "dignity", "lots"],
             [1, "number", "wait", "Longest wait", "safety", 1, 10, 2],

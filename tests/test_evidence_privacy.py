@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.helpers import Api, assert_problem
-from tests.scenes import CALL_BELLS, GPS_PHOTO, PHOTO_LAT, PHOTO_LON, PUBLISHED_ON, Findings, Photos
+from tests.scenes import CALL_BELLS, GPS_PHOTO, PHOTO_LAT, PHOTO_LON, Findings, Photos
 
 # The service stands about 5 km from where the photo was taken (3.3 km north, 3.6 km east).
 SERVICE_LAT, SERVICE_LON = PHOTO_LAT + 0.03, PHOTO_LON + 0.045
@@ -69,15 +69,7 @@ async def test_who_sees_where_a_photo_was_taken(api: Api) -> None:
     # Published: the public sees the photo's derivative, never where it was taken; Open311
     # places the finding at the service.
     bells = (await f.raise_(f.ann, **{**CALL_BELLS, "evidence_ids": [ev["id"]]})).json()
-    report = (
-        await api.client.put(
-            f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={"summary": "Warm."}
-        )
-    ).json()
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
-    )
-    assert r.status_code == 200, r.text
+    report = await f.published_report()
     anon = api.client
     anon.headers.pop("Authorization", None)
     public = [

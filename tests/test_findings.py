@@ -162,10 +162,8 @@ async def test_from_findings_to_a_verified_fix(api: Api) -> None:
 async def test_a_disputed_fix_goes_back_to_the_service(api: Api) -> None:
     f = await Findings(api).build()
     bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
-    await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)
+    report = await f.draft_report()
+    await f.publish(report)
     plan = [
         {"action": "Audit", "owner": "Deputy", "target_date": "2026-03-01"},
         {"action": "Train", "owner": "Trainer", "target_date": "2026-04-01"},
@@ -191,10 +189,8 @@ async def test_a_disputed_fix_goes_back_to_the_service(api: Api) -> None:
 async def test_publishing_today_counts_working_days_and_is_on_time(api: Api) -> None:
     f = await Findings(api).build()
     bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
-    r = await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)
+    report = await f.draft_report()
+    r = await f.publish(report)
     assert r.status_code == 200, r.text
     tz_today = (
         dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")).date()
@@ -244,11 +240,9 @@ async def test_safeguarding_is_seen_only_by_raiser_coordinators_and_leads(api: A
         listed = (await api.client.get("/v1/findings", headers=who)).json()["items"]
         assert cid not in {x["id"] for x in listed}
     # Never in the report, even for the coordinator, and never published.
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
+    report = await f.draft_report()
     assert report["findings"] == []
-    await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)
+    await f.publish(report)
     assert (await f.get(f.lead, cid)).json()["status"] == "raised"
     # Not through the report, for the manager, the rest of the team or scrutiny either.
     for who in (f.manager, f.bob, f.scrutiny):
@@ -343,10 +337,8 @@ async def test_publication_waits_for_linked_photos(api: Api) -> None:
     f = await Findings(api).build()
     photo = str(uuid.uuid4())  # taken offline, not uploaded yet
     await f.raise_(f.ann, **{**CALL_BELLS, "evidence_ids": [photo]})
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
-    r = await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)
+    report = await f.draft_report()
+    r = await f.publish(report)
     body = assert_problem(r, 409, "evidence-not-ready")
     assert photo in body["detail"]
     assert await api.conn.fetchval("select status from visit_reports") == "draft"
@@ -359,12 +351,8 @@ async def test_reminders_are_enqueued_once_when_due_soon_and_when_overdue(api: A
     f = await Findings(api).build()
     bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
     names = (await f.raise_(f.bob, **NAMES)).json()
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
-    )
+    report = await f.draft_report()
+    r = await f.publish(report, PUBLISHED_ON)
     assert r.status_code == 200, r.text
     settings = api.client.app.state.settings
     await f.update(f.manager, names["id"], type="decline", reason="No.")  # answered: no reminder
@@ -414,11 +402,7 @@ async def test_deadlines_follow_the_organisations_jurisdiction(api: Api) -> None
         == 1
     )
     await f.raise_(f.ann, **CALL_BELLS)
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
-    )
+    report = await f.draft_report()
+    r = await f.publish(report, PUBLISHED_ON)
     # Scotland also keeps 2 January: one working day later than England and Wales.
     assert r.json()["findings"][0]["due_on"] == "2026-01-16"

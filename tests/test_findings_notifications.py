@@ -61,15 +61,9 @@ async def test_findings_flow_emails_and_webhooks_arrive_exactly_once(
     assert "Bruising" not in msg.get_content() and "safeguarding" in msg["Subject"].lower()
 
     bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
-    report = (
-        await api.client.put(f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={})
-    ).json()
+    report = await f.draft_report()
     await api.client.post(f"/v1/reports/{report['id']}/send", headers=f.coord)
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish",
-        headers=f.coord,
-        json={"published_on": PUBLISHED_ON},
-    )
+    r = await f.publish(report, PUBLISHED_ON)
     assert r.status_code == 200, r.text
     # Publishing again (a retry) announces nothing new.
     await api.client.post(f"/v1/reports/{report['id']}/publish", headers=f.coord)

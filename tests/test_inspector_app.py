@@ -19,10 +19,11 @@ import httpx
 import msgspec
 
 from service.settings import Settings
-from tests.browser import SCREENSHOTS, axe_check
-from tests.conftest import CHROMIUM_FLAGS, PHOTOS, ROOT, start_live_server, stop_live_server
+from tests.browser import SCREENSHOTS, axe_check, tab_to
+from tests.browser import browser as open_browser
+from tests.conftest import PHOTOS, ROOT, start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
-from tests.scenes import SMALL
+from tests.scenes import SMALL, add_service, published_checklist
 
 STARTER = json.loads(
     (ROOT / "inspections" / "checklists" / "starter" / "care_home_visit.json").read_text()
@@ -108,26 +109,14 @@ class AppScene:
         api = self.api
         self.org = await api.org("Healthwatch Northshire")
         self.coord = await api.login(await api.user(self.org, "coordinator"))
-        r = await api.client.post(
-            "/v1/services",
-            headers=self.coord,
-            json={
-                "name": "Elm House",
-                "kind": "care_home",
-                "address": "1 Elm Road, Northshire",
-                "lat": HERE["latitude"],
-                "lon": HERE["longitude"],
-            },
+        self.service = await add_service(
+            api,
+            self.coord,
+            address="1 Elm Road, Northshire",
+            lat=HERE["latitude"],
+            lon=HERE["longitude"],
         )
-        assert r.status_code == 201, r.text
-        self.service = r.json()
-        r = await api.client.post("/v1/checklists", headers=self.coord, json=self.content)
-        assert r.status_code == 201, r.text
-        self.checklist = r.json()
-        r = await api.client.post(
-            f"/v1/checklists/{self.checklist['id']}/publish", headers=self.coord
-        )
-        assert r.status_code in (200, 201), r.text
+        self.checklist = await published_checklist(api, self.coord, self.content)
         self.ann = await api.cleared_citizen(self.org, name="Ann")
         self.pro = await api.user(self.org, "professional_inspector", name="Dr Pat")
         self.lead = await api.user(self.org, "safeguarding_lead", email="lead@example.org")
@@ -247,156 +236,148 @@ async def db_counts(api: Api, visit_id: str) -> dict[str, Any]:
 async def test_a_whole_visit_offline_arrives_once_when_back_online(
     api: Api, live_server: tuple[str, Path], chromium: str
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, _ = live_server
     s = await AppScene(api).build()
     visit_id = s.visit["id"]
     sections = STARTER["content"]["sections"]
     SHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            context = await browser.new_context(**PHONE)
-            page = await context.new_page()
-            await page.goto(base + "/app/")
-            await screen(page, "Sign in", "signin")
-            await sign_in(page, base, s.ann, "Ann's phone")
-            await screen(page, "My visits", "visits")
-            text = await page.locator("main").inner_text()
-            assert "Elm House" in text and "1 Elm Road, Northshire" in text
-            assert "Ann (citizen inspector, lead)" in text
-            assert "Dr Pat (professional inspector)" in text
-            await page.get_by_role("button", name="Make ready offline").click()
-            await screen(page, "Elm House", "visit")
+    async with open_browser(chromium) as browser:
+        context = await browser.new_context(**PHONE)
+        page = await context.new_page()
+        await page.goto(base + "/app/")
+        await screen(page, "Sign in", "signin")
+        await sign_in(page, base, s.ann, "Ann's phone")
+        await screen(page, "My visits", "visits")
+        text = await page.locator("main").inner_text()
+        assert "Elm House" in text and "1 Elm Road, Northshire" in text
+        assert "Ann (citizen inspector, lead)" in text
+        assert "Dr Pat (professional inspector)" in text
+        await page.get_by_role("button", name="Make ready offline").click()
+        await screen(page, "Elm House", "visit")
 
-            # No signal from here on.
-            await context.set_offline(True)
-            await page.get_by_role("link", name=sections[0]["title"]).click()
-            await screen(page, sections[0]["title"], "section")
-            await page.get_by_label("Easy read: shorter, simpler questions").check()
-            easy = sections[0]["questions"][0]["easy_read"]
-            await page.get_by_role("heading", level=2, name=easy).wait_for()
-            await page.get_by_label("Easy read: shorter, simpler questions").uncheck()
-            special = {
-                "dignity_rooms_personalised": "N/A",
-                "environment_clean": "Qualified pass (mostly, with some problems)",
-            }
-            for n, section in enumerate(sections, 1):
-                if n > 1:
-                    await page.get_by_role("link", name="Next section").click()
-                    await page.get_by_role("heading", level=1, name=section["title"]).wait_for()
-                await answer_section(page, section, special)
-                if section["title"] == "The environment":
-                    # A qualified pass on cleanliness needs a photo (the evidence rule).
-                    clean = page.locator("#q-environment_clean")
-                    await clean.get_by_text("This answer needs a photo.").wait_for()
-                    await clean.get_by_label("Photo for this question").set_input_files(
-                        snap("landscape_1.jpg")
-                    )
-                    await clean.get_by_text("1 photo added.").wait_for()
-            await page.locator("#q-dignity_privacy").wait_for(state="detached")
-            await page.get_by_text("30 of 30 questions answered").wait_for()
+        # No signal from here on.
+        await context.set_offline(True)
+        await page.get_by_role("link", name=sections[0]["title"]).click()
+        await screen(page, sections[0]["title"], "section")
+        await page.get_by_label("Easy read: shorter, simpler questions").check()
+        easy = sections[0]["questions"][0]["easy_read"]
+        await page.get_by_role("heading", level=2, name=easy).wait_for()
+        await page.get_by_label("Easy read: shorter, simpler questions").uncheck()
+        special = {
+            "dignity_rooms_personalised": "N/A",
+            "environment_clean": "Qualified pass (mostly, with some problems)",
+        }
+        for n, section in enumerate(sections, 1):
+            if n > 1:
+                await page.get_by_role("link", name="Next section").click()
+                await page.get_by_role("heading", level=1, name=section["title"]).wait_for()
+            await answer_section(page, section, special)
+            if section["title"] == "The environment":
+                # A qualified pass on cleanliness needs a photo (the evidence rule).
+                clean = page.locator("#q-environment_clean")
+                await clean.get_by_text("This answer needs a photo.").wait_for()
+                await clean.get_by_label("Photo for this question").set_input_files(
+                    snap("landscape_1.jpg")
+                )
+                await clean.get_by_text("1 photo added.").wait_for()
+        await page.locator("#q-dignity_privacy").wait_for(state="detached")
+        await page.get_by_text("30 of 30 questions answered").wait_for()
 
-            # A photo of the visit, with the phone's location.
-            await page.goto(base + f"/app/visits/{visit_id}/photos")
-            await page.get_by_label("What does it show? (optional)").fill("The garden gate")
-            await page.get_by_label("Take or choose a photo").set_input_files(
-                snap("portrait_1.jpg")
-            )
-            await page.get_by_text("Photo saved on this phone with your location").wait_for()
-            await screen(page, "Photos", "photos")
-            assert (await page.get_by_text("Waiting to send.").count()) == 2
+        # A photo of the visit, with the phone's location.
+        await page.goto(base + f"/app/visits/{visit_id}/photos")
+        await page.get_by_label("What does it show? (optional)").fill("The garden gate")
+        await page.get_by_label("Take or choose a photo").set_input_files(snap("portrait_1.jpg"))
+        await page.get_by_text("Photo saved on this phone with your location").wait_for()
+        await screen(page, "Photos", "photos")
+        assert (await page.get_by_text("Waiting to send.").count()) == 2
 
-            # A recommendation, and a safeguarding concern.
-            await page.goto(base + f"/app/visits/{visit_id}/findings")
-            await screen(page, "Findings", "findings")
-            await page.get_by_role("link", name="A recommendation").click()
-            await screen(page, "A recommendation", "finding")
-            await page.get_by_label("In a few words").fill("Garden gate locked")
-            await page.get_by_label("What you saw").fill("Residents could not go out.")
-            await page.get_by_label("What should change").fill("Keep the gate open by day.")
-            await page.get_by_label("The garden gate").check()
-            await page.get_by_role("button", name="Save").click()
-            await page.get_by_role("heading", level=1, name="Findings").wait_for()
-            await page.get_by_role("link", name="Raise a safeguarding concern").click()
-            await screen(page, "Raise a safeguarding concern", "concern")
-            main = await page.locator("main").inner_text()
-            assert "safeguarding leads" in main and "The service and its managers" in main
-            await page.get_by_label("What is the concern, in a few words?").fill("Bruising")
-            await page.get_by_label("What did you see or hear?").fill("Mrs A's arm, room 4.")
-            await page.get_by_role("button", name="Raise the concern").click()
-            await page.get_by_text("Your concern is saved.").wait_for()
+        # A recommendation, and a safeguarding concern.
+        await page.goto(base + f"/app/visits/{visit_id}/findings")
+        await screen(page, "Findings", "findings")
+        await page.get_by_role("link", name="A recommendation").click()
+        await screen(page, "A recommendation", "finding")
+        await page.get_by_label("In a few words").fill("Garden gate locked")
+        await page.get_by_label("What you saw").fill("Residents could not go out.")
+        await page.get_by_label("What should change").fill("Keep the gate open by day.")
+        await page.get_by_label("The garden gate").check()
+        await page.get_by_role("button", name="Save").click()
+        await page.get_by_role("heading", level=1, name="Findings").wait_for()
+        await page.get_by_role("link", name="Raise a safeguarding concern").click()
+        await screen(page, "Raise a safeguarding concern", "concern")
+        main = await page.locator("main").inner_text()
+        assert "safeguarding leads" in main and "The service and its managers" in main
+        await page.get_by_label("What is the concern, in a few words?").fill("Bruising")
+        await page.get_by_label("What did you see or hear?").fill("Mrs A's arm, room 4.")
+        await page.get_by_role("button", name="Raise the concern").click()
+        await page.get_by_text("Your concern is saved.").wait_for()
 
-            # A reload with no signal: the shell and everything given are still there.
-            await page.reload()
-            await page.get_by_role("heading", level=1, name="Elm House").wait_for()
-            await page.goto(base + f"/app/visits/{visit_id}")
-            await page.get_by_text("30 of 30 questions answered").first.wait_for()
-            await page.goto(base + f"/app/visits/{visit_id}/sections/4")
-            await page.get_by_role("heading", level=1, name="The environment").wait_for()
-            assert (
-                await page.locator("#q-environment_clean")
-                .get_by_label("Qualified pass (mostly, with some problems)", exact=True)
-                .is_checked()
-            )
-            await page.goto(base + f"/app/visits/{visit_id}/findings")
-            await page.get_by_role("heading", level=1, name="Findings").wait_for()
-            assert (await page.get_by_text("Saved on this phone; waiting to send.").count()) == 2
+        # A reload with no signal: the shell and everything given are still there.
+        await page.reload()
+        await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+        await page.goto(base + f"/app/visits/{visit_id}")
+        await page.get_by_text("30 of 30 questions answered").first.wait_for()
+        await page.goto(base + f"/app/visits/{visit_id}/sections/4")
+        await page.get_by_role("heading", level=1, name="The environment").wait_for()
+        assert (
+            await page.locator("#q-environment_clean")
+            .get_by_label("Qualified pass (mostly, with some problems)", exact=True)
+            .is_checked()
+        )
+        await page.goto(base + f"/app/visits/{visit_id}/findings")
+        await page.get_by_role("heading", level=1, name="Findings").wait_for()
+        assert (await page.get_by_text("Saved on this phone; waiting to send.").count()) == 2
 
-            await page.goto(base + f"/app/visits/{visit_id}/review")
-            await screen(page, "Review and send", "review")
-            await page.get_by_text("Every answer that needs a photo has one.").wait_for()
-            await page.get_by_role("button", name="Send my answers as final").click()
-            await page.get_by_text("Your answers are final.").wait_for()
-            await page.goto(base + "/app/outbox")
-            await screen(page, "Sending", "outbox")
-            # Nothing reached the server while offline.
-            assert await db_counts(api, visit_id) == {
-                "submissions": 0,
-                "final": 0,
-                "evidence": 0,
-                "findings": 0,
-                "lead_told": 0,
-            }
+        await page.goto(base + f"/app/visits/{visit_id}/review")
+        await screen(page, "Review and send", "review")
+        await page.get_by_text("Every answer that needs a photo has one.").wait_for()
+        await page.get_by_role("button", name="Send my answers as final").click()
+        await page.get_by_text("Your answers are final.").wait_for()
+        await page.goto(base + "/app/outbox")
+        await screen(page, "Sending", "outbox")
+        # Nothing reached the server while offline.
+        assert await db_counts(api, visit_id) == {
+            "submissions": 0,
+            "final": 0,
+            "evidence": 0,
+            "findings": 0,
+            "lead_told": 0,
+        }
 
-            # Signal again: everything goes, in order, once.
-            await context.set_offline(False)
-            await page.locator("#net").get_by_text("Everything sent").wait_for(timeout=120_000)
-            assert await db_counts(api, visit_id) == {
-                "submissions": 1,
-                "final": 1,
-                "evidence": 2,
-                "findings": 2,
-                "lead_told": 1,
-            }
-            ev = await api.conn.fetch(
-                "select location_source, question_key from evidence where visit_id = $1",
-                visit_id,
-            )
-            assert sorted(r["question_key"] or "" for r in ev) == ["", "environment_clean"]
-            # The photos' results, in words.
-            await page.goto(base + f"/app/visits/{visit_id}/photos")
-            await page.get_by_text("Taken on site.").nth(1).wait_for(timeout=120_000)
-            assert (await page.get_by_text("Taken during the visit.").count()) == 2
-            await page.screenshot(path=SHOTS / "app-photos-sent.png", full_page=True)
-            # Once more online (a reload runs the outbox again): still exactly once.
-            await page.reload()
-            await page.locator("#net").get_by_text("Everything sent").wait_for()
-            assert (await db_counts(api, visit_id))["findings"] == 2
-            assert (await db_counts(api, visit_id))["submissions"] == 1
-            await page.goto(base + "/app/signout")
-            await screen(page, "Sign out", "signout")
-            # Signing out revokes this phone's sign-in and leaves nothing on it.
-            await page.get_by_role("button", name="Sign out", exact=True).click()
-            await page.get_by_role("heading", level=1, name="Sign in").wait_for()
-            revoked = await api.conn.fetchval(
-                "select revoked_at is not null from devices where name = $1", "Ann's phone"
-            )
-            assert revoked
-            assert await page.evaluate(SESSION_JS) is None
-        finally:
-            await browser.close()
+        # Signal again: everything goes, in order, once.
+        await context.set_offline(False)
+        await page.locator("#net").get_by_text("Everything sent").wait_for(timeout=120_000)
+        assert await db_counts(api, visit_id) == {
+            "submissions": 1,
+            "final": 1,
+            "evidence": 2,
+            "findings": 2,
+            "lead_told": 1,
+        }
+        ev = await api.conn.fetch(
+            "select location_source, question_key from evidence where visit_id = $1",
+            visit_id,
+        )
+        assert sorted(r["question_key"] or "" for r in ev) == ["", "environment_clean"]
+        # The photos' results, in words.
+        await page.goto(base + f"/app/visits/{visit_id}/photos")
+        await page.get_by_text("Taken on site.").nth(1).wait_for(timeout=120_000)
+        assert (await page.get_by_text("Taken during the visit.").count()) == 2
+        await page.screenshot(path=SHOTS / "app-photos-sent.png", full_page=True)
+        # Once more online (a reload runs the outbox again): still exactly once.
+        await page.reload()
+        await page.locator("#net").get_by_text("Everything sent").wait_for()
+        assert (await db_counts(api, visit_id))["findings"] == 2
+        assert (await db_counts(api, visit_id))["submissions"] == 1
+        await page.goto(base + "/app/signout")
+        await screen(page, "Sign out", "signout")
+        # Signing out revokes this phone's sign-in and leaves nothing on it.
+        await page.get_by_role("button", name="Sign out", exact=True).click()
+        await page.get_by_role("heading", level=1, name="Sign in").wait_for()
+        revoked = await api.conn.fetchval(
+            "select revoked_at is not null from devices where name = $1", "Ann's phone"
+        )
+        assert revoked
+        assert await page.evaluate(SESSION_JS) is None
 
 
 # --------------------------------------------------------------------------- two devices
@@ -405,8 +386,6 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
 async def test_two_devices_editing_one_draft_see_the_conflict_explained(
     api: Api, live_server: tuple[str, Path], chromium: str
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, _ = live_server
     s = await AppScene(api).build()
     visit_id = s.visit["id"]
@@ -423,50 +402,44 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
     async def has(value: int) -> bool:
         return await answered() == value
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            one = await (await browser.new_context(**PHONE)).new_page()
-            two = await (await browser.new_context(**PHONE)).new_page()
-            await sign_in(one, base, s.ann, "Ann's phone")
-            await one.get_by_role("button", name="Make ready offline").click()
-            await one.get_by_role("heading", level=1, name="Elm House").wait_for()
-            await one.goto(base + f"/app/visits/{visit_id}/sections/1")
-            privacy = one.locator("#q-dignity_privacy")
-            await privacy.get_by_label(rating[2], exact=True).check()
-            await until(lambda: has(3), "the phone's first answer arrived")
+    async with open_browser(chromium) as browser:
+        one = await (await browser.new_context(**PHONE)).new_page()
+        two = await (await browser.new_context(**PHONE)).new_page()
+        await sign_in(one, base, s.ann, "Ann's phone")
+        await one.get_by_role("button", name="Make ready offline").click()
+        await one.get_by_role("heading", level=1, name="Elm House").wait_for()
+        await one.goto(base + f"/app/visits/{visit_id}/sections/1")
+        privacy = one.locator("#q-dignity_privacy")
+        await privacy.get_by_label(rating[2], exact=True).check()
+        await until(lambda: has(3), "the phone's first answer arrived")
 
-            # The tablet picks the draft up where the phone left it.
-            await sign_in(two, base, s.ann, "Ann's tablet")
-            await two.get_by_role("button", name="Make ready offline").click()
-            await two.get_by_role("heading", level=1, name="Elm House").wait_for()
-            await two.goto(base + f"/app/visits/{visit_id}/sections/1")
-            await two.get_by_role("heading", level=1, name="Dignity and respect").wait_for()
-            assert (
-                await two.locator("#q-dignity_privacy")
-                .get_by_label(rating[2], exact=True)
-                .is_checked()
-            )
+        # The tablet picks the draft up where the phone left it.
+        await sign_in(two, base, s.ann, "Ann's tablet")
+        await two.get_by_role("button", name="Make ready offline").click()
+        await two.get_by_role("heading", level=1, name="Elm House").wait_for()
+        await two.goto(base + f"/app/visits/{visit_id}/sections/1")
+        await two.get_by_role("heading", level=1, name="Dignity and respect").wait_for()
+        assert (
+            await two.locator("#q-dignity_privacy").get_by_label(rating[2], exact=True).is_checked()
+        )
 
-            # Both change it; the phone's change reaches the server first.
-            await privacy.get_by_label(rating[3], exact=True).check()
-            await until(lambda: has(4), "the phone's change arrived")
-            await two.locator("#q-dignity_privacy").get_by_label(rating[1], exact=True).check()
-            await two.locator("#net").get_by_text("1 thing needs you").wait_for()
-            assert await answered() == 4  # nothing was overwritten silently
+        # Both change it; the phone's change reaches the server first.
+        await privacy.get_by_label(rating[3], exact=True).check()
+        await until(lambda: has(4), "the phone's change arrived")
+        await two.locator("#q-dignity_privacy").get_by_label(rating[1], exact=True).check()
+        await two.locator("#net").get_by_text("1 thing needs you").wait_for()
+        assert await answered() == 4  # nothing was overwritten silently
 
-            await two.goto(base + "/app/outbox")
-            await screen(two, "Sending", "conflict")
-            said = await two.locator("main").inner_text()
-            assert "changed on another device" in said and "Nothing has been overwritten" in said
-            # The way forward: keep this device's answers, knowingly.
-            await two.get_by_role("button", name="Keep the answers on this phone").click()
-            await until(lambda: has(2), "the tablet's answer, kept knowingly, arrived")
-            await two.locator("#net").get_by_text("Everything sent").wait_for()
-            count = "select count(*) from submissions where visit_id = $1"
-            assert await api.conn.fetchval(count, visit_id) == 1
-        finally:
-            await browser.close()
+        await two.goto(base + "/app/outbox")
+        await screen(two, "Sending", "conflict")
+        said = await two.locator("main").inner_text()
+        assert "changed on another device" in said and "Nothing has been overwritten" in said
+        # The way forward: keep this device's answers, knowingly.
+        await two.get_by_role("button", name="Keep the answers on this phone").click()
+        await until(lambda: has(2), "the tablet's answer, kept knowingly, arrived")
+        await two.locator("#net").get_by_text("Everything sent").wait_for()
+        count = "select count(*) from submissions where visit_id = $1"
+        assert await api.conn.fetchval(count, visit_id) == 1
 
 
 # --------------------------------------------------------------------------- token expiry
@@ -475,56 +448,50 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
 async def test_an_access_token_that_expired_offline_is_renewed_on_reconnect(
     api: Api, settings: Settings, tmp_path: Path, chromium: str
 ) -> None:
-    from playwright.async_api import async_playwright
-
     s = await AppScene(api, checklist=SMALL).build()
     visit_id = s.visit["id"]
     short = msgspec.structs.replace(settings, access_token_ttl_s=5)
     proc, base = start_live_server(short, tmp_path)
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-            try:
-                context = await browser.new_context(**PHONE)
-                page = await context.new_page()
-                await sign_in(page, base, s.ann, "Ann's phone")
-                await page.get_by_role("button", name="Make ready offline").click()
-                await page.get_by_role("heading", level=1, name="Elm House").wait_for()
-                await context.set_offline(True)
-                await page.goto(base + f"/app/visits/{visit_id}/sections/1")
-                await page.locator("#q-respect").get_by_label("3 · Good", exact=True).check()
-                await page.locator("#q-smells").get_by_label("No", exact=True).check()
-                session = await page.evaluate(SESSION_JS)
-                device = session["device_id"]
-                renewed = "select count(*) from refresh_tokens where device_id = $1"
-                before = await api.conn.fetchval(renewed, device)
-                # Wait (for a condition) until the server refuses the phone's access token.
-                async with httpx.AsyncClient(base_url=base) as http:
-                    headers = {"authorization": f"Bearer {session['access_token']}"}
-                    async with asyncio.timeout(60):
-                        while True:
-                            if (await http.get("/v1/me", headers=headers)).status_code == 401:
-                                break
-                            await asyncio.sleep(0.2)  # between polls of the condition
-                assert await api.conn.fetchval("select count(*) from submissions") == 0
+        async with open_browser(chromium) as browser:
+            context = await browser.new_context(**PHONE)
+            page = await context.new_page()
+            await sign_in(page, base, s.ann, "Ann's phone")
+            await page.get_by_role("button", name="Make ready offline").click()
+            await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+            await context.set_offline(True)
+            await page.goto(base + f"/app/visits/{visit_id}/sections/1")
+            await page.locator("#q-respect").get_by_label("3 · Good", exact=True).check()
+            await page.locator("#q-smells").get_by_label("No", exact=True).check()
+            session = await page.evaluate(SESSION_JS)
+            device = session["device_id"]
+            renewed = "select count(*) from refresh_tokens where device_id = $1"
+            before = await api.conn.fetchval(renewed, device)
+            # Wait (for a condition) until the server refuses the phone's access token.
+            async with httpx.AsyncClient(base_url=base) as http:
+                headers = {"authorization": f"Bearer {session['access_token']}"}
+                async with asyncio.timeout(60):
+                    while True:
+                        if (await http.get("/v1/me", headers=headers)).status_code == 401:
+                            break
+                        await asyncio.sleep(0.2)  # between polls of the condition
+            assert await api.conn.fetchval("select count(*) from submissions") == 0
 
-                await context.set_offline(False)
-                await page.locator("#net").get_by_text("Everything sent").wait_for()
-                # Renewed with the refresh token, without asking Ann to sign in again.
-                assert await api.conn.fetchval(renewed, device) > before
-                assert await page.get_by_role("heading", level=1, name="Sign in").count() == 0
-                answers = await api.conn.fetch(
-                    """select a.question_key, a.value from answers a
-                         join submissions s on s.id = a.submission_id
-                        where s.visit_id = $1 order by 1""",
-                    visit_id,
-                )
-                assert [(a["question_key"], json.loads(a["value"])) for a in answers] == [
-                    ("respect", 3),
-                    ("smells", False),
-                ]
-            finally:
-                await browser.close()
+            await context.set_offline(False)
+            await page.locator("#net").get_by_text("Everything sent").wait_for()
+            # Renewed with the refresh token, without asking Ann to sign in again.
+            assert await api.conn.fetchval(renewed, device) > before
+            assert await page.get_by_role("heading", level=1, name="Sign in").count() == 0
+            answers = await api.conn.fetch(
+                """select a.question_key, a.value from answers a
+                     join submissions s on s.id = a.submission_id
+                    where s.visit_id = $1 order by 1""",
+                visit_id,
+            )
+            assert [(a["question_key"], json.loads(a["value"])) for a in answers] == [
+                ("respect", 3),
+                ("smells", False),
+            ]
     finally:
         stop_live_server(proc)
 
@@ -542,18 +509,6 @@ SESSION_JS = """() => new Promise((resolve, reject) => {
 # --------------------------------------------------------------------------- keyboard, zoom
 
 
-async def tab_to(page: Any, test: str) -> None:
-    """Press Tab until the focused element passes ``test`` (a JS function of it)."""
-    for _ in range(120):
-        await page.keyboard.press("Tab")
-        if await page.evaluate(f"({test})(document.activeElement)"):
-            # Whoever uses the keyboard sees where they are.
-            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-            assert outline != "none", test
-            return
-    raise AssertionError(f"no focusable element passes {test}")
-
-
 def named(tag: str, text: str) -> str:
     return f"el => el.tagName === {tag!r} && el.textContent.trim() === {text!r}"
 
@@ -561,84 +516,74 @@ def named(tag: str, text: str) -> str:
 async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
     api: Api, live_server: tuple[str, Path], chromium: str
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, _ = live_server
     s = await AppScene(api, checklist=SMALL).build()
     visit_id = s.visit["id"]
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            page = await (
-                await browser.new_context(viewport={"width": 390, "height": 844})
-            ).new_page()
-            await page.goto(base + "/app/")
-            await page.get_by_role("heading", level=1, name="Sign in").wait_for()
-            kb = page.keyboard
-            await tab_to(page, "el => el.id === 'email'")
-            await kb.type(s.ann["email"])
-            await kb.press("Tab")
-            await kb.type(PASSWORD)
-            await tab_to(page, named("BUTTON", "Sign in"))
-            await kb.press("Enter")
-            await page.get_by_role("heading", level=1, name="My visits").wait_for()
-            await tab_to(page, named("BUTTON", "Make ready offline"))
-            await kb.press("Enter")
-            await page.get_by_role("heading", level=1, name="Elm House").wait_for()
-            await tab_to(page, named("A", "Dignity"))
-            await kb.press("Enter")
-            await page.get_by_role("heading", level=1, name="Dignity").wait_for()
-            await tab_to(page, "el => el.id === 'q-respect-0'")
-            for _ in range(3):  # arrows move along the scale: Poor, Fair, Good, Great
-                await kb.press("ArrowDown")
-            await tab_to(page, "el => el.id === 'q-smells-0'")
-            await kb.press("ArrowDown")  # No
-            await page.get_by_text("2 of 2 questions answered").wait_for()
-            await tab_to(page, named("A", "Review and send"))
-            await kb.press("Enter")
-            await page.get_by_role("heading", level=1, name="Review and send").wait_for()
-            await tab_to(page, named("BUTTON", "Send my answers as final"))
-            await kb.press("Enter")
-            await page.get_by_text(
-                "Your answers, photos and findings have all been sent."
-            ).wait_for()
-            row = await api.conn.fetchrow(
-                "select state, id from submissions where visit_id = $1", visit_id
+    async with open_browser(chromium) as browser:
+        page = await (await browser.new_context(viewport={"width": 390, "height": 844})).new_page()
+        await page.goto(base + "/app/")
+        await page.get_by_role("heading", level=1, name="Sign in").wait_for()
+        kb = page.keyboard
+        await tab_to(page, "el => el.id === 'email'")
+        await kb.type(s.ann["email"])
+        await kb.press("Tab")
+        await kb.type(PASSWORD)
+        await tab_to(page, named("BUTTON", "Sign in"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="My visits").wait_for()
+        await tab_to(page, named("BUTTON", "Make ready offline"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Elm House").wait_for()
+        await tab_to(page, named("A", "Dignity"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Dignity").wait_for()
+        await tab_to(page, "el => el.id === 'q-respect-0'")
+        for _ in range(3):  # arrows move along the scale: Poor, Fair, Good, Great
+            await kb.press("ArrowDown")
+        await tab_to(page, "el => el.id === 'q-smells-0'")
+        await kb.press("ArrowDown")  # No
+        await page.get_by_text("2 of 2 questions answered").wait_for()
+        await tab_to(page, named("A", "Review and send"))
+        await kb.press("Enter")
+        await page.get_by_role("heading", level=1, name="Review and send").wait_for()
+        await tab_to(page, named("BUTTON", "Send my answers as final"))
+        await kb.press("Enter")
+        await page.get_by_text("Your answers, photos and findings have all been sent.").wait_for()
+        row = await api.conn.fetchrow(
+            "select state, id from submissions where visit_id = $1", visit_id
+        )
+        assert row["state"] == "final"
+        values = {
+            a["question_key"]: json.loads(a["value"])
+            for a in await api.conn.fetch(
+                "select question_key, value from answers where submission_id = $1", row["id"]
             )
-            assert row["state"] == "final"
-            values = {
-                a["question_key"]: json.loads(a["value"])
-                for a in await api.conn.fetch(
-                    "select question_key, value from answers where submission_id = $1", row["id"]
-                )
-            }
-            assert values == {"respect": 4, "smells": False}
+        }
+        assert values == {"respect": 4, "smells": False}
 
-            # Text at 200%: the same phone at half the CSS width; nothing needs sideways
-            # scrolling and the buttons stay inside the screen.
-            zoomed = await browser.new_context(
-                viewport={"width": 195, "height": 422}, device_scale_factor=2
-            )
-            big = await zoomed.new_page()
-            await sign_in(big, base, s.ann, "Ann's phone, large text")
-            await big.get_by_role("button", name="Make ready offline").click()
-            await big.get_by_role("heading", level=1, name="Elm House").wait_for()
-            await big.goto(base + "/app/")
-            for path, title in [
-                ("/app/", "My visits"),
-                (f"/app/visits/{visit_id}", "Elm House"),
-                (f"/app/visits/{visit_id}/sections/1", "Dignity"),
-                (f"/app/visits/{visit_id}/concern", "Raise a safeguarding concern"),
-                ("/app/outbox", "Sending"),
-            ]:
-                if path != "/app/":
-                    await big.goto(base + path)
-                await big.get_by_role("heading", level=1, name=title).wait_for()
-                width = await big.evaluate("document.documentElement.scrollWidth")
-                assert width <= 195, (path, width)
-                for box in await big.locator("main button, main a.button").all():
-                    b = await box.bounding_box()
-                    assert b is None or b["x"] + b["width"] <= 195, path
-            await big.screenshot(path=SHOTS / "app-outbox-200.png", full_page=True)
-        finally:
-            await browser.close()
+        # Text at 200%: the same phone at half the CSS width; nothing needs sideways
+        # scrolling and the buttons stay inside the screen.
+        zoomed = await browser.new_context(
+            viewport={"width": 195, "height": 422}, device_scale_factor=2
+        )
+        big = await zoomed.new_page()
+        await sign_in(big, base, s.ann, "Ann's phone, large text")
+        await big.get_by_role("button", name="Make ready offline").click()
+        await big.get_by_role("heading", level=1, name="Elm House").wait_for()
+        await big.goto(base + "/app/")
+        for path, title in [
+            ("/app/", "My visits"),
+            (f"/app/visits/{visit_id}", "Elm House"),
+            (f"/app/visits/{visit_id}/sections/1", "Dignity"),
+            (f"/app/visits/{visit_id}/concern", "Raise a safeguarding concern"),
+            ("/app/outbox", "Sending"),
+        ]:
+            if path != "/app/":
+                await big.goto(base + path)
+            await big.get_by_role("heading", level=1, name=title).wait_for()
+            width = await big.evaluate("document.documentElement.scrollWidth")
+            assert width <= 195, (path, width)
+            for box in await big.locator("main button, main a.button").all():
+                b = await box.bounding_box()
+                assert b is None or b["x"] + b["width"] <= 195, path
+        await big.screenshot(path=SHOTS / "app-outbox-200.png", full_page=True)

@@ -25,15 +25,15 @@ from service.devstack import SeaweedFS, free_port
 from service.logs import mask_path
 from service.settings import Settings
 from tests.browser import axe_check
+from tests.browser import browser as open_browser
 from tests.conftest import (
-    CHROMIUM_FLAGS,
     Mailbox,
     Worker,
     make_settings,
     start_live_server,
     stop_live_server,
 )
-from tests.helpers import PASSWORD, Api, assert_problem, form_post
+from tests.helpers import PASSWORD, Api, assert_problem, form_post, post_token
 from tests.scenes import read
 
 BASE = "https://coassess.example"
@@ -42,16 +42,9 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 @pytest.fixture
-def settings(database_url: str, seaweed: SeaweedFS, smtp: Mailbox) -> Settings:
-    return make_settings(
-        database_url,
-        seaweed,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        mail_from="Co-assessment <no-reply@coassess.test>",
-        deliver_interval_s=0,  # each test delivers when it chooses
-        public_base_url=BASE,
-    )
+def settings(mail_settings: Settings) -> Settings:
+    # Mail to the local SMTP server, delivered when each test chooses; links to BASE.
+    return msgspec.structs.replace(mail_settings, public_base_url=BASE)
 
 
 def link_in(text: str, path: str) -> str:
@@ -63,14 +56,6 @@ def link_in(text: str, path: str) -> str:
 async def coordinator(api: Api, org: str) -> tuple[dict[str, Any], dict[str, str]]:
     user = await api.user(org, "coordinator", name="Priya Shah")
     return user, await api.login(user)
-
-
-async def invite(api: Api, headers: dict[str, str], email: str, *roles: str) -> dict[str, Any]:
-    r = await api.client.post(
-        "/v1/invites", json={"email": email, "roles": list(roles)}, headers=headers
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def assert_page(r: httpx.Response, status: int) -> str:
@@ -100,7 +85,7 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
 ) -> None:
     org = await api.org("Northshire Healthwatch")
     coord_user, coord = await coordinator(api, org)
-    created = await invite(api, coord, "rose@example.org", "citizen_inspector")
+    created = await api.invite(coord, "rose@example.org", "citizen_inspector")
     code = created["code"]
     assert created["link"] == f"{BASE}/invites/{code}"
 
@@ -172,10 +157,7 @@ async def test_an_invite_is_emailed_in_words_and_its_page_makes_the_account(
         await api.conn.fetchval("select count(*) from users where email = 'rose@example.org'") == 1
     )
 
-    r = await api.client.post(
-        "/v1/auth/token",
-        json={"email": "rose@example.org", "password": PASSWORD, "device": "phone"},
-    )
+    r = await post_token(api.client, "rose@example.org")
     assert r.status_code == 200, r.text
     audit = (await api.client.get("/v1/audit?action=invite.create", headers=coord)).json()["items"]
     assert audit[0]["summary"]["emailed"] is True and audit[0]["actor_id"] == coord_user["id"]
@@ -195,7 +177,7 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
     caplog.set_level(logging.INFO)
     org, other = await api.org(), await api.org("Southshire Council")
     _, coord = await coordinator(api, org)
-    first = await invite(api, coord, "sam@example.org", "scrutiny_member", "service_manager")
+    first = await api.invite(coord, "sam@example.org", "scrutiny_member", "service_manager")
     await worker.deliver()
 
     r = await api.client.get("/v1/invites", headers=coord)
@@ -248,7 +230,7 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
         409,
         "invite-accepted",
     )
-    late = await invite(api, coord, "late@example.org", "citizen_inspector")
+    late = await api.invite(coord, "late@example.org", "citizen_inspector")
     await api.conn.execute(
         "update invites set expires_at = now() - interval '1 minute' where id = $1", late["id"]
     )
@@ -272,7 +254,7 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
 async def test_expired_and_unknown_invite_pages_say_what_to_do(api: Api) -> None:
     org = await api.org("<b>Bold</b> & Co")
     _, coord = await coordinator(api, org)
-    created = await invite(api, coord, "x@example.org", "citizen_inspector")
+    created = await api.invite(coord, "x@example.org", "citizen_inspector")
     r = await api.client.get(f"/invites/{created['code']}")
     # Names are escaped (autoescape is on).
     assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in r.text and "<b>Bold" not in r.text
@@ -472,16 +454,11 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
     chromium: str,
     tmp_path: Path,
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, proc = mail_server
     org = await api.org("Northshire Healthwatch")
     coord_user = await api.user(org, "coordinator", name="Priya Shah")
     async with httpx.AsyncClient(base_url=base) as http:
-        r = await http.post(
-            "/v1/auth/token",
-            json={"email": coord_user["email"], "password": PASSWORD, "device": "laptop"},
-        )
+        r = await post_token(http, coord_user["email"], device="laptop")
         coord = {"Authorization": f"Bearer {r.json()['access_token']}"}
         r = await http.post(
             "/v1/invites",
@@ -496,102 +473,81 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
 
     shots = tmp_path / "shots"
     shots.mkdir()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            phone = await browser.new_context(viewport={"width": 390, "height": 844})
-            page = await phone.new_page()
-            await page.goto(invite_link)
-            await page.get_by_role(
-                "heading", level=1, name="Join Northshire Healthwatch"
-            ).wait_for()
-            assert "scrutiny committee member" in await page.locator("main").inner_text()
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-            # The stylesheet applied under style-src 'self' (the skip link is off-screen).
-            assert (
-                await page.locator("a.skip").evaluate("e => getComputedStyle(e).position")
-                == "absolute"
-            )
-            await axe_check(page, "invite page")
-            await page.screenshot(path=shots / "invite.png", full_page=True)
+    async with open_browser(chromium) as browser:
+        phone = await browser.new_context(viewport={"width": 390, "height": 844})
+        page = await phone.new_page()
+        await page.goto(invite_link)
+        await page.get_by_role("heading", level=1, name="Join Northshire Healthwatch").wait_for()
+        assert "scrutiny committee member" in await page.locator("main").inner_text()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        # The stylesheet applied under style-src 'self' (the skip link is off-screen).
+        assert (
+            await page.locator("a.skip").evaluate("e => getComputedStyle(e).position") == "absolute"
+        )
+        await axe_check(page, "invite page")
+        await page.screenshot(path=shots / "invite.png", full_page=True)
 
-            await page.get_by_label("Your name").fill("Cllr Jones")
-            await page.get_by_label("Choose a password").fill("short")
-            await page.get_by_role("button", name="Create my account").click()
-            await page.get_by_role("heading", name="There is a problem").wait_for()
-            await axe_check(page, "invite page with errors")
-            await page.get_by_role(
-                "link", name="Your password must be at least 15 characters."
-            ).click()
-            assert await page.evaluate("document.activeElement.id") == "password"
-            await page.get_by_label("Choose a password").fill("committee papers on tuesday")
-            await page.get_by_role("button", name="Create my account").click()
-            await page.get_by_role("heading", level=1, name="You're in, Cllr Jones").wait_for()
-            await axe_check(page, "you're in page")
-            await page.screenshot(path=shots / "joined.png", full_page=True)
+        await page.get_by_label("Your name").fill("Cllr Jones")
+        await page.get_by_label("Choose a password").fill("short")
+        await page.get_by_role("button", name="Create my account").click()
+        await page.get_by_role("heading", name="There is a problem").wait_for()
+        await axe_check(page, "invite page with errors")
+        await page.get_by_role("link", name="Your password must be at least 15 characters.").click()
+        assert await page.evaluate("document.activeElement.id") == "password"
+        await page.get_by_label("Choose a password").fill("committee papers on tuesday")
+        await page.get_by_role("button", name="Create my account").click()
+        await page.get_by_role("heading", level=1, name="You're in, Cllr Jones").wait_for()
+        await axe_check(page, "you're in page")
+        await page.screenshot(path=shots / "joined.png", full_page=True)
 
-            await page.get_by_role("link", name="Sign in", exact=True).last.click()
-            await page.wait_for_url(base + "/signin")
-            await page.get_by_label("Email").fill("cllr.jones@example.org")
-            await page.get_by_label("Password").fill("committee papers on tuesday")
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(base + "/")
-            cookies = {c["name"] for c in await phone.cookies()}
-            assert "coassess_session" in cookies
+        await page.get_by_role("link", name="Sign in", exact=True).last.click()
+        await page.wait_for_url(base + "/signin")
+        await page.get_by_label("Email").fill("cllr.jones@example.org")
+        await page.get_by_label("Password").fill("committee papers on tuesday")
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(base + "/")
+        cookies = {c["name"] for c in await phone.cookies()}
+        assert "coassess_session" in cookies
 
-            # The used link says so.
-            other = await browser.new_context(viewport={"width": 390, "height": 844})
-            page = await other.new_page()
-            response = await page.goto(invite_link)
-            assert response is not None and response.status == 410
-            await page.get_by_role("heading", name="This invite has already been used").wait_for()
-            await axe_check(page, "used invite page")
+        # The used link says so.
+        other = await browser.new_context(viewport={"width": 390, "height": 844})
+        page = await other.new_page()
+        response = await page.goto(invite_link)
+        assert response is not None and response.status == 410
+        await page.get_by_role("heading", name="This invite has already been used").wait_for()
+        await axe_check(page, "used invite page")
 
-            # Forgotten password: the phone app stays signed in until the reset.
-            async with httpx.AsyncClient(base_url=base) as http:
-                r = await http.post(
-                    "/v1/auth/token",
-                    json={
-                        "email": "cllr.jones@example.org",
-                        "password": "committee papers on tuesday",
-                        "device": "phone",
-                    },
-                )
-                app_tokens = r.json()
-            await page.goto(base + "/signin")
-            await page.get_by_role("link", name="Forgotten your password?").click()
-            await page.wait_for_url(base + "/password/forgot")
-            await axe_check(page, "forgotten password page")
-            await page.get_by_label("Email address").fill("cllr.jones@example.org")
-            await page.get_by_role("button", name="Email me a link").click()
-            await page.get_by_role("heading", name="Check your email").wait_for()
-            await axe_check(page, "check your email page")
-            await wait_for_mail(worker, smtp, 2)
-            reset_link = link_in(smtp.parsed()[1].get_content(), "/password/reset/")
-            token = reset_link.rsplit("/", 1)[1]
-            await page.goto(reset_link)
-            await page.get_by_role("heading", name="Choose a new password").wait_for()
-            await axe_check(page, "new password page")
-            await page.get_by_label("New password").fill("a fresh start for jones")
-            await page.get_by_role("button", name="Save my new password").click()
-            await page.get_by_role("heading", name="Your password has been changed").wait_for()
-            await axe_check(page, "password changed page")
-            await page.screenshot(path=shots / "changed.png", full_page=True)
-            response = await page.goto(reset_link)
-            assert response is not None and response.status == 410
-            await axe_check(page, "used reset link page")
-        finally:
-            await browser.close()
+        # Forgotten password: the phone app stays signed in until the reset.
+        async with httpx.AsyncClient(base_url=base) as http:
+            r = await post_token(http, "cllr.jones@example.org", "committee papers on tuesday")
+            app_tokens = r.json()
+        await page.goto(base + "/signin")
+        await page.get_by_role("link", name="Forgotten your password?").click()
+        await page.wait_for_url(base + "/password/forgot")
+        await axe_check(page, "forgotten password page")
+        await page.get_by_label("Email address").fill("cllr.jones@example.org")
+        await page.get_by_role("button", name="Email me a link").click()
+        await page.get_by_role("heading", name="Check your email").wait_for()
+        await axe_check(page, "check your email page")
+        await wait_for_mail(worker, smtp, 2)
+        reset_link = link_in(smtp.parsed()[1].get_content(), "/password/reset/")
+        token = reset_link.rsplit("/", 1)[1]
+        await page.goto(reset_link)
+        await page.get_by_role("heading", name="Choose a new password").wait_for()
+        await axe_check(page, "new password page")
+        await page.get_by_label("New password").fill("a fresh start for jones")
+        await page.get_by_role("button", name="Save my new password").click()
+        await page.get_by_role("heading", name="Your password has been changed").wait_for()
+        await axe_check(page, "password changed page")
+        await page.screenshot(path=shots / "changed.png", full_page=True)
+        response = await page.goto(reset_link)
+        assert response is not None and response.status == 410
+        await axe_check(page, "used reset link page")
 
     async with httpx.AsyncClient(base_url=base) as http:
-        sign_in = {"email": "cllr.jones@example.org", "device": "phone"}
-        r = await http.post(
-            "/v1/auth/token", json={**sign_in, "password": "committee papers on tuesday"}
-        )
+        r = await post_token(http, "cllr.jones@example.org", "committee papers on tuesday")
         assert r.status_code == 401
-        r = await http.post(
-            "/v1/auth/token", json={**sign_in, "password": "a fresh start for jones"}
-        )
+        r = await post_token(http, "cllr.jones@example.org", "a fresh start for jones")
         assert r.status_code == 200
         # The phone's tokens stopped working: refresh and access alike.
         r = await http.post("/v1/auth/refresh", json={"refresh_token": app_tokens["refresh_token"]})

@@ -11,7 +11,7 @@ from typing import Any
 from service.settings import Settings
 from tests.browser import browser, check_page, phone, shoot, sign_in
 from tests.helpers import PASSWORD, Api, assert_problem
-from tests.scenes import CALL_BELLS, GPS_PHOTO, NAMES, PHOTOS, PUBLISHED_ON, Findings, Photos
+from tests.scenes import CALL_BELLS, GPS_PHOTO, NAMES, PHOTOS, Findings, Photos
 
 OTHER_PHOTO = PHOTOS / "orientation" / "landscape_3.jpg"
 
@@ -28,15 +28,7 @@ async def _published(
     photo = await Photos(api, f.s, f.visit).upload_ready(f.ann, GPS_PHOTO.read_bytes())
     bells = (await f.raise_(f.ann, **{**CALL_BELLS, "evidence_ids": [photo["id"]]})).json()
     names = (await f.raise_(f.bob, **NAMES)).json()
-    report = (
-        await api.client.put(
-            f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={"summary": "Warm."}
-        )
-    ).json()
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish", headers=f.coord, json={"published_on": PUBLISHED_ON}
-    )
-    assert r.status_code == 200, r.text
+    report = await f.published_report()
     f.bells, f.names = bells, names  # type: ignore[attr-defined]
     return f, report, photo
 
@@ -194,12 +186,7 @@ async def test_accepting_an_invite_records_the_privacy_notice_version(
 ) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
-    r = await api.client.post(
-        "/v1/invites",
-        json={"email": "rose@example.org", "roles": ["citizen_inspector"]},
-        headers=coord,
-    )
-    code = r.json()["code"]
+    code = (await api.invite(coord, "rose@example.org", "citizen_inspector"))["code"]
     version = settings.privacy_notice_version
     page = await api.client.get(f"/invites/{code}")
     assert f"version {version}" in page.text and 'href="/privacy"' in page.text

@@ -130,12 +130,7 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         await shoot(page, "services-list")
 
         # Work arrives: an invite not yet accepted, a volunteer whose check runs out soon.
-        r = await api.client.post(
-            "/v1/invites",
-            headers=await api.login(coord),
-            json={"email": "sam@example.org", "roles": ["citizen_inspector"]},
-        )
-        assert r.status_code == 201, r.text
+        await api.invite(await api.login(coord), "sam@example.org", "citizen_inspector")
         cy = await api.cleared_citizen(org, name="Cy Jones")
         await api.conn.execute(
             """update training_records set expires_on = current_date + 12

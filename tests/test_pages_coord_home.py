@@ -62,10 +62,7 @@ async def test_the_coordinators_home_says_what_needs_doing_now(api: Api) -> None
 
     # Invites: one waiting, one that ran out; a citizen whose check runs out in 10 days.
     for email in ("rose@example.org", "sam@example.org"):
-        r = await client.post(
-            "/v1/invites", headers=f.coord, json={"email": email, "roles": ["citizen_inspector"]}
-        )
-        assert r.status_code == 201, r.text
+        await api.invite(f.coord, email, "citizen_inspector")
     await api.conn.execute(
         "update invites set expires_at = now() - interval '1 hour' where email = 'sam@example.org'"
     )

@@ -35,11 +35,7 @@ async def reported(api: Api) -> tuple[Findings, dict[str, Any], dict[str, Any], 
     bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
     names = (await f.raise_(f.bob, **NAMES)).json()
     concern = (await f.raise_(f.ann, **CONCERN)).json()
-    report = (
-        await api.client.put(
-            f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={"summary": "Warm."}
-        )
-    ).json()
+    report = await f.draft_report(summary="Warm.")
     r = await api.client.post(f"/v1/reports/{report['id']}/send", headers=f.coord)
     assert r.status_code == 200, r.text
     f.report = report  # type: ignore[attr-defined]
@@ -47,11 +43,7 @@ async def reported(api: Api) -> tuple[Findings, dict[str, Any], dict[str, Any], 
 
 
 async def publish(api: Api, f: Findings) -> None:
-    r = await api.client.post(
-        f"/v1/reports/{f.report['id']}/publish",  # type: ignore[attr-defined]
-        headers=f.coord,
-        json={"published_on": PUBLISHED_ON},
-    )
+    r = await f.publish(f.report, PUBLISHED_ON)  # type: ignore[attr-defined]
     assert r.status_code == 200, r.text
 
 
@@ -273,11 +265,7 @@ async def test_nobody_else_sees_the_concern_screens(api: Api) -> None:
 
 async def test_the_league_table_sorts_by_links_and_downloads_the_apis_csv(api: Api) -> None:
     s, _ = await seeded(api)
-    await api.client.post(
-        "/v1/services",
-        headers=s.coord,
-        json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
-    )
+    await s.ash_court()
     scrutiny = await api.user(s.org, "scrutiny_member")
     await browser_as(api, scrutiny)
     page = await api.client.get("/league")
@@ -337,12 +325,8 @@ async def test_a_manager_reads_only_their_services_scorecards(api: Api) -> None:
     await browser_as(api, s.manager)
     page = await api.client.get("/scorecards")
     assert f'<a href="/services/{s.service["id"]}/scorecard">Elm House</a>' in page.text
-    other = await api.client.post(
-        "/v1/services",
-        headers=s.coord,
-        json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
-    )
-    r = await api.client.get(f"/services/{other.json()['id']}/scorecard")
+    other = await s.ash_court()
+    r = await api.client.get(f"/services/{other['id']}/scorecard")
     assert r.status_code == 403 and "services they manage" in r.text
     assert "Ash Court" not in (await api.client.get("/scorecards")).text
 

@@ -20,11 +20,7 @@ async def test_manager_lead_and_scrutiny_do_their_work_in_chromium(
     f, bells, names, concern = await reported(api)
     await publish(api, f)
     s, _ = await seeded(api)  # another organisation, with scores to compare
-    await api.client.post(
-        "/v1/services",
-        headers=s.coord,
-        json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
-    )
+    await s.ash_court()
     scrutiny = await api.user(s.org, "scrutiny_member")
     seen: dict[str, list[str]] = {}  # each role's screens, checked again at 1280 px
 

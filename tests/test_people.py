@@ -10,13 +10,7 @@ from tests.helpers import PASSWORD, Api, assert_problem
 async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
-    r = await api.client.post(
-        "/v1/invites",
-        json={"email": "rose@example.org", "roles": ["citizen_inspector"]},
-        headers=coord,
-    )
-    assert r.status_code == 201, r.text
-    invite = r.json()
+    invite = await api.invite(coord, "rose@example.org", "citizen_inspector")
     expires = dt.datetime.fromisoformat(invite["expires_at"])
     assert dt.timedelta(days=13) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(days=14)
 
@@ -59,12 +53,7 @@ async def test_invite_accept_on_a_phone_then_sign_in(api: Api) -> None:
 async def test_expired_and_unknown_invites(api: Api) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
-    r = await api.client.post(
-        "/v1/invites",
-        json={"email": "late@example.org", "roles": ["scrutiny_member"]},
-        headers=coord,
-    )
-    code = r.json()["code"]
+    code = (await api.invite(coord, "late@example.org", "scrutiny_member"))["code"]
     await api.conn.execute("update invites set expires_at = now() - interval '1 minute'")
     body = {"display_name": "Late", "password": "too late now"}
     assert_problem(
@@ -235,12 +224,7 @@ async def test_every_write_is_in_the_audit_log(api: Api) -> None:
     org = await api.org()
     coord_user = await api.user(org, "coordinator")
     coord = await api.login(coord_user)
-    r = await api.client.post(
-        "/v1/invites",
-        json={"email": "new@example.org", "roles": ["citizen_inspector"]},
-        headers=coord,
-    )
-    code = r.json()["code"]
+    code = (await api.invite(coord, "new@example.org", "citizen_inspector"))["code"]
     r = await api.client.post(
         f"/v1/invites/{code}/accept", json={"display_name": "New", "password": PASSWORD}
     )

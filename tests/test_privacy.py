@@ -142,12 +142,7 @@ async def test_retention_deletes_originals_first_then_derivatives_and_the_rest(
 async def test_email_links_are_cleared_once_sent_and_rows_deleted_later(api: Api) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
-    r = await api.client.post(
-        "/v1/invites",
-        headers=coord,
-        json={"email": "new.volunteer@example.org", "roles": ["citizen_inspector"]},
-    )
-    assert r.status_code == 201, r.text
+    await api.invite(coord, "new.volunteer@example.org", "citizen_inspector")
     # Sent (the delivery worker's part is tested in test_invites_email.py).
     await api.conn.execute(
         "update outbox set delivered_at = now() where organisation_id = $1", _uuid(org)

@@ -32,17 +32,7 @@ async def published(api: Api) -> tuple[Findings, dict, dict]:
     await f.raise_(f.bob, **NAMES)
     await f.raise_(f.pro, **GARDEN)
     concern = (await f.raise_(f.ann, **CONCERN)).json()
-    report = (
-        await api.client.put(
-            f"/v1/visits/{f.visit['id']}/report", headers=f.coord, json={"summary": "Warm."}
-        )
-    ).json()
-    r = await api.client.post(
-        f"/v1/reports/{report['id']}/publish",
-        headers=f.coord,
-        json={"published_on": PUBLISHED_ON},
-    )
-    assert r.status_code == 200, r.text
+    report = await f.published_report()
     plan = [{"action": "Bell audit", "owner": "Deputy manager", "target_date": "2026-03-01"}]
     r = await f.update(f.manager, bells["id"], type="accept", actions=plan)
     assert r.status_code == 201, r.text

@@ -27,9 +27,10 @@ from inspections.scorecards.page import BAND_COLOURS, CITIZEN_COLOUR, PROFESSION
 from service.app import create_app
 from service.devstack import SeaweedFS
 from service.settings import Settings
-from tests.conftest import CHROMIUM_FLAGS, make_settings
+from tests.browser import browser as open_browser
+from tests.conftest import make_settings
 from tests.helpers import PASSWORD, Api, form_post
-from tests.scenes import read, seeded
+from tests.scenes import Scene, add_service, published_checklist, read, seeded
 
 HTML = "text/html; charset=utf-8"
 COOKIE = "coassess_session"
@@ -438,8 +439,6 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
     chromium: str,
     tmp_path: Path,
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, _ = live_server
     s, _ = await seeded(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
@@ -451,60 +450,56 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
 
     shots = tmp_path / "shots"
     shots.mkdir()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            # Phone: a person signs in through the form, and lands back on the scorecard.
-            phone = await browser.new_context(viewport={"width": 390, "height": 844})
-            page = await phone.new_page()
-            await page.goto(url)
-            assert page.url.startswith(base + "/signin?next=")
-            await page.screenshot(path=shots / "signin.png")
-            await page.get_by_label("Email").fill(scrutiny["email"])
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(url)
-            jar = {c["name"]: c for c in await phone.cookies()}
-            assert jar[COOKIE]["httpOnly"] and jar[COOKIE]["sameSite"] == "Strict"
-            assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
-            await check_page(page, width=390)
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-            await page.screenshot(path=shots / "phone.png", full_page=True)
+    async with open_browser(chromium) as browser:
+        # Phone: a person signs in through the form, and lands back on the scorecard.
+        phone = await browser.new_context(viewport={"width": 390, "height": 844})
+        page = await phone.new_page()
+        await page.goto(url)
+        assert page.url.startswith(base + "/signin?next=")
+        await page.screenshot(path=shots / "signin.png")
+        await page.get_by_label("Email").fill(scrutiny["email"])
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(url)
+        jar = {c["name"]: c for c in await phone.cookies()}
+        assert jar[COOKIE]["httpOnly"] and jar[COOKIE]["sameSite"] == "Strict"
+        assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
+        await check_page(page, width=390)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.screenshot(path=shots / "phone.png", full_page=True)
 
-            # Desktop, with the cookie from an httpx sign-in.
-            desktop = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await desktop.add_cookies(
-                [
-                    {
-                        "name": COOKIE,
-                        "value": cookie,
-                        "url": base,
-                        "httpOnly": True,
-                        "sameSite": "Strict",
-                    }
-                ]
-            )
-            page = await desktop.new_page()
-            response = await page.goto(url)
-            assert response is not None and response.status == 200
-            await check_page(page, width=1280)
-            await page.screenshot(path=shots / "desktop.png", full_page=True)
+        # Desktop, with the cookie from an httpx sign-in.
+        desktop = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await desktop.add_cookies(
+            [
+                {
+                    "name": COOKIE,
+                    "value": cookie,
+                    "url": base,
+                    "httpOnly": True,
+                    "sameSite": "Strict",
+                }
+            ]
+        )
+        page = await desktop.new_page()
+        response = await page.goto(url)
+        assert response is not None and response.status == 200
+        await check_page(page, width=1280)
+        await page.screenshot(path=shots / "desktop.png", full_page=True)
 
-            # Paper: A4, without the navigation, black on white.
-            await page.emulate_media(media="print")
-            assert await page.locator("header.site").is_hidden()
-            assert await page.locator("form.period").is_hidden()
-            colour = await page.locator("main").evaluate("e => getComputedStyle(e).color")
-            assert colour == "rgb(0, 0, 0)"
-            band = page.locator(".band-box")
-            assert await band.evaluate("e => getComputedStyle(e).color") == "rgb(0, 0, 0)"
-            pdf = await page.pdf(format="A4", print_background=True)
-            assert pdf.startswith(b"%PDF")
-            pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
-            assert 1 <= pages <= 3, pages
-            (shots / "scorecard.pdf").write_bytes(pdf)
-        finally:
-            await browser.close()
+        # Paper: A4, without the navigation, black on white.
+        await page.emulate_media(media="print")
+        assert await page.locator("header.site").is_hidden()
+        assert await page.locator("form.period").is_hidden()
+        colour = await page.locator("main").evaluate("e => getComputedStyle(e).color")
+        assert colour == "rgb(0, 0, 0)"
+        band = page.locator(".band-box")
+        assert await band.evaluate("e => getComputedStyle(e).color") == "rgb(0, 0, 0)"
+        pdf = await page.pdf(format="A4", print_background=True)
+        assert pdf.startswith(b"%PDF")
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+        assert 1 <= pages <= 3, pages
+        (shots / "scorecard.pdf").write_bytes(pdf)
     # Copies for people to look at.
     for name, copy in (
         ("signin.png", "signin_phone.png"),
@@ -695,22 +690,11 @@ async def committee_services(api: Api) -> tuple[Any, dict[str, Any], dict[str, A
     """Two care homes on a five-domain checklist: Oak Lodge, with 3 visits by 2 citizens and a
     professional (combined 77.5, but 3 domains Requires improvement), and Birch Court, with
     a single citizen submission and nothing from professionals."""
-    from tests.scenes import Scene
-
     s = await Scene(api).build()
-    checklist = (
-        await api.client.post("/v1/checklists", headers=s.coord, json=five_domain_checklist())
-    ).json()
-    await api.client.post(f"/v1/checklists/{checklist['id']}/publish", headers=s.coord)
+    checklist = await published_checklist(api, s.coord, five_domain_checklist())
     services = {}
     for name in ("Oak Lodge", "Birch Court"):
-        services[name] = (
-            await api.client.post(
-                "/v1/services",
-                headers=s.coord,
-                json={"name": name, "kind": "care_home", "lat": 43.4, "lon": 11.8},
-            )
-        ).json()
+        services[name] = await add_service(api, s.coord, name, lat=43.4, lon=11.8)
     now = dt.datetime.now(dt.UTC)
 
     async def visit(service: dict[str, Any], days_ago: int, raters: list[Any]) -> None:
@@ -827,8 +811,6 @@ def test_notes_name_the_domains_a_caveat_holds_for_once() -> None:
 async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside_the_band(
     api: Api, live_server: tuple[str, Path], chromium: str, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base, _ = live_server
     s, oak, birch = await committee_services(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
@@ -836,30 +818,26 @@ async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside
         assert (await browser_sign_in(c, scrutiny)).status_code == 303
         cookie = c.cookies[COOKIE]
     shots: list[Path] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            for width in (390, 1280):
-                context = await browser.new_context(viewport={"width": width, "height": 900})
-                await context.add_cookies(
-                    [{"name": COOKIE, "value": cookie, "url": base, "httpOnly": True}]
-                )
-                page = await context.new_page()
-                for name, service, why in (
-                    ("capped", oak, CAPPED),
-                    ("provisional", birch, PROVISIONAL),
-                ):
-                    response = await page.goto(base + page_url(service["id"]))
-                    assert response is not None and response.status == 200
-                    box = " ".join((await page.locator(".band-box").inner_text()).split())
-                    assert why in box, (width, box)
-                    await assert_numbers_whole(page, width)
-                    shot = tmp_path / f"committee-{name}-{width}.png"
-                    await page.screenshot(path=shot, full_page=True)
-                    shots.append(shot)
-                await context.close()
-        finally:
-            await browser.close()
+    async with open_browser(chromium) as browser:
+        for width in (390, 1280):
+            context = await browser.new_context(viewport={"width": width, "height": 900})
+            await context.add_cookies(
+                [{"name": COOKIE, "value": cookie, "url": base, "httpOnly": True}]
+            )
+            page = await context.new_page()
+            for name, service, why in (
+                ("capped", oak, CAPPED),
+                ("provisional", birch, PROVISIONAL),
+            ):
+                response = await page.goto(base + page_url(service["id"]))
+                assert response is not None and response.status == 200
+                box = " ".join((await page.locator(".band-box").inner_text()).split())
+                assert why in box, (width, box)
+                await assert_numbers_whole(page, width)
+                shot = tmp_path / f"committee-{name}-{width}.png"
+                await page.screenshot(path=shot, full_page=True)
+                shots.append(shot)
+            await context.close()
     # Copies for people to look at.
     out = Path("/tmp/shots")
     await asyncio.to_thread(out.mkdir, exist_ok=True)

@@ -136,11 +136,7 @@ async def test_organisation_weight_changes_the_combined_score(api: Api) -> None:
 
 async def test_league_table_json_and_csv(api: Api) -> None:
     s, _ = await seeded(api)
-    await api.client.post(
-        "/v1/services",
-        headers=s.coord,
-        json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
-    )
+    await s.ash_court()
     r = await api.client.get("/v1/scorecards?kind=care_home", headers=s.coord)
     assert r.status_code == 200, r.text
     rows = r.json()["items"]
@@ -249,13 +245,7 @@ async def test_league_table_and_scorecards_agree_on_every_band_with_an_override(
 ) -> None:
     s, _ = await seeded(api)
     # A second service with its own scores, so "every service" is more than one.
-    ash = (
-        await api.client.post(
-            "/v1/services",
-            headers=s.coord,
-            json={"name": "Ash Court", "kind": "care_home", "lat": 43.4, "lon": 11.8},
-        )
-    ).json()
+    ash = await s.ash_court()
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
     r = await api.client.post(
         "/v1/visits",

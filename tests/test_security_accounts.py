@@ -233,11 +233,7 @@ async def test_an_invite_does_not_reveal_an_account_in_another_organisation(api:
     coord = await api.login(await api.user(org, "coordinator"))
 
     async def invite(email: str) -> dict[str, object]:
-        r = await api.client.post(
-            "/v1/invites", json={"email": email, "roles": ["citizen_inspector"]}, headers=coord
-        )
-        assert r.status_code == 201, r.text
-        return r.json()
+        return await api.invite(coord, email, "citizen_inspector")
 
     # An address with an account elsewhere and a new one are answered, listed and emailed
     # alike: the coordinator cannot tell them apart.
@@ -360,12 +356,7 @@ async def test_a_password_change_needs_the_current_password_and_a_good_new_one(
 async def test_joining_and_resetting_follow_the_same_password_rule(api: Api) -> None:
     org = await api.org()
     coord = await api.login(await api.user(org, "coordinator"))
-    r = await api.client.post(
-        "/v1/invites",
-        json={"email": "new@example.org", "roles": ["citizen_inspector"]},
-        headers=coord,
-    )
-    code = r.json()["code"]
+    code = (await api.invite(coord, "new@example.org", "citizen_inspector"))["code"]
     accept = f"/v1/invites/{code}/accept"
     r = await api.client.post(accept, json={"display_name": "New", "password": "qwertyuiopasdfgh"})
     body = assert_problem(r, 422)

@@ -24,7 +24,7 @@ from service.errors import handle_exception
 from service.logs import request_id_middleware
 from service.settings import Settings
 from tests.conftest import ROOT, make_settings
-from tests.helpers import PASSWORD, Api, assert_problem
+from tests.helpers import PASSWORD, Api, assert_problem, post_token
 
 
 async def test_health_and_ready(client: AsyncTestClient) -> None:
@@ -191,10 +191,7 @@ async def test_cli_bootstraps_a_coordinator_who_can_sign_in(settings, client) ->
         "scrutiny_member",
     )
     assert user["roles"] == ["coordinator", "scrutiny_member"]
-    r = await client.post(
-        "/v1/auth/token",
-        json={"email": "coord@example.org", "password": PASSWORD, "device": "laptop"},
-    )
+    r = await post_token(client, "coord@example.org", device="laptop")
     assert r.status_code == 200
     me = await client.get("/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
     assert me.json()["organisation_id"] == org["id"]
@@ -312,14 +309,7 @@ async def test_serve_is_what_the_cli_finds_and_ctrl_c_stops_it_quietly(  # type:
             "--password", "a long passphrase", "--role", "coordinator",
         )  # fmt: skip
         async with httpx.AsyncClient(base_url=base) as http:
-            r = await http.post(
-                "/v1/auth/token",
-                json={
-                    "email": "coord@example.org",
-                    "password": "a long passphrase",
-                    "device": "laptop",
-                },
-            )
+            r = await post_token(http, "coord@example.org", "a long passphrase", "laptop")
             assert r.status_code == 200, r.text
 
             # A photo, so that the image worker processes exist when Ctrl-C arrives.

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from scripts.bench.harness import children
 from service.settings import Settings
 from tests.conftest import make_settings, start_live_server, stop_live_server
 from tests.helpers import Api
-from tests.scenes import Live, children, fresh_request
+from tests.scenes import Live, fresh_request
 
 WORKERS = 2
 PER_ADDRESS = 3  # SIGNIN_RATE_PER_MINUTE: per account and client address
