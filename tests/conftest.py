@@ -74,20 +74,29 @@ async def template_dsn(postgres: Postgres) -> str:
     return dsn
 
 
-@pytest.fixture
-async def database_url(postgres: Postgres, template_dsn: str) -> AsyncIterator[str]:
+@asynccontextmanager
+async def scratch_database(postgres: Postgres, template: str | None = None) -> AsyncIterator[str]:
+    """A database of its own in the suite's PostgreSQL, a copy of ``template`` (else empty),
+    dropped afterwards: its DSN."""
     name = f"t_{os.getpid()}_{next(_counter)}"
     admin = await asyncpg.connect(postgres.dsn())
     try:
-        await admin.execute(f'create database "{name}" template "{TEMPLATE}"')
+        copy = f' template "{template}"' if template else ""
+        await admin.execute(f'create database "{name}"{copy}')
     finally:
         await admin.close()
-    yield template_dsn.rsplit("/", 1)[0] + "/" + name
+    yield postgres.dsn(name)
     admin = await asyncpg.connect(postgres.dsn())
     try:
         await admin.execute(f'drop database if exists "{name}" with (force)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres: Postgres, template_dsn: str) -> AsyncIterator[str]:
+    async with scratch_database(postgres, TEMPLATE) as dsn:  # template_dsn: migrated first
+        yield dsn
 
 
 def make_settings(database_url: str, seaweed: SeaweedFS, **overrides: object) -> Settings:

@@ -18,6 +18,7 @@ import pytest
 from inspections.wiring import MIGRATIONS
 from service import db
 from service.devstack import Postgres
+from tests.conftest import scratch_database
 
 CLEANUP = 23  # 0023_privacy.sql
 
@@ -25,18 +26,8 @@ CLEANUP = 23  # 0023_privacy.sql
 @pytest.fixture
 async def fresh_dsn(postgres: Postgres) -> AsyncIterator[str]:
     """An empty database of its own in the suite's PostgreSQL (not the migrated template)."""
-    name = f"m23_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres.dsn())
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    yield postgres.dsn(name)
-    admin = await asyncpg.connect(postgres.dsn())
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
+    async with scratch_database(postgres) as dsn:
+        yield dsn
 
 
 def migrations_before(version: int, into: Path) -> Path:
