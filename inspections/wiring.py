@@ -33,6 +33,7 @@ from inspections.findings.reminders import reminders_lifespan
 from inspections.inspector_app import routes as inspector_app
 from inspections.notifications import pages as notification_pages
 from inspections.notifications import routes as notifications
+from inspections.notifications import webhook_pages
 from inspections.notifications.lifespan import notifications_lifespan
 from inspections.privacy import pages as privacy_pages
 from inspections.privacy import routes as privacy
@@ -110,6 +111,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         public_pages.router,
         home.router,
         notification_pages.router,
+        webhook_pages.router,
         service_pages.router,
         checklist_pages.router,
         people_pages.router,

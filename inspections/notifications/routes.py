@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
@@ -21,6 +21,7 @@ from service.auth import AuthedRequest, Principal, require_roles
 from service.db import DB, from_row
 from service.errors import FieldError, conflict, not_found, problem_responses, unprocessable
 from service.schema import Body, Limit, Page, cursor_after, page_of
+from service.settings import Settings
 from service.state import AppState
 
 Status = Literal["pending", "delivered", "failed"]
@@ -65,10 +66,6 @@ class WebhookSecretRotated(Webhook, kw_only=True):
     ]
 
 
-class WebhookPage(Page[Webhook]):
-    """The organisation's webhooks, newest first (deactivated ones too)."""
-
-
 class Notification(Body, kw_only=True):
     id: int
     event: str
@@ -84,11 +81,37 @@ class Notification(Body, kw_only=True):
     last_error: str | None
 
 
+# An outbox row as a Notification: the page's list, the API's and each webhook's latest.
+NOTIFICATION_COLUMNS = """id, event, channel, recipient, subject, attempts, created_at,
+       next_attempt_at, delivered_at, failed_at, last_error,
+       case when delivered_at is not null then 'delivered'
+            when failed_at is not null then 'failed'
+            else 'pending' end as status"""
+
+
 class NotificationPage(Page[Notification]):
     """Outbox rows, newest first."""
 
 
-def _check_url(url: str) -> str:
+class WebhookListed(Webhook, kw_only=True):
+    previous_secret_valid_until: Annotated[
+        dt.datetime | None,
+        Meta(
+            description="After a rotation, until when deliveries also carry a signature "
+            "made with the previous secret; null when none does."
+        ),
+    ] = None
+    last_notification: Annotated[
+        Notification | None,
+        Meta(description="The latest notification for it (as GET /v1/notifications lists it)."),
+    ] = None
+
+
+class WebhookPage(Page[WebhookListed]):
+    """The organisation's webhooks, newest first (deactivated ones too)."""
+
+
+def check_url(url: str) -> str:
     """https anywhere; http only to this machine. No credentials or fragment in the URL."""
     reason = None
     try:
@@ -113,24 +136,20 @@ def _check_url(url: str) -> str:
     return url
 
 
-@post(
-    "/webhooks",
-    summary="Register a webhook; its signing secret is shown only in this response",
-    description="The organisation's events are POSTed to the URL as JSON, signed as "
-    "Standard Webhooks are (webhook-id, webhook-timestamp, webhook-signature: "
-    "v1,<base64 HMAC-SHA256 of id.timestamp.body>). A 2xx answer is a delivery; "
-    "anything else is retried with growing delays. Redirects are not followed.",
-    responses=problem_responses(401, 403, 422),
-)
-async def create_webhook(
-    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: AppState
+# --- what the routes and the /webhooks screen both do (webhook_pages.py) ------------------
+
+
+async def register_webhook(
+    db: asyncpg.Connection, request: AuthedRequest, settings: Settings, data: WebhookCreate
 ) -> WebhookCreated:
-    url = _check_url(data.url)
+    """Register a webhook for the caller's organisation: the URL's rules, then where its host
+    resolves (refused when private, unless allowed); the new secret is in the answer only."""
+    url = check_url(data.url)
     parts = urlsplit(url)
     why = await refusal(
         parts.hostname or "",
         parts.port or (443 if parts.scheme == "https" else 80),
-        state.settings.webhook_allow_private,
+        settings.webhook_allow_private,
     )
     if why:
         raise unprocessable(f"url {why}.", [FieldError(field="$.url", reason=why)])
@@ -144,7 +163,7 @@ async def create_webhook(
         webhook_id,
         request.user.organisation_id,
         url,
-        seal(state.settings, webhook_id, secret),
+        seal(settings, webhook_id, secret),
         events,
         request.user.user_id,
     )
@@ -153,27 +172,44 @@ async def create_webhook(
     return WebhookCreated(**dict(row), secret=secret)
 
 
-@get(
-    "/webhooks",
-    summary="The organisation's webhooks (without their secrets)",
-    responses=problem_responses(400, 401, 403),
-)
-async def list_webhooks(
-    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
-) -> WebhookPage:
-    after = cursor_after(cursor, dt.datetime, UUID)
+async def webhook_items(
+    db: asyncpg.Connection,
+    caller: Principal,
+    after: tuple[Any, ...] = (None, None),
+    limit: int = 50,
+) -> tuple[list[WebhookListed], str | None]:
+    """The caller's organisation's webhooks, newest first, each with its latest notification
+    and, while it lasts, the end of its previous secret's overlap."""
     rows = await db.fetch(
-        """select id, url, events, active, created_at from webhooks
+        """select id, url, events, active, created_at,
+                  case when previous_secret_until > now()
+                        and previous_secret_encrypted is not null
+                       then previous_secret_until end as previous_secret_valid_until
+             from webhooks
             where organisation_id = $1
               and ($2::timestamptz is null or (created_at, id) < ($2, $3))
             order by created_at desc, id desc
             limit $4""",
-        request.user.organisation_id,
+        caller.organisation_id,
         *after,
         limit + 1,
     )
     page, nxt = page_of(rows, limit, "created_at", "id")
-    return WebhookPage(items=[from_row(Webhook, r) for r in page], next_cursor=nxt)
+    # Each one's newest row only: walks the organisation's outbox index from its end.
+    latest = await db.fetch(
+        f"""select n.* from unnest($2::text[]) as w(recipient)
+             cross join lateral (
+                   select {NOTIFICATION_COLUMNS} from outbox o
+                    where o.organisation_id = $1 and o.channel = 'webhook'
+                      and o.recipient = w.recipient
+                    order by o.id desc
+                    limit 1) n""",
+        caller.organisation_id,
+        [str(r["id"]) for r in page],
+    )
+    last = {r["recipient"]: from_row(Notification, r) for r in latest}
+    items = [from_row(WebhookListed, r, last_notification=last.get(str(r["id"]))) for r in page]
+    return items, nxt
 
 
 async def _own_webhook(db: asyncpg.Connection, caller: Principal, webhook_id: UUID) -> bool:
@@ -190,33 +226,21 @@ async def _own_webhook(db: asyncpg.Connection, caller: Principal, webhook_id: UU
     return active
 
 
-@delete(
-    "/webhooks/{webhook_id:uuid}",
-    summary="Deactivate a webhook: nothing more is sent to it",
-    description="Notifications still waiting for it are marked failed when their turn comes.",
-    responses=problem_responses(401, 403, 404),
-)
-async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db: DB) -> None:
+async def deactivate_webhook(
+    db: asyncpg.Connection, request: AuthedRequest, webhook_id: UUID
+) -> None:
+    """Stop sending to one of the caller's organisation's webhooks (again: nothing changes)."""
     was_active = await _own_webhook(db, request.user, webhook_id)
     if was_active:
         await db.execute("update webhooks set active = false where id = $1", webhook_id)
         await audit(db, request, "webhook.deactivate", "webhook", webhook_id)
 
 
-@post(
-    "/webhooks/{webhook_id:uuid}/rotate-secret",
-    summary="Give a webhook a new signing secret, shown only in this response",
-    description="The previous secret stays valid for WEBHOOK_SECRET_OVERLAP_S (a day by "
-    "default): until then each delivery's webhook-signature header carries two values, "
-    "space-separated, the new secret's first (v1,<new> v1,<previous>), so the receiver can "
-    "switch when it is ready; after it, only the new one. Rotating again within the overlap "
-    "drops the oldest secret: only the two newest sign.",
-    status_code=200,
-    responses=problem_responses(401, 403, 404, 409),
-)
-async def rotate_webhook_secret(
-    webhook_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+async def rotate_secret(
+    db: asyncpg.Connection, request: AuthedRequest, settings: Settings, webhook_id: UUID
 ) -> WebhookSecretRotated:
+    """A new signing secret for an active webhook; the one it replaces keeps signing for
+    WEBHOOK_SECRET_OVERLAP_S. The new secret is in the answer only."""
     if not await _own_webhook(db, request.user, webhook_id):
         raise conflict(
             "The webhook is deactivated: nothing is sent to it, so it has no secret to rotate."
@@ -236,9 +260,9 @@ async def rotate_webhook_secret(
         webhook_id,
         # A row still in plain text (sealed at the next start): its secret becomes the
         # previous one, sealed now.
-        await _sealed_plaintext(db, state, webhook_id),
-        state.settings.webhook_secret_overlap_s,
-        seal(state.settings, webhook_id, secret),
+        await _sealed_plaintext(db, settings, webhook_id),
+        settings.webhook_secret_overlap_s,
+        seal(settings, webhook_id, secret),
     )
     assert row is not None  # locked by _own_webhook
     await audit(
@@ -253,10 +277,70 @@ async def rotate_webhook_secret(
 
 
 async def _sealed_plaintext(
-    db: asyncpg.Connection, state: AppState, webhook_id: UUID
+    db: asyncpg.Connection, settings: Settings, webhook_id: UUID
 ) -> bytes | None:
     plain = await db.fetchval("select secret from webhooks where id = $1", webhook_id)
-    return None if plain is None else seal(state.settings, webhook_id, plain)
+    return None if plain is None else seal(settings, webhook_id, plain)
+
+
+# --- the JSON routes ------------------------------------------------------------------
+
+
+@post(
+    "/webhooks",
+    summary="Register a webhook; its signing secret is shown only in this response",
+    description="The organisation's events are POSTed to the URL as JSON, signed as "
+    "Standard Webhooks are (webhook-id, webhook-timestamp, webhook-signature: "
+    "v1,<base64 HMAC-SHA256 of id.timestamp.body>). A 2xx answer is a delivery; "
+    "anything else is retried with growing delays. Redirects are not followed.",
+    responses=problem_responses(401, 403, 422),
+)
+async def create_webhook(
+    data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: AppState
+) -> WebhookCreated:
+    return await register_webhook(db, request, state.settings, data)
+
+
+@get(
+    "/webhooks",
+    summary="The organisation's webhooks (without their secrets)",
+    description="Each with its latest notification (delivered, failed or still being "
+    "tried) and, after a rotation, until when the previous secret still signs.",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_webhooks(
+    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
+) -> WebhookPage:
+    after = cursor_after(cursor, dt.datetime, UUID)
+    items, nxt = await webhook_items(db, request.user, after, limit)
+    return WebhookPage(items=items, next_cursor=nxt)
+
+
+@delete(
+    "/webhooks/{webhook_id:uuid}",
+    summary="Deactivate a webhook: nothing more is sent to it",
+    description="Notifications still waiting for it are marked failed when their turn comes.",
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db: DB) -> None:
+    await deactivate_webhook(db, request, webhook_id)
+
+
+@post(
+    "/webhooks/{webhook_id:uuid}/rotate-secret",
+    summary="Give a webhook a new signing secret, shown only in this response",
+    description="The previous secret stays valid for WEBHOOK_SECRET_OVERLAP_S (a day by "
+    "default): until then each delivery's webhook-signature header carries two values, "
+    "space-separated, the new secret's first (v1,<new> v1,<previous>), so the receiver can "
+    "switch when it is ready; after it, only the new one. Rotating again within the overlap "
+    "drops the oldest secret: only the two newest sign.",
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def rotate_webhook_secret(
+    webhook_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
+) -> WebhookSecretRotated:
+    return await rotate_secret(db, request, state.settings, webhook_id)
 
 
 @get(
@@ -286,11 +370,7 @@ async def outbox_items(
 ) -> tuple[list[Notification], str | None]:
     """The caller's organisation's outbox, newest first (the API's list and the page's)."""
     rows = await db.fetch(
-        """select id, event, channel, recipient, subject, attempts, created_at,
-                  next_attempt_at, delivered_at, failed_at, last_error,
-                  case when delivered_at is not null then 'delivered'
-                       when failed_at is not null then 'failed'
-                       else 'pending' end as status
+        f"""select {NOTIFICATION_COLUMNS}
              from outbox
             where organisation_id = $1
               and ($2::bigint is null or id < $2)

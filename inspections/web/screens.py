@@ -64,6 +64,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/my/findings", "My findings", ("service_manager",)),
     NavItem("/scorecards", "Scorecards", ("coordinator", "scrutiny_member", "service_manager")),
     NavItem("/league", "League tables", ("coordinator", "scrutiny_member")),
+    NavItem("/webhooks", "Webhooks", ("coordinator",)),
     NavItem("/settings", "Settings", ("coordinator",)),
     NavItem("/app/", "Inspector app", ("citizen_inspector", "professional_inspector")),
 )
