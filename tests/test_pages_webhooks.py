@@ -347,7 +347,11 @@ async def test_in_chromium_a_coordinator_adds_rotates_and_deactivates_a_webhook(
         async with browser(chromium) as b:
             wide = await desktop(b)
             await sign_in(wide, base, user["email"])
-            await wide.get_by_role("link", name="Webhooks").click()
+            await (
+                wide.get_by_role("navigation", name="Main")
+                .get_by_role("link", name="Webhooks")
+                .click()
+            )
             await wide.wait_for_url(base + "/webhooks")
             await check_page(wide, "no webhooks, 1280 px")
 
