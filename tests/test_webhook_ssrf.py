@@ -3,10 +3,10 @@ of an internal IPv4 address, no proxy from the environment, no URL token in the 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import ssl
-import subprocess
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from inspections.notifications import addresses
 from inspections.notifications.addresses import is_public
@@ -152,30 +156,33 @@ async def test_a_webhook_url_token_reaches_no_log_line(
 def _tls_receiver(tmp_path: Any, name: str) -> tuple[Receiver, ssl.SSLContext]:
     """The receiver behind TLS with a certificate for ``name`` only, and a client context
     trusting that certificate."""
-    # Debian's openssl CLI: the project has no X.509 library.
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            f"/CN={name}",
-            "-addext",
-            f"subjectAltName=DNS:{name}",
-            "-keyout",
-            str(tmp_path / "key.pem"),
-            "-out",
-            str(tmp_path / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
+    # A self-signed P-256 certificate, made with `cryptography` (a dependency) rather than
+    # the openssl command line.
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        # As `openssl req -x509` adds them: stricter verifiers (Python 3.13's) want them.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     cert_pem = (tmp_path / "cert.pem").read_bytes()
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
