@@ -170,6 +170,7 @@ async def test_a_new_secret_is_shown_once_on_a_page_no_cache_keeps(
     assert "Report published, Response overdue" in words
 
     row = await api.conn.fetchrow("select * from webhooks")
+    assert row is not None
     assert (row["url"], row["events"], row["active"]) == (
         HOOK,
         ["report.published", "response.overdue"],
@@ -177,6 +178,7 @@ async def test_a_new_secret_is_shown_once_on_a_page_no_cache_keeps(
     )
     assert unseal(settings, row["id"], row["secret_encrypted"]) == secret  # the one that signs
     audit = await api.conn.fetchrow("select * from audit_log where object_type = 'webhook'")
+    assert audit is not None
     assert (audit["action"], audit["actor_id"], json.loads(audit["summary"])) == (
         "webhook.create",
         UUID(user["id"]),
