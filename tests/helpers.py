@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from html import unescape
 from typing import Any
 
 import asyncpg
@@ -129,3 +131,8 @@ async def browser_as(api: Api, user: dict[str, Any]) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/", r.text
+
+
+def text_of(html: str) -> str:
+    """The page's words, as a screen reader would run them together."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())

@@ -519,3 +519,21 @@ PHOTO_RULE_CHECKLIST: dict[str, Any] = {
         ]
     },
 }
+
+
+async def reported(api: Api) -> tuple[Findings, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Two recommendations to Elm House, in a report sent for a factual check; a concern."""
+    f = await Findings(api).build()
+    bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
+    names = (await f.raise_(f.bob, **NAMES)).json()
+    concern = (await f.raise_(f.ann, **CONCERN)).json()
+    report = await f.draft_report(summary="Warm.")
+    r = await api.client.post(f"/v1/reports/{report['id']}/send", headers=f.coord)
+    assert r.status_code == 200, r.text
+    f.report = report  # type: ignore[attr-defined]
+    return f, bells, names, concern
+
+
+async def publish(api: Api, f: Findings) -> None:
+    r = await f.publish(f.report, PUBLISHED_ON)  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text

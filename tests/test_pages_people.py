@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from html import unescape
 
-from tests.helpers import PASSWORD, Api, browser_as, form_post
-
-# The name tests/test_privacy.py imports (being worked on elsewhere): one sign-in, helpers.py's.
-browser_of = browser_as
-
-
-def text_of(html: str) -> str:
-    """The page's words, as a screen reader would run them together."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+from tests.helpers import PASSWORD, Api, browser_as, form_post, text_of
 
 
 async def test_people_screens_refuse_whom_the_api_refuses(api: Api) -> None:

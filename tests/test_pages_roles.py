@@ -10,7 +10,12 @@ import uuid
 from typing import Any
 
 from tests.helpers import Api, browser_as, form_post
-from tests.scenes import CALL_BELLS, CONCERN, NAMES, PUBLISHED_ON, Findings, read, seeded
+from tests.scenes import (
+    publish,
+    read,
+    reported,
+    seeded,
+)
 
 
 def hidden(html: str, name: str) -> str:
@@ -27,24 +32,6 @@ async def post_update(api: Api, page: str, url: str, action: str, fields: dict[s
         {"update_id": hidden(page, "update_id"), **fields},
         follow_redirects=False,
     )
-
-
-async def reported(api: Api) -> tuple[Findings, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Two recommendations to Elm House, in a report sent for a factual check; a concern."""
-    f = await Findings(api).build()
-    bells = (await f.raise_(f.ann, **CALL_BELLS)).json()
-    names = (await f.raise_(f.bob, **NAMES)).json()
-    concern = (await f.raise_(f.ann, **CONCERN)).json()
-    report = await f.draft_report(summary="Warm.")
-    r = await api.client.post(f"/v1/reports/{report['id']}/send", headers=f.coord)
-    assert r.status_code == 200, r.text
-    f.report = report  # type: ignore[attr-defined]
-    return f, bells, names, concern
-
-
-async def publish(api: Api, f: Findings) -> None:
-    r = await f.publish(f.report, PUBLISHED_ON)  # type: ignore[attr-defined]
-    assert r.status_code == 200, r.text
 
 
 async def test_a_manager_comments_accepts_and_declines_through_the_pages(api: Api) -> None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.helpers import Api
-from tests.scenes import seeded
-from tests.test_pages_roles import publish, reported
+from tests.scenes import publish, reported, seeded
 
 
 async def test_manager_lead_and_scrutiny_do_their_work_in_chromium(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import Api, browser_as, form_post
-from tests.test_pages_people import text_of
+from tests.helpers import Api, browser_as, form_post, text_of
 
 ELM = {
     "name": "Elm House",

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
-from tests.helpers import Api, browser_as, form_post
-from tests.test_pages_people import text_of
+from tests.helpers import Api, browser_as, form_post, text_of
 
 RETENTION = "/v1/organisation/retention-settings"
 

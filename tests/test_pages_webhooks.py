@@ -22,8 +22,7 @@ from inspections.notifications.webhook_secrets import unseal
 from service.settings import Settings
 from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
 from tests.conftest import start_live_server, stop_live_server
-from tests.helpers import Api, assert_problem, browser_as, form_post
-from tests.test_pages_people import text_of
+from tests.helpers import Api, assert_problem, browser_as, form_post, text_of
 
 PUBLIC_HOST = "hooks.example.org"
 HOOK = f"https://{PUBLIC_HOST}/coassess"

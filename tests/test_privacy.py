@@ -23,7 +23,7 @@ from service.db import create_pool
 from service.settings import Settings
 from service.storage import ObjectStore
 from tests.conftest import ROOT
-from tests.helpers import Api, assert_problem, form_post
+from tests.helpers import Api, assert_problem, browser_as, form_post, text_of
 from tests.scenes import (
     CONCERN,
     GPS_PHOTO,
@@ -34,7 +34,6 @@ from tests.scenes import (
     scene_with_visit,
     seeded,
 )
-from tests.test_pages_people import browser_of, text_of
 
 DAY = dt.timedelta(days=1)
 PHOTO = GPS_PHOTO.read_bytes()
@@ -294,9 +293,9 @@ async def test_the_person_data_screen_downloads_and_erases(api: Api) -> None:
     s, visits = await seeded(api)
     ev = await _photo(Photos(api, s, {"id": visits[-1]}), s.ann)
     other = await api.user(await api.org("Elsewhere"), "coordinator")
-    await browser_of(api, other)
+    await browser_as(api, other)
     assert (await api.client.get(f"/people/{s.ann['id']}/data")).status_code == 404
-    await browser_of(api, await api.user(s.org, "coordinator", name="Cora"))
+    await browser_as(api, await api.user(s.org, "coordinator", name="Cora"))
     person = await api.client.get(f"/people/{s.ann['id']}")
     assert f'href="/people/{s.ann["id"]}/data"' in person.text  # linked from their page
     page = await api.client.get(f"/people/{s.ann['id']}/data")
