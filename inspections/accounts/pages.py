@@ -31,7 +31,7 @@ from service.schema import Form
 from service.state import AppState, app_state
 
 
-class InviteForm(Form, kw_only=True):
+class AcceptInviteForm(Form, kw_only=True):
     display_name: str = ""
     password: str = ""
 
@@ -45,7 +45,7 @@ class ResetForm(Form, kw_only=True):
 
 
 _URL_ENCODED = FormBody(media_type=RequestEncodingType.URL_ENCODED)
-InviteBody = Annotated[InviteForm, _URL_ENCODED]
+InviteBody = Annotated[AcceptInviteForm, _URL_ENCODED]
 ForgotBody = Annotated[ForgotForm, _URL_ENCODED]
 ResetBody = Annotated[ResetForm, _URL_ENCODED]
 
