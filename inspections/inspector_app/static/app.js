@@ -46,7 +46,9 @@ document.addEventListener("click", (e) => {
 addEventListener("popstate", () => render(true));
 
 let drawing = 0;
-export async function render(moved = false) {
+// ``background``: a redraw nobody asked for (something was sent). Drawing a screen takes a
+// moment on a slow phone; if the inspector started typing meanwhile, their field stays.
+export async function render(moved = false, background = false) {
   const mine = ++drawing;
   const path = location.pathname;
   let screen = signInScreen;
@@ -61,6 +63,7 @@ export async function render(moved = false) {
   if (typeof screen === "string") screen = (await import("./visit.js"))[screen];
   const nodes = await screen(...args);
   if (mine !== drawing) return; // a newer navigation won
+  if (background && !idle()) { status(); return; }
   main.replaceChildren(...[nodes].flat().filter(Boolean));
   const h1 = main.querySelector("h1");
   if (state.flash && h1) {
@@ -87,10 +90,13 @@ function redraw() {
   redrawQueued = true;
   queueMicrotask(() => {
     redrawQueued = false;
-    const el = document.activeElement;
-    const idle = !main.contains(el) || el === main || el?.tagName === "H1";
-    if (idle && !/\/sections\//.test(location.pathname)) render(false); else status();
+    if (idle() && !/\/sections\//.test(location.pathname)) render(false, true); else status();
   });
+}
+
+function idle() {
+  const el = document.activeElement;
+  return !main.contains(el) || el === main || el?.tagName === "H1";
 }
 
 async function status() {
