@@ -27,6 +27,9 @@ from tests.helpers import PASSWORD
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "screenshots")
 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 PHONE = {"width": 390, "height": 844}
+# How long one browser step may wait for what it needs: a bound for a busy CI machine, not
+# a duration a test asserts (Playwright's 30 s default failed steps that only waited for CPU).
+STEP_BOUND_MS = 180_000
 DESKTOP = {"width": 1280, "height": 900}
 
 
@@ -36,6 +39,21 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
 
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        new_context, new_page = b.new_context, b.new_page
+
+        async def bounded_context(**kw: Any) -> Any:
+            ctx = await new_context(**kw)
+            ctx.set_default_timeout(STEP_BOUND_MS)
+            ctx.set_default_navigation_timeout(STEP_BOUND_MS)
+            return ctx
+
+        async def bounded_page(**kw: Any) -> Any:
+            page = await new_page(**kw)
+            page.set_default_timeout(STEP_BOUND_MS)
+            page.set_default_navigation_timeout(STEP_BOUND_MS)
+            return page
+
+        b.new_context, b.new_page = bounded_context, bounded_page
         try:
             yield b
         finally:
