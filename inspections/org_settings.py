@@ -18,7 +18,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 
 from inspections.audit.log import audit
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.errors import problem_responses
 
@@ -133,7 +133,7 @@ def settings_routes(
         )(read),
         litestar.patch(
             path,
-            guards=[require_roles("coordinator")],
+            guards=coordinator_only,
             summary=patch_summary,
             responses=problem_responses(401, 403, 422),
         )(write),

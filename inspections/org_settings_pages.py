@@ -26,11 +26,9 @@ from msgspec import inspect as mi
 
 from inspections.org_settings import SECTIONS, Section, read_section, save_section
 from inspections.web.screens import Refused, read_form, screen, screens_router, see_other, submit
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.errors import not_found
-
-coordinator_only = [require_roles("coordinator")]  # the PATCH routes' guard
 
 # Per section: its heading, what it is for, and each field's label and help, in plain words.
 # A section or field missing here still shows, titled from its name.

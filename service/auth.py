@@ -277,3 +277,7 @@ def require_roles(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], N
             raise PermissionDeniedException(f"This needs one of the roles: {', '.join(roles)}.")
 
     return guard
+
+
+# The guard of every coordinator-only route, JSON or page alike.
+coordinator_only = [require_roles("coordinator")]

@@ -9,13 +9,13 @@ same guard, so the checks and the audit are the API's.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
 import asyncpg
 from litestar import Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from inspections.accounts import invites, people
@@ -35,14 +35,12 @@ from inspections.web.screens import (
     submit,
 )
 from inspections.wording import long_date
-from service.auth import ROLES, AuthedRequest, Role, require_roles
+from service.auth import ROLES, AuthedRequest, Role, coordinator_only
 from service.db import DB
 from service.errors import DomainError
-from service.schema import Email, Form, NonEmpty, cursor_after
+from service.schema import Email, Form, NonEmpty, Search, cursor_after
 from service.state import AppState
 
-coordinator_only = [require_roles("coordinator")]  # the JSON routes' guard
-Search = Annotated[str | None, QueryParameter(name="q", max_length=100)]
 DUE_DAYS = 30  # "expires soon": the home panel's window too
 
 

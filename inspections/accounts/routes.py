@@ -36,14 +36,13 @@ from inspections.accounts.schemas import (
     UserPatch,
 )
 from inspections.audit.log import audit
-from service.auth import PUBLIC, AuthedRequest, issue_access_token, require_roles
+from service.auth import PUBLIC, AuthedRequest, coordinator_only, issue_access_token
 from service.db import DB, from_row
 from service.errors import Problem, problem_response, problem_responses
 from service.schema import Limit, Search, cursor_after
 from service.settings import Settings
 from service.state import AppState
 
-coordinator_only = [require_roles("coordinator")]
 BAD_SIGN_IN = "Wrong email or password."
 _dummy_hash: dict[int, str] = {}
 

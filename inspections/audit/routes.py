@@ -9,7 +9,7 @@ from uuid import UUID
 from litestar import Router, get
 from litestar.params import FromQuery
 
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB, from_row
 from service.errors import problem_responses
 from service.schema import Body, Limit, Page, cursor_after, page_of
@@ -75,6 +75,4 @@ async def list_audit(
     return AuditPage(items=[from_row(AuditEntry, r) for r in page], next_cursor=nxt)
 
 
-router = Router(
-    "/v1/audit", tags=["audit"], guards=[require_roles("coordinator")], route_handlers=[list_audit]
-)
+router = Router("/v1/audit", tags=["audit"], guards=coordinator_only, route_handlers=[list_audit])

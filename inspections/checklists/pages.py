@@ -34,12 +34,12 @@ from inspections.checklists.questions import (
     max_points,
     questions,
 )
-from inspections.checklists.routes import coordinator, readers, workbook_response
+from inspections.checklists.routes import readers, workbook_response
 from inspections.checklists.schemas import ChecklistPatch
 from inspections.checklists.spreadsheet import BadSpreadsheet, read_checklist
 from inspections.web.screens import page_errors, read_form, screen, screens_router, see_other
 from inspections.wording import weekday_date
-from service.auth import AuthedRequest
+from service.auth import AuthedRequest, coordinator_only
 from service.bounds import Version
 from service.db import DB
 from service.errors import DomainError
@@ -302,12 +302,12 @@ def _import_form(
     )
 
 
-@get("/import", guards=coordinator)
+@get("/import", guards=coordinator_only)
 async def import_page(request: AuthedRequest) -> Template:
     return _import_form(request, [], [])
 
 
-@post("/import", guards=coordinator, status_code=303)
+@post("/import", guards=coordinator_only, status_code=303)
 async def import_post(request: AuthedRequest, db: DB) -> Template | Response[None]:
     form = await request.form()
     upload = form.get("file")
@@ -362,7 +362,7 @@ async def _edit_form(
     )
 
 
-@get("/{checklist_id:uuid}/questions/{key:str}", guards=coordinator)
+@get("/{checklist_id:uuid}/questions/{key:str}", guards=coordinator_only)
 async def question_page(
     checklist_id: FromPath[UUID], key: FromPath[str], request: AuthedRequest, db: DB
 ) -> Template:
@@ -377,7 +377,7 @@ async def question_page(
     return await _edit_form(request, checklist_id, c.title, q, values, [])
 
 
-@post("/{checklist_id:uuid}/questions/{key:str}", guards=coordinator, status_code=303)
+@post("/{checklist_id:uuid}/questions/{key:str}", guards=coordinator_only, status_code=303)
 async def question_post(
     checklist_id: FromPath[UUID], key: FromPath[str], request: AuthedRequest, db: DB
 ) -> Template | Response[None]:
@@ -413,7 +413,7 @@ async def question_post(
     return see_other(f"/checklists/{checklist_id}/draft?saved={key}#q-{key}")
 
 
-@post("/{checklist_id:uuid}/publish", guards=coordinator, status_code=303)
+@post("/{checklist_id:uuid}/publish", guards=coordinator_only, status_code=303)
 async def publish_post(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Any:
     form = await read_form(request, ConfirmForm, {})
     assert not isinstance(form, list)  # only the token, checked by the CSRF middleware
@@ -421,7 +421,7 @@ async def publish_post(checklist_id: FromPath[UUID], request: AuthedRequest, db:
     return see_other(f"/checklists/{checklist_id}?published={published.version}")
 
 
-@post("/{checklist_id:uuid}/draft", guards=coordinator, status_code=303)
+@post("/{checklist_id:uuid}/draft", guards=coordinator_only, status_code=303)
 async def start_draft_post(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Any:
     # An edit that changes nothing: as PATCH /v1/checklists/{id} with {}, it starts a draft
     # from the latest version (or keeps the draft there is).
@@ -429,7 +429,7 @@ async def start_draft_post(checklist_id: FromPath[UUID], request: AuthedRequest,
     return see_other(f"/checklists/{checklist_id}/draft")
 
 
-@post("/{checklist_id:uuid}/retire", guards=coordinator, status_code=303)
+@post("/{checklist_id:uuid}/retire", guards=coordinator_only, status_code=303)
 async def retire_post(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Any:
     await ops.retire(db, request, checklist_id)
     return see_other(f"/checklists/{checklist_id}")

@@ -28,7 +28,7 @@ from inspections.checklists.schemas import (
 )
 from inspections.checklists.spreadsheet import MEDIA_TYPE as XLSX
 from inspections.checklists.spreadsheet import read_checklist
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.bounds import Version
 from service.db import DB
 from service.errors import (
@@ -40,7 +40,6 @@ from service.errors import (
 )
 from service.schema import Body, Limit, cursor_after, page_of
 
-coordinator = [require_roles("coordinator")]
 readers = [require_roles("coordinator", "scrutiny_member")]
 
 
@@ -61,7 +60,7 @@ names_questions: ExceptionHandlersMap = {ValidationException: _name_questions}
 
 @post(
     "/",
-    guards=coordinator,
+    guards=coordinator_only,
     exception_handlers=names_questions,
     summary="Create a checklist (as a draft)",
     responses=problem_responses(401, 403, 422),
@@ -80,7 +79,7 @@ class WorkbookUpload(Body, kw_only=True):
 
 @post(
     "/import",
-    guards=coordinator,
+    guards=coordinator_only,
     summary="Create a checklist (as a draft) from an .xlsx workbook",
     description=(
         "Multipart, part `file`: a workbook laid out as `GET .../export.xlsx` makes one. "
@@ -168,7 +167,7 @@ async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db
 
 @patch(
     "/{checklist_id:uuid}",
-    guards=coordinator,
+    guards=coordinator_only,
     exception_handlers=names_questions,
     summary="Edit the draft (editing a published checklist starts a new draft)",
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -181,7 +180,7 @@ async def patch_checklist(
 
 @post(
     "/{checklist_id:uuid}/publish",
-    guards=coordinator,
+    guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Freeze the draft as the next immutable version",
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -206,7 +205,7 @@ async def get_version(
 
 @post(
     "/{checklist_id:uuid}/retire",
-    guards=coordinator,
+    guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Retire: hidden from new visits (visits already planned keep their version)",
     responses=problem_responses(401, 403, 404),

@@ -39,7 +39,7 @@ from inspections.evidence.upload import receive
 from inspections.idempotent import put_response
 from inspections.visits.operations import visit_for
 from inspections.visits.queries import DOOR_RULE
-from service.auth import Principal, require_roles
+from service.auth import Principal, coordinator_only
 from service.db import DB
 from service.errors import (
     DomainError,
@@ -254,7 +254,7 @@ async def list_visit_evidence(
 
 @delete(
     "/v1/evidence/{evidence_id:uuid}",
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     tags=["evidence"],
     summary="Withdraw evidence (soft: kept for the record, audited)",
     responses=problem_responses(401, 403, 404, 422),

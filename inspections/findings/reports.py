@@ -15,16 +15,14 @@ from inspections.findings import operations
 from inspections.findings.queries import build_report, report_row
 from inspections.findings.schemas import Comment, CommentPut, Publish, Report, ReportPut
 from inspections.idempotent import put_response
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of
-
-coordinators = [require_roles("coordinator")]
 
 
 @put(
     "/visits/{visit_id:uuid}/report",
-    guards=coordinators,
+    guards=coordinator_only,
     summary="Write the visit's report from its findings (a draft; coordinators)",
     description="Creates or updates the draft: a summary and the findings left out. "
     "Safeguarding concerns are never in a report.",
@@ -69,7 +67,7 @@ async def get_report(
 
 @post(
     "/reports/{report_id:uuid}/send",
-    guards=coordinators,
+    guards=coordinator_only,
     summary="Send the draft to the service for a factual-accuracy check",
     description="Its managers can then read it and comment on its accuracy; the team can no "
     "longer change its findings (the coordinator can, until publication). Sending again "
@@ -106,7 +104,7 @@ async def put_comment(
 
 @post(
     "/reports/{report_id:uuid}/publish",
-    guards=coordinators,
+    guards=coordinator_only,
     summary="Publish the report: recommendations become due (20 working days by default)",
     description=(
         "Publishes whether or not the provider commented. Each recommendation's response "

@@ -16,7 +16,7 @@ from litestar.response import Template
 from inspections.notifications.routes import outbox_items
 from inspections.web.screens import screen, screens_router
 from inspections.wording import long_date
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.schema import cursor_after
 
@@ -35,7 +35,7 @@ EVENT_WORDS = {
 Shown = Literal["failed", "pending", "delivered", "all"]
 
 
-@get("/", guards=[require_roles("coordinator")])
+@get("/", guards=coordinator_only)
 async def notifications_page(
     request: AuthedRequest,
     db: DB,

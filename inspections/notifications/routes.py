@@ -17,7 +17,7 @@ from inspections.notifications.addresses import refusal
 from inspections.notifications.deliver import new_secret
 from inspections.notifications.outbox import EVENTS, Event
 from inspections.notifications.webhook_secrets import seal
-from service.auth import AuthedRequest, Principal, require_roles
+from service.auth import AuthedRequest, Principal, coordinator_only
 from service.db import DB, from_row
 from service.errors import FieldError, conflict, not_found, problem_responses, unprocessable
 from service.schema import Body, Limit, Page, cursor_after, page_of
@@ -393,7 +393,7 @@ async def outbox_items(
 router = Router(
     "/v1",
     tags=["notifications"],
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     route_handlers=[
         create_webhook,
         list_webhooks,

@@ -46,13 +46,11 @@ from inspections.web.screens import (
     submit,
 )
 from inspections.wording import long_date, plural
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.schema import cursor_after
 from service.settings import Settings
 from service.state import AppState
-
-coordinator_only = [require_roles("coordinator")]  # the JSON routes' guard
 
 # The form is read as the API's body itself (WebhookCreate): the same fields and rules.
 LABELS = {"url": "URL", "events": "Events"}

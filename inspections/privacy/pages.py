@@ -17,13 +17,12 @@ from inspections.privacy.erasure import erase_person
 from inspections.privacy.routes import acting, export_file
 from inspections.privacy.schemas import RetentionSettings
 from inspections.web.screens import form_screen, read_form, screens_router, see_other
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.errors import DomainError
 from service.schema import Form
 from service.state import AppState
 
-coordinator_only = [require_roles("coordinator")]
 LABELS = {"confirm": "Type ERASE to confirm"}
 
 

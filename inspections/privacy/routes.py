@@ -25,7 +25,7 @@ from inspections.privacy.schemas import (
     RetentionSettingsPatch,
     check_retention,
 )
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.errors import problem_responses, request_id_of
 from service.state import AppState
@@ -114,6 +114,6 @@ router = Router(
 people_router = Router(
     "/v1",
     tags=["privacy"],
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     route_handlers=[erase, export],
 )

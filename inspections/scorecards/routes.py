@@ -26,7 +26,7 @@ from inspections.scorecards.schemas import (
 )
 from inspections.services.queries import service_for, service_in_org
 from inspections.services.schemas import Kind
-from service.auth import AuthedRequest, Principal, require_roles
+from service.auth import AuthedRequest, Principal, coordinator_only, require_roles
 from service.bounds import Moment
 from service.db import DB
 from service.errors import problem_responses, unprocessable
@@ -181,7 +181,7 @@ async def get_scorecard(
 
 @post(
     "/services/{service_id:uuid}/scorecard/override",
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     summary="Override the overall band for a period, with a recorded reason (audited)",
     description=OVERRIDE_RULE,
     responses=problem_responses(401, 403, 404, 422),

@@ -35,12 +35,11 @@ from inspections.web.screens import (
     submit,
 )
 from inspections.wording import long_date
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.schema import cursor_after
 
 # The JSON routes' guards.
-coordinator_only = [require_roles("coordinator")]
 readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
 
 # Kinds offered when adding a service; the league table groups services by kind.

@@ -16,7 +16,7 @@ from inspections.services.schemas import (
     ServicePage,
     ServicePatch,
 )
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.errors import problem_responses
 from service.schema import Limit, Search, cursor_after
@@ -24,7 +24,7 @@ from service.schema import Limit, Search, cursor_after
 
 @post(
     "/",
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     summary="Create a service (a place that is inspected)",
     responses=problem_responses(401, 403, 422),
 )
@@ -68,7 +68,7 @@ async def get_service(service_id: FromPath[UUID], request: AuthedRequest, db: DB
 
 @patch(
     "/{service_id:uuid}",
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     summary="Edit a service or who manages it",
     responses=problem_responses(401, 403, 404, 422),
 )

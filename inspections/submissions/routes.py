@@ -21,7 +21,7 @@ from inspections.submissions.schemas import (
 )
 from inspections.submissions.side_by_side import visit_submissions
 from inspections.visits.queries import visit_in_org
-from service.auth import AuthedRequest, require_roles
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.errors import forbidden, not_found, problem_responses, request_id_of
 
@@ -83,7 +83,7 @@ async def get_submission(
 
 @get(
     "/",
-    guards=[require_roles("coordinator")],
+    guards=coordinator_only,
     tags=["visits"],
     summary="Every submission of a visit, and each question's answers side by side",
     responses=problem_responses(401, 403, 404),

@@ -39,7 +39,7 @@ from inspections.visits.schemas import (
     VisitPage,
     VisitPatch,
 )
-from service.auth import LOAD_CALLER, AuthedRequest, Principal, require_roles
+from service.auth import LOAD_CALLER, AuthedRequest, Principal, coordinator_only
 from service.db import DB, from_row
 from service.errors import conflict, forbidden, not_found, problem_responses, request_id_of
 from service.schema import Limit, cursor_after, page_of
@@ -63,12 +63,11 @@ class IfNoneMatchOperation(Operation):
 
 
 _encoder = msgspec.json.Encoder()
-coordinator = [require_roles("coordinator")]
 
 
 @post(
     "/",
-    guards=coordinator,
+    guards=coordinator_only,
     summary="Schedule a visit: service, pinned checklist version, window and team",
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -78,7 +77,7 @@ async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: 
 
 @get(
     "/",
-    guards=coordinator,
+    guards=coordinator_only,
     summary="Visits of my organisation",
     responses=problem_responses(400, 401, 403),
 )
@@ -115,7 +114,7 @@ async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) ->
 
 @patch(
     "/{visit_id:uuid}",
-    guards=coordinator,
+    guards=coordinator_only,
     summary="Change a planned visit's window, announcement or team",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -156,7 +155,7 @@ async def patch_visit(
 
 @post(
     "/{visit_id:uuid}/cancel",
-    guards=coordinator,
+    guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Cancel a visit (it then refuses submissions)",
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -171,7 +170,7 @@ async def cancel_visit(
 
 @post(
     "/{visit_id:uuid}/close",
-    guards=coordinator,
+    guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Close a visit as submitted (even if some inspectors did not finalise)",
     description="Closing also closes the visit's door: its team's evidence and findings "
