@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import re
+import sys
 from html import unescape
 from typing import Any
 
@@ -136,3 +139,16 @@ async def browser_as(api: Api, user: dict[str, Any]) -> None:
 def text_of(html: str) -> str:
     """The page's words, as a screen reader would run them together."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+async def deliver_once(env: dict[str, str]) -> dict[str, Any]:
+    """``python -m service deliver --once`` as an operator runs it; its JSON report."""
+    from tests.conftest import ROOT
+
+    once = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service", "deliver", "--once",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(once.communicate(), 60)
+    assert once.returncode == 0
+    return json.loads(out)

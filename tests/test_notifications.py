@@ -38,7 +38,7 @@ from service.app import create_app
 from service.devstack import SeaweedFS, free_port
 from service.settings import Settings
 from tests.conftest import ROOT, Mailbox, Receiver, Worker, make_settings
-from tests.helpers import Api, assert_problem
+from tests.helpers import Api, assert_problem, deliver_once
 from tests.scenes import signed_with
 
 # Mailbox and receiver.
@@ -443,13 +443,7 @@ async def test_deliver_command(api: Api, smtp: Mailbox, database_url: str) -> No
         "SMTP_PORT": str(smtp.port),
         "LOG_LEVEL": "WARNING",
     }
-    once = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "deliver", "--once",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(once.communicate(), 60)
-    assert once.returncode == 0
-    assert json.loads(out) == {"claimed": 2, "delivered": 2, "retrying": 0, "failed": 0}
+    assert await deliver_once(env) == {"claimed": 2, "delivered": 2, "retrying": 0, "failed": 0}
     assert len(smtp.messages) == 2
 
     # Without --once it keeps going (woken by commits) until SIGTERM.

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,8 @@ from inspections.notifications.webhook_secrets import (
 )
 from service import db
 from service.settings import Settings
-from tests.conftest import ROOT, Receiver, Worker, app_api
-from tests.helpers import Api, assert_problem
+from tests.conftest import Receiver, Worker, app_api
+from tests.helpers import Api, assert_problem, deliver_once
 from tests.scenes import signed_with
 
 
@@ -418,12 +416,6 @@ async def test_the_deliver_command_beside_serve_finds_the_key_in_the_data_folder
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "LOG_LEVEL": "WARNING",
     }
-    once = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "deliver", "--once",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(once.communicate(), 60)
-    assert once.returncode == 0
-    assert json.loads(out)["delivered"] == 1
+    assert (await deliver_once(env))["delivered"] == 1
     (request,) = receiver.requests
     assert _verifies(hook["secret"], request)
