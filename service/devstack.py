@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from service.processes import pid_alive, pid_exists
+
 __all__ = ["Postgres", "SeaweedFS", "free_port", "ServeRecord", "redact_dsn"]
 
 POLL_INTERVAL = 0.1
@@ -141,29 +143,6 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _pid_exists(pid: int) -> bool:
-    """True if ``pid`` exists, zombies included."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    if not _pid_exists(pid):
-        return False
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs (macOS): trust kill(0)
-    # "pid (comm) STATE ..."; comm may contain spaces/parens, so split after the last ')'.
-    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
-
-
 # --------------------------------------------------------------------------- serve's record
 
 
@@ -231,7 +210,7 @@ class ServeRecord:
             record = cls(int(data["pid"]), str(data["data_dir"]), str(data["database"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not _pid_alive(record.pid):
+        if not pid_alive(record.pid):
             return None
         with contextlib.suppress(OSError):  # no procfs: trust the pid
             cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
@@ -535,7 +514,7 @@ class Postgres(_Server):
     def _running_port(self) -> int | None:
         """Port of a server already running on data_dir, else None."""
         info = self._postmaster_pid()
-        if info is None or not _pid_alive(info[0]):
+        if info is None or not pid_alive(info[0]):
             return None
         res = self._run([str(self.bindir / "pg_ctl"), "status", "-D", str(self.data_dir)])
         return info[1] if res.returncode == 0 else None
@@ -618,7 +597,7 @@ class Postgres(_Server):
         if info is not None:
             pid = info[0]
             _wait_for(
-                lambda: _pid_alive(pid) or not _pid_exists(pid),
+                lambda: pid_alive(pid) or not pid_exists(pid),
                 f"dead postmaster (pid {pid}) of {self.data_dir} is not reaped",
             )
 
@@ -953,7 +932,7 @@ class SeaweedFS(_Server):
         state = self._read_state()
         pid, ports = state.get("pid"), state.get("ports") or {}
         s3_port = ports.get("s3.port")
-        if not isinstance(pid, int) or not isinstance(s3_port, int) or not _pid_alive(pid):
+        if not isinstance(pid, int) or not isinstance(s3_port, int) or not pid_alive(pid):
             return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

@@ -20,6 +20,7 @@ from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_
 
 from media.detect import too_large
 from service.errors import Problem
+from service.processes import pid_alive
 from service.settings import Settings
 
 MAX_METADATA_BYTES = 64 * 1024
@@ -68,7 +69,7 @@ def remove_leftovers(path: Path, older_than_s: float | None = None, own: bool = 
             continue
         pid = int(m.group(1))
         try:
-            stale = (own and pid == os.getpid()) or not _alive(pid)
+            stale = (own and pid == os.getpid()) or not pid_alive(pid)
             if not stale and older_than_s is not None:
                 stale = entry.stat().st_mtime < now - older_than_s
             if stale:
@@ -77,20 +78,6 @@ def remove_leftovers(path: Path, older_than_s: float | None = None, own: bool = 
         except FileNotFoundError:
             continue  # another process removed it first
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    try:  # a zombie (killed, not yet reaped) is dead too
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def new_temp_file(directory: Path) -> tuple[int, Path]:
