@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -170,16 +172,66 @@ def _lower_priority() -> None:
             os.nice(19)
 
 
+def host_decodes(configured: int, cpus: int) -> int:
+    """How many photos may decode at once on this host: ``configured``, or when 0 one
+    fewer than the CPUs (at least 1), so that answering requests always has a CPU."""
+    return configured if configured > 0 else max(1, cpus - 1)
+
+
+class HostSlots:
+    """At most ``n`` holders at once among every process on this host sharing ``folder``.
+
+    Why: each app process (granian worker) has its own image workers, so without this the
+    host decodes WORKERS x IMAGE_WORKERS photos at once. On 2 cores four decodes at once
+    tripled the phones' p99 latency even at SCHED_IDLE; one at a time did not (see the
+    README's figures from scripts/bench_load). A slot is an ``flock`` on a file, so the
+    kernel releases it when its process dies, however it dies. Waiting polls (cheap, and a
+    cancelled wait leaves no thread blocked in the kernel).
+    """
+
+    POLL_S = 0.02
+
+    def __init__(self, folder: Path, n: int) -> None:
+        self.folder = folder
+        self.n = max(1, n)
+
+    def _try(self) -> int | None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for i in range(self.n):
+            fd = os.open(self.folder / f"decode-slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd
+        return None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        # Another process frees a slot: nothing in this one can signal it, so poll.
+        while (fd := self._try()) is None:  # noqa: ASYNC110
+            await asyncio.sleep(self.POLL_S)
+        try:
+            yield
+        finally:
+            os.close(fd)  # closing the only descriptor releases the lock
+
+
 class ImageWorkers:
     """A small process pool with bounded concurrency, started on first use.
 
     forkserver: workers fork from a clean server process, not from the app with its
-    event loop, threads and open sockets.
+    event loop, threads and open sockets. With ``host`` slots, a photo also waits for one
+    of the host's decode slots (HostSlots), shared with the other app processes.
     """
 
-    def __init__(self, workers: int, *, cpus: int | None = None) -> None:
+    def __init__(
+        self, workers: int, *, cpus: int | None = None, host: HostSlots | None = None
+    ) -> None:
         self.workers = max(1, workers)
         self.cpus = cpus or available_cpus()
+        self.host = host
         self._busy = 0  # photos being processed now
         self._executor: ProcessPoolExecutor | None = None
         self._slots = asyncio.Semaphore(self.workers)
@@ -191,7 +243,7 @@ class ImageWorkers:
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=_init_worker,
             )
-        async with self._slots:
+        async with self._slots, self._host_slot():
             loop = asyncio.get_running_loop()
             executor = self._executor
             self._busy += 1
@@ -209,6 +261,9 @@ class ImageWorkers:
                 raise
             finally:
                 self._busy -= 1
+
+    def _host_slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.host.hold() if self.host is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_photo_bytes: int = 25_000_000
     max_photo_pixels: int = 50_000_000  # decompression bombs are refused above this
     image_workers: int = 2  # processes decoding photos (per app process), fed by the queue
+    # Photos decoding at once on this host, all app processes together; 0: one fewer than
+    # the CPUs (at least 1), so that answering requests always has a CPU.
+    photo_decodes_per_host: int = 0
     # Uploads are acknowledged (202) once the original is stored; the processing queue
     # (inspections/evidence/jobs.py) does the rest. Above photo_queue_max queued photos,
     # new uploads get 503 + Retry-After. A claimed job is claimed again after its lease (a
