@@ -50,15 +50,21 @@ DEFAULT_MIN_N = 3
 # --------------------------------------------------------------------------- answers
 
 
-class AnswerLike(Protocol):
-    """What scoring needs of an answer (a DB row, a ScoredAnswer view, an AnswerPoints)."""
+class Scored(Protocol):
+    """An answer's points out of its question's maximum (None: N/A, unanswered or
+    unscored): what both the scores and the agreement read of an answer."""
 
-    @property
-    def domain(self) -> str: ...
     @property
     def points(self) -> float | None: ...
     @property
     def max_points(self) -> float | None: ...
+
+
+class AnswerLike(Scored, Protocol):
+    """What scoring needs of an answer (a DB row, a ScoredAnswer view, an AnswerPoints)."""
+
+    @property
+    def domain(self) -> str: ...
     @property
     def weight(self) -> float: ...
 
@@ -762,7 +768,7 @@ def _difference(
     return delta
 
 
-class RatingLike(Protocol):
+class RatingLike(Scored, Protocol):
     """One rater's answer to one question at one visit, with its perspective."""
 
     @property
@@ -773,10 +779,6 @@ class RatingLike(Protocol):
     def perspective(self) -> str: ...
     @property
     def rater(self) -> Id: ...
-    @property
-    def points(self) -> float | None: ...
-    @property
-    def max_points(self) -> float | None: ...
 
 
 class QuestionRating(msgspec.Struct, frozen=True, kw_only=True):
