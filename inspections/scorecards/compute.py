@@ -298,16 +298,14 @@ def questions(
     return cards
 
 
-_BAND_WORDS = {
-    "inadequate": "Inadequate",
-    "requires_improvement": "Requires improvement",
-    "good": "Good",
-    "outstanding": "Outstanding",
-}
+def in_words(key: str) -> str:
+    """A domain, band, kind or question key as words: "requires_improvement" is
+    "Requires improvement"."""
+    return key.replace("_", " ").capitalize()
 
 
 def domain_name(key: str) -> str:
-    return "Overall" if key == OVERALL else key.replace("_", " ").capitalize()
+    return "Overall" if key == OVERALL else in_words(key)
 
 
 def notes(overall: DomainCard, domains: list[DomainCard], min_n: int) -> list[str]:
@@ -377,7 +375,8 @@ def default_period(
 
 
 def band_words(band: str | None) -> str:
-    return _BAND_WORDS.get(band or "", "Not rated")
+    # A band's words are its key's (CQC's own: "Requires improvement").
+    return in_words(band) if band is not None and band in maths.BANDS else "Not rated"
 
 
 def league_row(

@@ -32,6 +32,7 @@ from litestar.response import Template
 from inspections.findings.routes import summaries
 from inspections.findings.schemas import ServiceSummary
 from inspections.scorecards import compute
+from inspections.scorecards.maths import BANDS
 from inspections.scorecards.routes import READERS, scoring_settings, service_scorecard
 from inspections.scorecards.schemas import (
     DomainCard,
@@ -69,12 +70,6 @@ TREND = {
     "steady": ("→", "steady"),
     None: ("", "no previous data"),
 }
-BANDS = (
-    ("inadequate", "Inadequate"),
-    ("requires_improvement", "Requires improvement"),
-    ("good", "Good"),
-    ("outstanding", "Outstanding"),
-)
 
 
 # --------------------------------------------------------------------------- words
@@ -87,8 +82,7 @@ def num2(x: float) -> str:
     return f"{x:.2f}".replace("-", "\u2212")
 
 
-def nice(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+nice = compute.in_words  # one way to put a key in words, in JSON notes and on the page
 
 
 day = long_date
@@ -278,7 +272,7 @@ def overall(card: Scorecard, settings: ScoringSettings) -> dict[str, Any]:
         "band_class": band_class(card.band),
         "word": compute.band_words(card.band),
         "why": why,
-        "scale": [{"word": w, "current": band == card.band} for band, w in BANDS],
+        "scale": [{"word": compute.band_words(b), "current": b == card.band} for b in BANDS],
         "extra": extra,
         "combined": combined_line(o),
         "gap": gap_sentence(o, "overall"),
