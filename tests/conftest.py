@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import logging
 import os
 import shutil
 import subprocess
@@ -346,6 +347,14 @@ def receiver() -> Iterator[Receiver]:
         yield r
     finally:
         r.close()
+
+
+@pytest.fixture
+def app_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The app's log lines from INFO up, as an operator's log holds them (the app of the
+    ``api`` fixture configured logging): to show what never reaches one."""
+    caplog.set_level(logging.INFO)
+    return caplog
 
 
 # The app of the `api` fixture sends mail to the local SMTP server; its own worker is off,

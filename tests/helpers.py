@@ -75,6 +75,15 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()
 
+    async def webhook(self, headers: dict[str, str], url: str, *events: str) -> dict[str, Any]:
+        """A coordinator (``headers``) registers a webhook at ``url`` for ``events``: the
+        webhook, with its secret (shown this once)."""
+        r = await self.client.post(
+            "/v1/webhooks", json={"url": url, "events": list(events)}, headers=headers
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
     async def sign_in(self, user: dict[str, Any], device: str = "phone") -> dict[str, Any]:
         r = await post_token(self.client, user["email"], device=device)
         assert r.status_code == 200, r.text

@@ -16,7 +16,10 @@ from typing import Any
 import httpx
 import msgspec
 
+from inspections.notifications.deliver import DeliveryReport, deliver_once, http_client
 from scripts.bench import harness
+from service import db
+from service.settings import Settings
 from tests.conftest import PHOTOS
 from tests.helpers import Api
 
@@ -497,6 +500,52 @@ def signed_with(secret: str, headers: dict[str, str], body: bytes) -> bool:
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     offered = [s.split(",", 1)[1] for s in headers["webhook-signature"].split(" ")]
     return any(hmac.compare_digest(expected, s) for s in offered)
+
+
+async def org_with_webhook(
+    api: Api, url: str, *events: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """An organisation whose coordinator (their Authorization header) registered a webhook
+    at ``url`` for ``events`` through the API: (org, coord, the webhook with its secret)."""
+    org = await api.org()
+    coord = await api.login(await api.user(org, "coordinator"))
+    return org, coord, await api.webhook(coord, url, *events)
+
+
+async def webhook_event_due(api: Api, url: str) -> None:
+    """A webhook at ``url`` (inserted as if registered when its host was public, so the
+    API's address check is not met) with one report.published event due."""
+    org = await api.org()
+    user = await api.user(org, "coordinator")
+    hook = await api.conn.fetchval(
+        """insert into webhooks (organisation_id, url, secret, events, created_by)
+           values ($1, $2, 'whsec_' || repeat('A', 44), '{report.published}', $3)
+           returning id""",
+        org,
+        url,
+        user["id"],
+    )
+    await api.conn.execute(
+        """insert into outbox (organisation_id, event, event_key, channel, recipient, payload)
+           values ($1, 'report.published', $2, 'webhook', $3, '{}')""",
+        org,
+        f"report.published:{uuid.uuid4()}",
+        str(hook),
+    )
+
+
+async def deliver_with(settings: Settings, http: httpx.AsyncClient | None = None) -> DeliveryReport:
+    """One delivery pass as a worker process with ``settings`` runs it: its own pool and its
+    own HTTP client, built from these settings (so their address rules apply) unless
+    ``http`` is given; the client is closed after the pass either way."""
+    assert settings.database_url  # the test settings always name the scratch database
+    pool = await db.create_pool(settings.database_url, 1, 2)
+    http = http or http_client(settings)
+    try:
+        return await deliver_once(pool, settings, http)
+    finally:
+        await http.aclose()
+        await pool.close()
 
 
 # One pass/fail question whose 'fail' needs a photo (the checklist's evidence rule).

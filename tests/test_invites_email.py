@@ -7,7 +7,6 @@ in, and forgotten password -> email -> new password, with axe-core on every page
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -172,9 +171,8 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
     api: Api,
     worker: Worker,
     smtp: Mailbox,
-    caplog: pytest.LogCaptureFixture,
+    app_logs: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO)
     org, other = await api.org(), await api.org("Southshire Council")
     _, coord = await coordinator(api, org)
     first = await api.invite(coord, "sam@example.org", "scrutiny_member", "service_manager")
@@ -206,7 +204,7 @@ async def test_coordinators_list_and_resend_invites_without_showing_the_code(
 
     # No code reaches a log, not even the request log of the page's own path.
     # (The test client's own httpx log of the URL it asked for is the browser's side.)
-    server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    server = [r for r in app_logs.records if not r.name.startswith(("httpx", "httpcore"))]
     assert "/invites/***" in [r.__dict__.get("path") for r in server]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server)
     assert first["code"] not in logged and new_code not in logged

@@ -39,7 +39,7 @@ from service.devstack import SeaweedFS, free_port
 from service.settings import Settings
 from tests.conftest import ROOT, Mailbox, Receiver, Worker, make_settings
 from tests.helpers import Api, assert_problem, deliver_once
-from tests.scenes import signed_with
+from tests.scenes import org_with_webhook, signed_with
 
 # Mailbox and receiver.
 
@@ -58,6 +58,7 @@ NOTICE = Notice(
     payload={"report_id": "7d1d7b1e-0000-4000-8000-000000000001", "service": "Rosewood"},
 )
 EMAILS = ["manager@rosewood.example", "deputy@rosewood.example"]
+EVENTS = ("report.published", "response.overdue")  # what the tests' webhooks ask for
 
 
 async def _enqueue(api: Api, org: str, notice: Notice, emails: list[str]) -> int:
@@ -69,16 +70,6 @@ async def _enqueue(api: Api, org: str, notice: Notice, emails: list[str]) -> int
 
 async def _coordinator(api: Api, org: str) -> dict[str, str]:
     return await api.login(await api.user(org, "coordinator"))
-
-
-async def _register(api: Api, headers: dict[str, str], url: str) -> dict[str, Any]:
-    r = await api.client.post(
-        "/v1/webhooks",
-        json={"url": url, "events": ["report.published", "response.overdue"]},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def _rows(api: Api) -> list[dict[str, Any]]:
@@ -161,9 +152,7 @@ async def test_bad_webhooks_are_refused(api: Api, body: dict[str, Any], field: s
 async def test_each_notification_is_delivered_once(
     api: Api, worker: Worker, smtp: Mailbox, receiver: Receiver
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, *EVENTS)
     assert await _enqueue(api, org, NOTICE, EMAILS) == 3
 
     # Two workers at once: the rows one holds are skipped by the other, never sent twice.
@@ -221,9 +210,7 @@ def _tag(key: str) -> str:
 async def test_a_failing_receiver_is_retried_then_given_up(
     api: Api, worker: Worker, receiver: Receiver, settings: Settings
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, *EVENTS)
     receiver.fail = 1
     assert await _enqueue(api, org, NOTICE, []) == 1
 
@@ -286,9 +273,7 @@ async def test_a_failing_receiver_is_retried_then_given_up(
 async def test_a_deactivated_webhook_gets_nothing(
     api: Api, worker: Worker, receiver: Receiver
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, *EVENTS)
     assert await _enqueue(api, org, NOTICE, []) == 1
     r = await api.client.delete(f"/v1/webhooks/{hook['id']}", headers=coord)
     assert r.status_code == 204
@@ -318,8 +303,8 @@ async def test_redirects_and_unreachable_receivers_are_failures(api: Api, worker
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        await _register(api, coord, f"http://127.0.0.1:{server.server_address[1]}/")
-        await _register(api, coord, f"http://127.0.0.1:{free_port()}/")  # nobody listening
+        await api.webhook(coord, f"http://127.0.0.1:{server.server_address[1]}/", *EVENTS)
+        await api.webhook(coord, f"http://127.0.0.1:{free_port()}/", *EVENTS)  # nobody listening
         assert await _enqueue(api, org, NOTICE, []) == 2
         report = await worker.deliver()
     finally:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from inspections.notifications.addresses import is_public, refusal
-from inspections.notifications.deliver import deliver_once, http_client
-from service import db
 from tests.helpers import Api, assert_problem
+from tests.scenes import deliver_with, webhook_event_due
 
 
 @pytest.mark.parametrize(
@@ -65,30 +62,8 @@ async def test_registering_an_internal_url_is_refused(api: Api, url: str) -> Non
 
 async def test_a_webhook_whose_host_turned_internal_is_not_called(api: Api) -> None:
     """Registered when it was public; DNS now says otherwise: the worker checks again."""
-    org = await api.org()
-    user = await api.user(org, "coordinator")
-    hook = await api.conn.fetchval(
-        """insert into webhooks (organisation_id, url, secret, events, created_by)
-           values ($1, 'http://127.0.0.1:9/hook', 'whsec_' || repeat('A', 44),
-                   '{report.published}', $2) returning id""",
-        org,
-        user["id"],
-    )
-    await api.conn.execute(
-        """insert into outbox (organisation_id, event, event_key, channel, recipient, payload)
-           values ($1, 'report.published', $2, 'webhook', $3, '{}')""",
-        org,
-        f"report.published:{uuid.uuid4()}",
-        str(hook),
-    )
-    settings = api.client.app.state.settings
-    pool = await db.create_pool(settings.database_url, 1, 2)
-    http = http_client(settings)
-    try:
-        report = await deliver_once(pool, settings, http)
-    finally:
-        await http.aclose()
-        await pool.close()
+    await webhook_event_due(api, "http://127.0.0.1:9/hook")
+    report = await deliver_with(api.client.app.state.settings)
     assert report.delivered == 0
     row = await api.conn.fetchrow("select delivered_at, last_error from outbox")
     assert row["delivered_at"] is None and "non-public" in row["last_error"]

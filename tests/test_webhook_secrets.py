@@ -33,7 +33,7 @@ from service import db
 from service.settings import Settings
 from tests.conftest import Receiver, Worker, app_api
 from tests.helpers import Api, assert_problem, deliver_once
-from tests.scenes import signed_with
+from tests.scenes import org_with_webhook, signed_with
 
 
 @pytest.fixture
@@ -43,14 +43,6 @@ def settings(mail_settings: Settings) -> Settings:
 
 async def _coordinator(api: Api, org: str) -> dict[str, str]:
     return await api.login(await api.user(org, "coordinator"))
-
-
-async def _register(api: Api, headers: dict[str, str], url: str) -> dict[str, Any]:
-    r = await api.client.post(
-        "/v1/webhooks", json={"url": url, "events": ["report.published"]}, headers=headers
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def _rotate(api: Api, headers: dict[str, str], hook_id: str) -> dict[str, Any]:
@@ -95,9 +87,7 @@ def _signatures(request: dict[str, Any]) -> list[str]:
 async def test_the_database_holds_no_plaintext_secret_and_deliveries_verify(
     api: Api, worker: Worker, receiver: Receiver
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     secret = hook["secret"]
     assert secret.startswith("whsec_")
 
@@ -125,9 +115,7 @@ async def test_the_database_holds_no_plaintext_secret_and_deliveries_verify(
 async def test_after_rotation_both_secrets_verify_during_the_overlap_then_only_the_new(
     api: Api, worker: Worker, receiver: Receiver, settings: Settings
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     old = hook["secret"]
 
     rotated = await _rotate(api, coord, hook["id"])
@@ -171,9 +159,7 @@ async def test_after_rotation_both_secrets_verify_during_the_overlap_then_only_t
 async def test_rotating_twice_within_the_overlap_drops_the_oldest_secret(
     api: Api, worker: Worker, receiver: Receiver
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     first = hook["secret"]
     second = (await _rotate(api, coord, hook["id"]))["secret"]
     third = (await _rotate(api, coord, hook["id"]))["secret"]
@@ -190,7 +176,7 @@ async def test_with_no_overlap_only_the_new_secret_signs_at_once(
     async with app_api(msgspec.structs.replace(settings, webhook_secret_overlap_s=0)) as api:
         org = await api.org()
         coord = await _coordinator(api, org)
-        old = (hook := await _register(api, coord, receiver.url))["secret"]
+        old = (hook := await api.webhook(coord, receiver.url, "report.published"))["secret"]
         new = (await _rotate(api, coord, hook["id"]))["secret"]
         request = await _delivered(api, org, worker, receiver)
         assert _signatures(request) and len(_signatures(request)) == 1
@@ -198,9 +184,7 @@ async def test_with_no_overlap_only_the_new_secret_signs_at_once(
 
 
 async def test_only_the_organisations_coordinators_can_rotate(api: Api, receiver: Receiver) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     hook_id = UUID(hook["id"])
     before = await api.conn.fetchrow("select * from webhooks where id = $1", hook_id)
     stranger = await _coordinator(api, await api.org("Southshire Healthwatch"))
@@ -290,9 +274,7 @@ async def test_several_processes_sealing_at_once_each_seal_a_row_once(
 async def test_a_wrong_key_cannot_decrypt_and_the_delivery_waits_for_the_right_one(
     api: Api, worker: Worker, receiver: Receiver, settings: Settings
 ) -> None:
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     await _publish(api, org)
 
     wrong = msgspec.structs.replace(
@@ -329,8 +311,7 @@ async def test_a_wrong_key_cannot_decrypt_and_the_delivery_waits_for_the_right_o
 async def test_a_wrong_key_is_said_at_start_up(
     api: Api, settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    org = await api.org()
-    hook = await _register(api, await _coordinator(api, org), receiver.url)
+    org, _, hook = await org_with_webhook(api, receiver.url, "report.published")
     wrong = msgspec.structs.replace(
         settings, webhook_secret_key=base64.b64encode(b"k" * 32).decode()
     )
@@ -383,20 +364,17 @@ async def test_the_rotation_route_is_documented_with_its_problems(api: Api) -> N
 
 
 async def test_no_secret_reaches_a_log_line(
-    api: Api, worker: Worker, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    api: Api, worker: Worker, receiver: Receiver, app_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)  # the app (the api fixture) configured logging
-    org = await api.org()
-    coord = await _coordinator(api, org)
-    hook = await _register(api, coord, receiver.url)
+    org, coord, hook = await org_with_webhook(api, receiver.url, "report.published")
     new = (await _rotate(api, coord, hook["id"]))["secret"]
     receiver.fail = 1  # a failed attempt is logged too
     await _publish(api, org)
     assert (await worker.deliver()).retrying == 1
-    assert any(r.name == "service.access" for r in caplog.records)  # requests were logged
+    assert any(r.name == "service.access" for r in app_logs.records)  # requests were logged
     for secret in (hook["secret"], new):
-        assert secret not in caplog.text
-        assert all(secret not in str(vars(r)) for r in caplog.records)
+        assert secret not in app_logs.text
+        assert all(secret not in str(vars(r)) for r in app_logs.records)
 
 
 async def test_the_deliver_command_beside_serve_finds_the_key_in_the_data_folder(
@@ -404,8 +382,7 @@ async def test_the_deliver_command_beside_serve_finds_the_key_in_the_data_folder
 ) -> None:
     """`python -m service deliver` gets no JWT_SECRET from scripts/serve: it reads the one
     serve generated into DATA_DIR, and so signs with the registered secret."""
-    org = await api.org()
-    hook = await _register(api, await _coordinator(api, org), receiver.url)
+    org, _, hook = await org_with_webhook(api, receiver.url, "report.published")
     await _publish(api, org)
     assert settings.jwt_secret and settings.webhook_secret_key is None
     (tmp_path / "jwt_secret").write_text(settings.jwt_secret + "\n")

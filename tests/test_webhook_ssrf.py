@@ -4,7 +4,6 @@ of an internal IPv4 address, no proxy from the environment, no URL token in the 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import socket
 import ssl
 import uuid
@@ -21,11 +20,10 @@ from cryptography.x509.oid import NameOID
 
 from inspections.notifications import addresses
 from inspections.notifications.addresses import is_public
-from inspections.notifications.deliver import deliver_once, http_client
-from service import db
 from service.settings import Settings
 from tests.conftest import Receiver
 from tests.helpers import Api
+from tests.scenes import deliver_with, webhook_event_due
 
 
 @pytest.fixture
@@ -52,37 +50,6 @@ def test_ipv6_forms_of_internal_ipv4_addresses_are_not_public(address: str, publ
     assert is_public(address) is public
 
 
-async def _queue_hook(api: Api, url: str) -> None:
-    """A webhook (inserted as if registered when its host was public) with one event due."""
-    org = await api.org()
-    user = await api.user(org, "coordinator")
-    hook = await api.conn.fetchval(
-        """insert into webhooks (organisation_id, url, secret, events, created_by)
-           values ($1, $2, 'whsec_' || repeat('A', 44), '{report.published}', $3)
-           returning id""",
-        org,
-        url,
-        user["id"],
-    )
-    await api.conn.execute(
-        """insert into outbox (organisation_id, event, event_key, channel, recipient, payload)
-           values ($1, 'report.published', $2, 'webhook', $3, '{}')""",
-        org,
-        f"report.published:{uuid.uuid4()}",
-        str(hook),
-    )
-
-
-async def _deliver(settings: Settings) -> int:
-    pool = await db.create_pool(settings.database_url, 1, 2)
-    http = http_client(settings)
-    try:
-        return (await deliver_once(pool, settings, http)).delivered
-    finally:
-        await http.aclose()
-        await pool.close()
-
-
 def _answers(table: dict[str, str], calls: list[str]) -> addresses.Lookup:
     """A resolver of our own: each name answers the address in ``table``."""
 
@@ -100,8 +67,8 @@ async def test_delivery_connects_to_the_checked_address_and_keeps_the_host(
     port = urlsplit(receiver.url).port
     calls: list[str] = []
     monkeypatch.setattr(addresses, "lookup", _answers({"hooks.example.test": "127.0.0.1"}, calls))
-    await _queue_hook(api, f"http://hooks.example.test:{port}/hooks/coassess")
-    assert await _deliver(settings) == 1
+    await webhook_event_due(api, f"http://hooks.example.test:{port}/hooks/coassess")
+    assert (await deliver_with(settings)).delivered == 1
     assert calls == ["hooks.example.test"]  # resolved once, by the check
     (request,) = receiver.requests
     assert request["headers"]["host"] == f"hooks.example.test:{port}"
@@ -116,9 +83,9 @@ async def test_a_name_rebound_to_a_private_address_after_the_check_is_not_reache
     port = urlsplit(receiver.url).port
     calls: list[str] = []
     monkeypatch.setattr(addresses, "lookup", _answers({"localhost": "93.184.215.14"}, calls))
-    await _queue_hook(api, f"http://localhost:{port}/hooks/coassess")
+    await webhook_event_due(api, f"http://localhost:{port}/hooks/coassess")
     strict = msgspec.structs.replace(settings, webhook_allow_private=False, webhook_timeout_s=2)
-    assert await _deliver(strict) == 0
+    assert (await deliver_with(strict)).delivered == 0
     assert calls == ["localhost"]
     assert receiver.requests == []  # the private address was never reached
     assert await api.conn.fetchval("select last_error from outbox") is not None
@@ -133,24 +100,23 @@ async def test_proxy_settings_in_the_environment_are_ignored(
             monkeypatch.setenv(name, proxy.url.rsplit("/hooks", 1)[0])
         for name in ("NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
-        await _queue_hook(api, receiver.url)
-        assert await _deliver(settings) == 1
+        await webhook_event_due(api, receiver.url)
+        assert (await deliver_with(settings)).delivered == 1
         assert len(receiver.requests) == 1 and proxy.requests == []
     finally:
         proxy.close()
 
 
 async def test_a_webhook_url_token_reaches_no_log_line(
-    api: Api, settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    api: Api, settings: Settings, receiver: Receiver, app_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)  # the app (the api fixture) configured logging
     token = "tok_" + uuid.uuid4().hex
-    await _queue_hook(api, f"{receiver.url}?token={token}")
+    await webhook_event_due(api, f"{receiver.url}?token={token}")
     receiver.fail = 1  # a failed attempt is logged too
-    assert await _deliver(settings) == 0
-    assert caplog.records  # the failure was logged
-    assert token not in caplog.text
-    assert all(token not in str(vars(r)) for r in caplog.records)
+    assert (await deliver_with(settings)).delivered == 0
+    assert app_logs.records  # the failure was logged
+    assert token not in app_logs.text
+    assert all(token not in str(vars(r)) for r in app_logs.records)
 
 
 def _tls_receiver(tmp_path: Any, name: str) -> tuple[Receiver, ssl.SSLContext]:
@@ -211,14 +177,9 @@ async def test_tls_still_verifies_the_certificate_against_the_host_name(
         port = tls.server.server_address[1]
         table = {"hooks.example.test": "127.0.0.1", "evil.example.test": "127.0.0.1"}
         monkeypatch.setattr(addresses, "lookup", _answers(table, []))
-        await _queue_hook(api, f"https://{host}:{port}/hooks/coassess")
-        pool = await db.create_pool(settings.database_url, 1, 2)
+        await webhook_event_due(api, f"https://{host}:{port}/hooks/coassess")
         http = httpx.AsyncClient(trust_env=False, verify=ctx)
-        try:
-            assert (await deliver_once(pool, settings, http)).delivered == delivered
-        finally:
-            await http.aclose()
-            await pool.close()
+        assert (await deliver_with(settings, http)).delivered == delivered
         assert len(tls.requests) == delivered
         if delivered:
             assert tls.requests[0]["headers"]["host"] == f"{host}:{port}"
