@@ -16,9 +16,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from service import db, docs, health
 from service.auth import TokenAuth
 from service.bounds import TYPE_DECODERS, BoundedRequest, BoundsSchemaPlugin, refuse_nul_in_urls
-from service.errors import handle_exception
+from service.errors import ProblemsFromShape, handle_exception
 from service.logs import configure_logging, request_id_middleware
 from service.pages import csrf_config, static_router, template_config
+from service.schema import paged
 from service.settings import Settings
 from service.state import AppState, app_state
 from service.storage import ObjectStore
@@ -72,13 +73,14 @@ def create_app(settings: Settings) -> Litestar:
         # Every form carries a CSRF token; the bearer-token API is exempt (wiring.CSRF_EXEMPT).
         csrf_config=csrf_config(settings.jwt_secret, wiring.CSRF_EXEMPT),
         lifespan=[lifespan, *wiring.LIFESPANS],
-        dependencies={"db": Provide(db.provide_db)},
+        dependencies={"db": Provide(db.provide_db), "paging": paged()},
         exception_handlers={Exception: handle_exception},
         # Bad input is refused before it reaches PostgreSQL or the maths (service/bounds.py).
         request_class=BoundedRequest,
         middleware=[refuse_nul_in_urls],
         type_decoders=TYPE_DECODERS,
-        plugins=[BoundsSchemaPlugin()],
+        # Every route's 401/403/404/422/400 follow from its shape (service.errors).
+        plugins=[BoundsSchemaPlugin(), ProblemsFromShape()],
         on_app_init=[jwt_auth.on_app_init],
         request_max_body_size=settings.max_body_bytes,
         state=_state(settings, jwt_auth),

@@ -15,6 +15,10 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.handlers import HTTPRouteHandler
+from litestar.plugins import ReceiveRoutePlugin
+from litestar.response import Template
+from litestar.routes import BaseRoute
 
 from media.detect import ImageRejected
 from service import pages
@@ -345,7 +349,8 @@ def problem_of(request: Request, exc: Exception) -> DomainError:
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:
-    """OpenAPI descriptions of the problem+json responses a route can give."""
+    """OpenAPI descriptions of the problem+json responses a route can give. A route names
+    only those its own rules add; ``ProblemsFromShape`` adds those its shape gives."""
     from litestar.openapi.datastructures import ResponseSpec
 
     return {
@@ -371,3 +376,38 @@ def problem_responses(*statuses: int) -> dict[int, Any]:
             )[1]
         ]
     }
+
+
+class ProblemsFromShape(ReceiveRoutePlugin):
+    """Documents the problem responses an API route gives because of its shape, so that a
+    route's ``responses=problem_responses(...)`` names only those its own rules add (409,
+    410, 412 ...): signed in (not ``PUBLIC``) 401, behind a guard 403, an id in the path
+    404, a body 422, a page of a list (``Paging``) 400, a cursor this API did not issue.
+    Pages (``opt["page"]``, or a ``Template`` answered) answer with pages, not problems:
+    they are left as they are."""
+
+    def receive_route(self, route: BaseRoute) -> None:
+        from service.schema import PageQuery  # service.schema imports this module
+
+        for handler in getattr(route, "route_handlers", ()):
+            if not isinstance(handler, HTTPRouteHandler) or _answers_pages(handler):
+                continue
+            params = handler.parsed_fn_signature.parameters
+            shape = {
+                400: any(p.annotation is PageQuery for p in params.values()),
+                401: not handler.opt.get("public"),
+                403: bool(handler.resolve_guards()),
+                404: bool(route.path_parameters),
+                422: "data" in params,
+            }
+            declared = handler.responses or {}
+            problems = {s for s, spec in declared.items() if spec.data_container is ProblemBody}
+            problems |= {s for s, applies in shape.items() if applies}
+            others = {s: spec for s, spec in declared.items() if s not in problems}
+            handler.responses = {**others, **problem_responses(*sorted(problems))}
+
+
+def _answers_pages(handler: HTTPRouteHandler) -> bool:
+    return bool(handler.opt.get("page")) or (
+        handler.parsed_fn_signature.return_type.annotation is Template
+    )

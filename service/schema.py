@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, QueryParameter
 from msgspec import Meta
 
 from service.errors import Problem
@@ -93,6 +95,44 @@ def page_of(rows: Sequence[R], limit: int, *key: str) -> tuple[Sequence[R], str 
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], encode_cursor(*(_cursor_value(last[k]) for k in key))
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list route's ``cursor`` and ``limit`` query parameters as one argument: declare
+    ``paging: Paging`` last (where the two are documented; after ``*`` when the route's
+    filters have defaults) and the app's ``paging`` dependency (``paged()``) fills it in."""
+
+    cursor: str | None
+    limit: int
+
+    def after(self, *types: type) -> tuple[Any, ...]:
+        """The sort key the cursor names (``cursor_after``)."""
+        return cursor_after(self.cursor, *types)
+
+    @property
+    def fetch(self) -> int:
+        """How many rows the keyset query asks for: one more than a page, so that it is
+        known whether there is a next one."""
+        return self.limit + 1
+
+    def page(self, rows: Sequence[R], *key: str) -> tuple[Sequence[R], str | None]:
+        """The page of the ``fetch`` rows and the next cursor (``page_of``)."""
+        return page_of(rows, self.limit, *key)
+
+
+def paged(default_limit: int = 50) -> Provide:
+    """The ``paging`` dependency: a list's two query parameters, documented as they are
+    declared here (``default_limit`` is the page size when the caller names none)."""
+
+    def paging(cursor: FromQuery[str | None] = None, limit: Limit = default_limit) -> PageQuery:
+        return PageQuery(cursor, limit)
+
+    return Provide(paging, sync_to_thread=False)
+
+
+# A list route's argument: its page query (see PageQuery).
+Paging = NamedDependency[PageQuery]
 
 
 def _cursor_value(value: Any) -> Any:

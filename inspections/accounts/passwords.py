@@ -340,7 +340,7 @@ async def change_password(
     description="A wrong `current_password` is a 422 naming it, and counts against the "
     "sign-in limits (429 above them). The new password follows the same rule as everywhere: "
     "at least 15 characters, not a common password.",
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(429),
 )
 async def change_my_password(
     data: JSONBody[PasswordChange], request: AuthedRequest, state: AppState
@@ -363,7 +363,7 @@ async def change_my_password(
     "address has an account)",
     description="Rate limited per email address and per client address "
     "(PASSWORD_RESET_PER_EMAIL_PER_HOUR, PASSWORD_RESET_PER_ADDRESS_PER_HOUR): 429 above.",
-    responses=problem_responses(400, 422, 429),
+    responses=problem_responses(400, 429),
 )
 async def ask_for_reset(
     data: JSONBody[PasswordResetRequest], request: Request, db: DB, state: AppState
@@ -377,7 +377,7 @@ async def ask_for_reset(
     **PUBLIC,
     status_code=HTTP_200_OK,
     summary="Set a new password with the emailed token; signs out every device",
-    responses=problem_responses(400, 404, 410, 422),
+    responses=problem_responses(400, 404, 410),
 )
 async def confirm_reset(
     data: JSONBody[PasswordResetConfirm], request: Request, state: AppState

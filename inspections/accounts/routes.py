@@ -39,7 +39,7 @@ from inspections.audit.log import audit
 from service.auth import PUBLIC, AuthedRequest, coordinator_only, issue_access_token
 from service.db import DB, from_row
 from service.errors import Problem, problem_response, problem_responses
-from service.schema import Limit, Search, cursor_after
+from service.schema import Paging, Search
 from service.settings import Settings
 from service.state import AppState
 
@@ -98,7 +98,7 @@ def _tokens(
     **PUBLIC,
     status_code=HTTP_200_OK,
     summary="Sign in with email and password on a named device",
-    responses=problem_responses(400, 401, 403, 422, 429),
+    responses=problem_responses(400, 401, 403, 429),
 )
 async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppState) -> TokenPair:
     # No request transaction here (see routers): the attempt is counted whatever happens.
@@ -129,7 +129,7 @@ async def sign_in(data: JSONBody[SignIn], request: Request, db: DB, state: AppSt
     description="Presenting the same token again within REFRESH_REUSE_GRACE_S of its use (a "
     "retry after a lost answer, or two requests racing) returns the same new refresh token, "
     "as long as that one has not been used yet; any later reuse signs the device out.",
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401),
 )
 async def refresh(
     data: JSONBody[RefreshRequest], request: Request, db: DB, state: AppState
@@ -202,7 +202,7 @@ async def refresh(
     "/logout",
     status_code=HTTP_204_NO_CONTENT,
     summary="Sign this device out (its refresh and access tokens stop working)",
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(404),
 )
 async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB) -> None:
     device_id = await db.fetchval(
@@ -224,7 +224,7 @@ async def logout(data: JSONBody[RefreshRequest], request: AuthedRequest, db: DB)
     description="The email links to `{PUBLIC_BASE_URL}/invites/{code}` (unset: the address "
     "serve listens on, `http://HOST:PORT`), where the person sets their name and password; "
     "the phone app can use `POST /v1/invites/{code}/accept` instead. `link` is what was sent.",
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(409),
 )
 async def create_invite(
     data: JSONBody[InviteCreate], request: AuthedRequest, db: DB, state: AppState
@@ -238,17 +238,16 @@ async def create_invite(
     "/",
     guards=coordinator_only,
     summary="Invites of my organisation, newest first (open ones unless status says otherwise)",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_invites(
     request: AuthedRequest,
     db: DB,
+    *,
     status: FromQuery[Literal["open", "accepted", "expired", "all"]] = "open",
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> InvitePage:
     items, nxt = await people.list_invites(
-        db, request.user, status, cursor_after(cursor, dt.datetime, UUID), limit
+        db, request.user, status, paging.after(dt.datetime, UUID), paging.limit
     )
     return InvitePage(items=items, next_cursor=nxt)
 
@@ -258,7 +257,7 @@ async def list_invites(
     guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Email an open invite again, with a new link (the earlier link stops working)",
-    responses=problem_responses(401, 403, 404, 409, 410),
+    responses=problem_responses(409, 410),
 )
 async def resend_invite(
     invite_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
@@ -274,7 +273,7 @@ async def resend_invite(
     description="Accepting is accepting the privacy notice at /privacy in its current version "
     "(PRIVACY_NOTICE_VERSION); the account returned records that version and when "
     "(privacy_notice_version, privacy_accepted_at).",
-    responses=problem_responses(404, 409, 410, 422),
+    responses=problem_responses(409, 410),
 )
 async def accept_invite(
     code: FromPath[str], data: JSONBody[InviteAccept], request: Request, db: DB, state: AppState
@@ -286,7 +285,6 @@ async def accept_invite(
 @get(
     "/",
     summary="My profile, roles and whether I am cleared to inspect",
-    responses=problem_responses(401),
 )
 async def me(request: AuthedRequest, db: DB) -> Me:
     row = await db.fetchrow(f"select {q.USER_COLS} from users where id = $1", request.user.user_id)
@@ -299,16 +297,15 @@ async def me(request: AuthedRequest, db: DB) -> Me:
     "/",
     guards=coordinator_only,
     summary="People in my organisation",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_users(
     request: AuthedRequest,
     db: DB,
+    *,
     role: FromQuery[str | None] = None,
     active: FromQuery[bool | None] = None,
     q_: Search = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> UserPage:
     items, nxt = await people.list_users(
         db,
@@ -316,8 +313,8 @@ async def list_users(
         role=role,
         active=active,
         search=q_,
-        after=cursor_after(cursor, dt.datetime, UUID),
-        limit=limit,
+        after=paging.after(dt.datetime, UUID),
+        limit=paging.limit,
     )
     return UserPage(items=items, next_cursor=nxt)
 
@@ -325,7 +322,7 @@ async def list_users(
 @get(
     "/{user_id:uuid}",
     summary="One person, with training and clearance (coordinators, or yourself)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> UserDetail:
     q.self_or_coordinator(request.user, user_id)
@@ -336,7 +333,7 @@ async def get_user(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> U
     "/{user_id:uuid}",
     guards=coordinator_only,
     summary="Change a person's name or roles, or deactivate them",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def patch_user(
     user_id: FromPath[UUID], data: JSONBody[UserPatch], request: AuthedRequest, db: DB
@@ -349,7 +346,6 @@ async def patch_user(
     "/{user_id:uuid}/training",
     guards=coordinator_only,
     summary="Record a completed training course or safeguarding check",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def add_training(
     user_id: FromPath[UUID], data: JSONBody[TrainingCreate], request: AuthedRequest, db: DB
@@ -360,7 +356,7 @@ async def add_training(
 @get(
     "/{user_id:uuid}/devices",
     summary="Signed-in devices of a person (coordinators, or yourself)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) -> list[Device]:
     return await people.devices_of(db, request.user, user_id)
@@ -369,7 +365,7 @@ async def list_devices(user_id: FromPath[UUID], request: AuthedRequest, db: DB) 
 @delete(
     "/{user_id:uuid}/devices/{device_id:uuid}",
     summary="Sign a device out, e.g. a lost phone (coordinators, or yourself)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def revoke_device(
     user_id: FromPath[UUID], device_id: FromPath[UUID], request: AuthedRequest, db: DB

@@ -11,8 +11,7 @@ from litestar.params import FromQuery
 
 from service.auth import AuthedRequest, coordinator_only
 from service.db import DB, from_row
-from service.errors import problem_responses
-from service.schema import Body, Limit, Page, cursor_after, page_of
+from service.schema import Body, Page, Paging
 
 
 class AuditEntry(Body):
@@ -33,21 +32,20 @@ class AuditPage(Page[AuditEntry]):
 @get(
     "/",
     summary="Every write in the organisation, newest first",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_audit(
     request: AuthedRequest,
     db: DB,
+    *,
     actor_id: FromQuery[UUID | None] = None,
     action: FromQuery[str | None] = None,
     object_type: FromQuery[str | None] = None,
     object_id: FromQuery[str | None] = None,
     since: FromQuery[dt.datetime | None] = None,
     until: FromQuery[dt.datetime | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> AuditPage:
-    (before,) = cursor_after(cursor, int)
+    (before,) = paging.after(int)
     rows = await db.fetch(
         """select id, at, actor_id, action, object_type, object_id, summary, request_id
              from audit_log
@@ -69,9 +67,9 @@ async def list_audit(
         since,
         until,
         before,
-        limit + 1,
+        paging.fetch,
     )
-    page, nxt = page_of(rows, limit, "id")
+    page, nxt = paging.page(rows, "id")
     return AuditPage(items=[from_row(AuditEntry, r) for r in page], next_cursor=nxt)
 
 

@@ -38,7 +38,7 @@ from service.errors import (
     problem_responses,
     validation_problem,
 )
-from service.schema import Body, Limit, cursor_after, page_of
+from service.schema import Body, Paging
 
 readers = [require_roles("coordinator", "scrutiny_member")]
 
@@ -63,7 +63,6 @@ names_questions: ExceptionHandlersMap = {ValidationException: _name_questions}
     guards=coordinator_only,
     exception_handlers=names_questions,
     summary="Create a checklist (as a draft)",
-    responses=problem_responses(401, 403, 422),
 )
 async def create_checklist(
     data: JSONBody[ChecklistCreate], request: AuthedRequest, db: DB
@@ -85,7 +84,7 @@ class WorkbookUpload(Body, kw_only=True):
         "Multipart, part `file`: a workbook laid out as `GET .../export.xlsx` makes one. "
         "A bad workbook is a 422 whose `errors` name each problem by sheet, row and column."
     ),
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(413),
 )
 async def import_checklist(
     data: Annotated[WorkbookUpload, BodyParam(media_type=RequestEncodingType.MULTI_PART)],
@@ -115,7 +114,7 @@ XLSX_OK = {
     guards=readers,
     summary="The draft (or, with none, the latest version) as an .xlsx workbook",
     media_type=XLSX,
-    responses={**XLSX_OK, **problem_responses(401, 403, 404)},
+    responses=XLSX_OK,
 )
 async def export_checklist(
     checklist_id: FromPath[UUID], request: AuthedRequest, db: DB
@@ -128,7 +127,7 @@ async def export_checklist(
     guards=readers,
     summary="One published version as an .xlsx workbook",
     media_type=XLSX,
-    responses={**XLSX_OK, **problem_responses(401, 403, 404)},
+    responses=XLSX_OK,
 )
 async def export_version(
     checklist_id: FromPath[UUID], version: Version, request: AuthedRequest, db: DB
@@ -140,18 +139,17 @@ async def export_version(
     "/",
     guards=readers,
     summary="Checklists of my organisation",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_checklists(
     request: AuthedRequest,
     db: DB,
+    *,
     include_retired: FromQuery[bool] = False,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> ChecklistPage:
-    after = cursor_after(cursor, str, UUID)
-    rows = await ops.list_checklists(db, request.user, include_retired, after, limit + 1)
-    page, nxt = page_of(rows, limit, "created_at", "id")
+    after = paging.after(str, UUID)
+    rows = await ops.list_checklists(db, request.user, include_retired, after, paging.fetch)
+    page, nxt = paging.page(rows, "created_at", "id")
     return ChecklistPage(items=ops.summaries(list(page)), next_cursor=nxt)
 
 
@@ -159,7 +157,6 @@ async def list_checklists(
     "/{checklist_id:uuid}",
     guards=readers,
     summary="A checklist with its draft (or its latest version when there is no draft)",
-    responses=problem_responses(401, 403, 404),
 )
 async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Checklist:
     return await ops.get_checklist(db, request.user, checklist_id)
@@ -170,7 +167,7 @@ async def get_checklist(checklist_id: FromPath[UUID], request: AuthedRequest, db
     guards=coordinator_only,
     exception_handlers=names_questions,
     summary="Edit the draft (editing a published checklist starts a new draft)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def patch_checklist(
     checklist_id: FromPath[UUID], data: JSONBody[ChecklistPatch], request: AuthedRequest, db: DB
@@ -183,7 +180,7 @@ async def patch_checklist(
     guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Freeze the draft as the next immutable version",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409, 422),
 )
 async def publish_checklist(
     checklist_id: FromPath[UUID], request: AuthedRequest, db: DB
@@ -195,7 +192,6 @@ async def publish_checklist(
     "/{checklist_id:uuid}/versions/{version:int}",
     guards=readers,
     summary="One published, immutable version",
-    responses=problem_responses(401, 403, 404),
 )
 async def get_version(
     checklist_id: FromPath[UUID], version: Version, request: AuthedRequest, db: DB
@@ -208,7 +204,6 @@ async def get_version(
     guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Retire: hidden from new visits (visits already planned keep their version)",
-    responses=problem_responses(401, 403, 404),
 )
 async def retire_checklist(
     checklist_id: FromPath[UUID], request: AuthedRequest, db: DB

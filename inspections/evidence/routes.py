@@ -137,7 +137,7 @@ def accepted(ev: Evidence) -> Response[Evidence]:
     request_max_body_size=None,  # capped while streaming, by MAX_PHOTO_BYTES
     operation_class=MultipartUploadOperation,
     status_code=HTTP_202_ACCEPTED,
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    responses=problem_responses(400, 403, 404, 409, 413, 415, 422, 503),
 )
 async def upload_evidence(request: AuthedRequest, state: AppState) -> Response[Evidence]:
     # No connection is held while the body arrives or the photo is checked: a phone on
@@ -174,7 +174,7 @@ async def upload_evidence(request: AuthedRequest, state: AppState) -> Response[E
     tags=["evidence"],
     summary="Start a direct-to-store upload: returns a presigned POST for the bytes",
     description=DOOR_RULE,
-    responses=problem_responses(401, 403, 404, 409, 413, 422),
+    responses=problem_responses(403, 404, 409, 413),
 )
 async def start_upload(
     data: JSONBody[UploadRequest], request: AuthedRequest, db: DB, state: AppState
@@ -193,7 +193,7 @@ async def start_upload(
     description="Idempotent: completing again returns the evidence as it is now (200 once "
     "ready). The door is checked again here: an upload started while it was open but "
     "completed after it closed is refused. " + PROCESSING_NOTE + " " + DOOR_RULE,
-    responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
+    responses=problem_responses(403, 409, 413, 415, 422, 503),
 )
 async def complete_upload(
     evidence_id: FromPath[UUID], request: AuthedRequest, state: AppState
@@ -216,7 +216,7 @@ async def complete_upload(
     summary="Evidence metadata, location and time checks, short-lived derivative URLs",
     description="The original's URL is given to coordinators only, and each such access is "
     "audited (ask with ?original=true).",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def get_evidence(
     evidence_id: FromPath[UUID],
@@ -240,7 +240,7 @@ async def get_evidence(
     "/v1/visits/{visit_id:uuid}/evidence",
     tags=["evidence"],
     summary="A visit's evidence (its team, coordinators)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def list_visit_evidence(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
@@ -257,7 +257,7 @@ async def list_visit_evidence(
     guards=coordinator_only,
     tags=["evidence"],
     summary="Withdraw evidence (soft: kept for the record, audited)",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(422),
 )
 async def delete_evidence(
     evidence_id: FromPath[UUID],
@@ -277,7 +277,7 @@ async def delete_evidence(
     description="The uploader and coordinators may set shows_person; a photo showing a person "
     "is never on the public pages or Open311 unless a coordinator gives public_reason. "
     "Audited.",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(403),
 )
 async def put_person(
     evidence_id: FromPath[UUID],

@@ -138,7 +138,7 @@ async def decide(
     summary="What was written after publication and waits for review (coordinators)",
     description="Notes, decline reasons, photos and action plans added to published findings "
     "are not on the public pages or Open311 until a coordinator approves them.",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(403),
 )
 async def list_pending(request: Request[Principal, Any, Any], db: DB) -> list[PendingItem]:
     return await pending(db, request.user)
@@ -148,7 +148,7 @@ async def list_pending(request: Request[Principal, Any, Any], db: DB) -> list[Pe
     "/moderation/{kind:str}/{item_id:uuid}/approve",
     status_code=204,
     summary="Approve a pending item: it becomes public (audited)",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(403, 409),
 )
 async def approve(
     kind: FromPath[str], item_id: FromPath[UUID], request: Request[Principal, Any, Any], db: DB
@@ -160,7 +160,7 @@ async def approve(
     "/moderation/{kind:str}/{item_id:uuid}/reject",
     status_code=204,
     summary="Reject a pending item with a reason: it is never public (audited)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(403, 409),
 )
 async def reject(
     kind: FromPath[str],

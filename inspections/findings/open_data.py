@@ -14,15 +14,14 @@ from inspections.findings.public_pages import CACHEABLE
 from inspections.findings.public_queries import FEED, PUBLIC_PHOTO, one_report, public_reports
 from inspections.findings.public_schemas import PUBLIC_TAG, PublicReport, PublicReportPage
 from service.db import DB, row_or_404
-from service.errors import not_found, problem_responses
-from service.schema import Limit, cursor_after, page_of
+from service.errors import not_found
+from service.schema import Paging, paged
 from service.state import AppState
 
 
 @get(
     "/v1/public/reports/{report_id:uuid}",
     summary="A published visit report (no sign-in)",
-    responses=problem_responses(404),
 )
 async def public_report_json(report_id: FromPath[UUID], db: DB, state: AppState) -> PublicReport:
     report = await one_report(db, report_id, state.settings.site_timezone)
@@ -35,19 +34,19 @@ async def public_report_json(report_id: FromPath[UUID], db: DB, state: AppState)
     "/v1/public/reports",
     summary="Open data: every published report with its findings and responses, newest first",
     description="Filter by `service` or `organisation` (ids).",
-    responses=problem_responses(400),
+    dependencies={"paging": paged(default_limit=20)},
 )
 async def public_feed(
     db: DB,
     state: AppState,
+    *,
     service: FromQuery[UUID | None] = None,
     organisation: FromQuery[UUID | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 20,
+    paging: Paging,
 ) -> PublicReportPage:
-    published_at, report_id = cursor_after(cursor, dt.datetime, UUID)
-    rows = await db.fetch(FEED, service, published_at, report_id, limit + 1, organisation)
-    page, nxt = page_of(rows, limit, "published_at", "id")
+    published_at, report_id = paging.after(dt.datetime, UUID)
+    rows = await db.fetch(FEED, service, published_at, report_id, paging.fetch, organisation)
+    page, nxt = paging.page(rows, "published_at", "id")
     items = await public_reports(db, page, state.settings.site_timezone)
     return PublicReportPage(items=items, next_cursor=nxt)
 
@@ -58,7 +57,6 @@ async def public_feed(
     description="Only photos linked to findings of published reports; `size` is display or "
     "thumb. The original is never public.",
     media_type="image/jpeg",
-    responses=problem_responses(404),
 )
 async def public_photo(
     evidence_id: FromPath[UUID], size: FromPath[str], db: DB, state: AppState

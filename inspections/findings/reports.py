@@ -26,7 +26,7 @@ from service.errors import problem_responses, request_id_of
     summary="Write the visit's report from its findings (a draft; coordinators)",
     description="Creates or updates the draft: a summary and the findings left out. "
     "Safeguarding concerns are never in a report.",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def put_report(
     visit_id: FromPath[UUID],
@@ -44,7 +44,6 @@ async def put_report(
 @get(
     "/visits/{visit_id:uuid}/report",
     summary="A visit's report, with the findings the caller may see",
-    responses=problem_responses(401, 404),
 )
 async def get_visit_report(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
@@ -56,7 +55,6 @@ async def get_visit_report(
 @get(
     "/reports/{report_id:uuid}",
     summary="A report, with the findings the caller may see",
-    responses=problem_responses(401, 404),
 )
 async def get_report(
     report_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
@@ -73,7 +71,7 @@ async def get_report(
     "longer change its findings (the coordinator can, until publication). Sending again "
     "changes nothing.",
     status_code=200,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(409),
 )
 async def send_report(
     report_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
@@ -87,7 +85,7 @@ async def send_report(
     "/reports/{report_id:uuid}/comments/{comment_id:uuid}",
     guards=[require_roles("service_manager")],
     summary="The provider's factual-accuracy comment (idempotent on the comment id)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def put_comment(
     report_id: FromPath[UUID],
@@ -114,7 +112,7 @@ async def put_comment(
         "changes nothing."
     ),
     status_code=200,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def publish_report(
     report_id: FromPath[UUID],

@@ -40,7 +40,7 @@ from inspections.visits.queries import DOOR_RULE
 from service.auth import AuthedRequest, Principal, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of, unprocessable
-from service.schema import Limit, cursor_after, page_of
+from service.schema import Paging
 
 
 @put(
@@ -53,7 +53,7 @@ from service.schema import Limit, cursor_after, page_of
         "(coordinators: until published). A safeguarding finding goes at once to the "
         "safeguarding leads, and never into a report; it is taken whatever the door. " + DOOR_RULE
     ),
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(403, 409, 412, 428),
 )
 async def put_finding(
     visit_id: FromPath[UUID],
@@ -86,7 +86,6 @@ async def put_finding(
     summary="A finding, its action plan and its history",
     description="404 when the caller may not see it: safeguarding concerns only to their "
     "raiser, coordinators and safeguarding leads; managers from the factual check on.",
-    responses=problem_responses(401, 404),
 )
 async def get_finding(
     finding_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
@@ -100,21 +99,20 @@ async def get_finding(
     description="Service managers see the findings about the services they manage; "
     "`overdue=true` lists recommendations past their due date with no response (derived "
     "at read time). Safeguarding concerns never appear to managers.",
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(422),
 )
 async def list_findings(
     request: AuthedRequest,
     db: DB,
     state: State,
+    *,
     service: FromQuery[UUID | None] = None,
     visit: FromQuery[UUID | None] = None,
     status: FromQuery[Status | None] = None,
     overdue: FromQuery[bool | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> FindingPage:
     tz = state.settings.site_timezone
-    after = cursor_after(cursor, dt.datetime, UUID)
     rows = await visible_findings(
         db,
         request.user,
@@ -123,10 +121,10 @@ async def list_findings(
         visit=visit,
         status=status,
         overdue=overdue,
-        after=after,
-        limit=limit + 1,
+        after=paging.after(dt.datetime, UUID),
+        limit=paging.fetch,
     )
-    page, nxt = page_of(rows, limit, "created_at", "id")
+    page, nxt = paging.page(rows, "created_at", "id")
     return FindingPage(items=await load_findings(db, page, tz), next_cursor=nxt)
 
 
@@ -141,7 +139,7 @@ async def list_findings(
         "coordinators: `acknowledge`, `refer` (with the local authority's reference), "
         "`close`. Each is a line in the finding's public history."
     ),
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(403, 409),
 )
 async def put_update(
     finding_id: FromPath[UUID],
@@ -170,7 +168,7 @@ async def put_update(
     "verified",
     description="Recommendations of reports published in the period (default: the last 12 "
     "months). Managers see only the services they manage.",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(422),
 )
 async def summary(
     request: AuthedRequest,

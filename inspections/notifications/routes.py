@@ -20,7 +20,7 @@ from inspections.notifications.webhook_secrets import seal
 from service.auth import AuthedRequest, Principal, coordinator_only
 from service.db import DB, from_row
 from service.errors import FieldError, conflict, not_found, problem_responses, unprocessable
-from service.schema import Body, Limit, Page, cursor_after, page_of
+from service.schema import Body, Page, Paging, page_of
 from service.settings import Settings
 from service.state import AppState
 
@@ -293,7 +293,6 @@ async def _sealed_plaintext(
     "Standard Webhooks are (webhook-id, webhook-timestamp, webhook-signature: "
     "v1,<base64 HMAC-SHA256 of id.timestamp.body>). A 2xx answer is a delivery; "
     "anything else is retried with growing delays. Redirects are not followed.",
-    responses=problem_responses(401, 403, 422),
 )
 async def create_webhook(
     data: JSONBody[WebhookCreate], request: AuthedRequest, db: DB, state: AppState
@@ -306,13 +305,10 @@ async def create_webhook(
     summary="The organisation's webhooks (without their secrets)",
     description="Each with its latest notification (delivered, failed or still being "
     "tried) and, after a rotation, until when the previous secret still signs.",
-    responses=problem_responses(400, 401, 403),
 )
-async def list_webhooks(
-    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
-) -> WebhookPage:
-    after = cursor_after(cursor, dt.datetime, UUID)
-    items, nxt = await webhook_items(db, request.user, after, limit)
+async def list_webhooks(request: AuthedRequest, db: DB, paging: Paging) -> WebhookPage:
+    after = paging.after(dt.datetime, UUID)
+    items, nxt = await webhook_items(db, request.user, after, paging.limit)
     return WebhookPage(items=items, next_cursor=nxt)
 
 
@@ -320,7 +316,6 @@ async def list_webhooks(
     "/webhooks/{webhook_id:uuid}",
     summary="Deactivate a webhook: nothing more is sent to it",
     description="Notifications still waiting for it are marked failed when their turn comes.",
-    responses=problem_responses(401, 403, 404),
 )
 async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db: DB) -> None:
     await deactivate_webhook(db, request, webhook_id)
@@ -335,7 +330,7 @@ async def delete_webhook(webhook_id: FromPath[UUID], request: AuthedRequest, db:
     "switch when it is ready; after it, only the new one. Rotating again within the overlap "
     "drops the oldest secret: only the two newest sign.",
     status_code=200,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(409),
 )
 async def rotate_webhook_secret(
     webhook_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState
@@ -348,16 +343,16 @@ async def rotate_webhook_secret(
     summary="What the organisation's outbox holds: pending, delivered and failed notifications",
     description="Nothing is deleted: a notification that could not be delivered after the "
     "last attempt stays here as failed, with its last error.",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_notifications(
     request: AuthedRequest,
     db: DB,
+    *,
     status: FromQuery[Status | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> NotificationPage:
-    items, nxt = await outbox_items(db, request.user, status, cursor_after(cursor, int)[0], limit)
+    (before,) = paging.after(int)
+    items, nxt = await outbox_items(db, request.user, status, before, paging.limit)
     return NotificationPage(items=items, next_cursor=nxt)
 
 

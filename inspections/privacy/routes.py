@@ -50,7 +50,7 @@ def acting(request: AuthedRequest, via: str = "api") -> Acting:
     "deleted from the store, the derivatives kept only if the organisation keeps evidence "
     "(`keep_erased_evidence` in the retention settings). Cannot be undone.",
     status_code=200,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(409),
     # Rows commit before the store's objects are deleted: the operation opens its own.
     opt={"db_transaction": False},
 )
@@ -63,7 +63,6 @@ async def erase(
 @get(
     "/users/{user_id:uuid}/export",
     summary="Everything held about a person: person.json and their photos, as a .zip (audited)",
-    responses=problem_responses(401, 403, 404),
     media_type="application/zip",
 )
 async def export(user_id: FromPath[UUID], request: AuthedRequest, db: DB, state: AppState) -> File:

@@ -30,7 +30,7 @@ from service.auth import AuthedRequest, Principal, coordinator_only, require_rol
 from service.bounds import Moment
 from service.db import DB
 from service.errors import problem_responses, unprocessable
-from service.schema import Limit, cursor_after, encode_cursor
+from service.schema import Paging, encode_cursor
 
 readers = [require_roles("coordinator", "scrutiny_member", "service_manager")]
 
@@ -167,7 +167,7 @@ async def service_scorecard(
     description="From final submissions only. Scrutiny members and coordinators see every "
     "service of their organisation; service managers only the services they manage. "
     + OVERRIDE_RULE,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(422),
 )
 async def get_scorecard(
     service_id: FromPath[UUID],
@@ -184,7 +184,6 @@ async def get_scorecard(
     guards=coordinator_only,
     summary="Override the overall band for a period, with a recorded reason (audited)",
     description=OVERRIDE_RULE,
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def override_band(
     service_id: FromPath[UUID], data: JSONBody[OverrideRequest], request: AuthedRequest, db: DB
@@ -338,27 +337,28 @@ def league_csv(kind: str, rows: list[LeagueRow]) -> Response[str]:
     description="Each row's band is the band of that service's own scorecard for the same "
     "period, overrides included. Coordinators, scrutiny members and service managers (their "
     "own services only). " + OVERRIDE_RULE,
-    responses=problem_responses(400, 401, 403, 422),
+    responses=problem_responses(403, 422),
 )
 async def league_table(
     request: AuthedRequest,
     db: DB,
     kind: FromQuery[Kind],
+    *,
     period_from: Annotated[Moment | None, QueryParameter(name="from")] = None,
     period_to: Annotated[Moment | None, QueryParameter(name="to")] = None,
     sort: FromQuery[SortKey] = "combined",
     descending: FromQuery[bool] = True,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> Response[LeaguePage]:
     table = await league(db, request.user, kind, period_from, period_to, sort, descending)
     if "text/csv" in request.headers.get("accept", ""):
         # The CSV variant of the same resource; OpenAPI documents the JSON one.
         return league_csv(kind, table)  # pyright: ignore[reportReturnType]
     # Offset, not keyset: the table is sorted by computed scores, in memory.
-    offset = cursor_after(cursor, int)[0] or 0
-    page = table[offset : offset + limit]
-    nxt = encode_cursor(offset + limit) if offset + limit < len(table) else None
+    offset = paging.after(int)[0] or 0
+    end = offset + paging.limit
+    page = table[offset:end]
+    nxt = encode_cursor(end) if end < len(table) else None
     return Response(LeaguePage(items=page, next_cursor=nxt))
 
 

@@ -19,14 +19,13 @@ from inspections.services.schemas import (
 from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.errors import problem_responses
-from service.schema import Limit, Search, cursor_after
+from service.schema import Paging, Search
 
 
 @post(
     "/",
     guards=coordinator_only,
     summary="Create a service (a place that is inspected)",
-    responses=problem_responses(401, 403, 422),
 )
 async def create_service(data: JSONBody[ServiceCreate], request: AuthedRequest, db: DB) -> Service:
     return await operations.create_service(db, request, request.user, data)
@@ -36,23 +35,22 @@ async def create_service(data: JSONBody[ServiceCreate], request: AuthedRequest, 
     "/",
     guards=[require_roles("coordinator", "scrutiny_member", "service_manager")],
     summary="Services (managers see the ones they manage)",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_services(
     request: AuthedRequest,
     db: DB,
+    *,
     kind: FromQuery[Kind | None] = None,
     q_: Search = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> ServicePage:
     items, nxt = await operations.list_services(
         db,
         request.user,
         kind=kind,
         search=q_,
-        after=cursor_after(cursor, str, str, UUID),
-        limit=limit,
+        after=paging.after(str, str, UUID),
+        limit=paging.limit,
     )
     return ServicePage(items=items, next_cursor=nxt)
 
@@ -60,7 +58,7 @@ async def list_services(
 @get(
     "/{service_id:uuid}",
     summary="One service",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def get_service(service_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Service:
     return await q.service_for(db, request.user, service_id)
@@ -70,7 +68,6 @@ async def get_service(service_id: FromPath[UUID], request: AuthedRequest, db: DB
     "/{service_id:uuid}",
     guards=coordinator_only,
     summary="Edit a service or who manages it",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def patch_service(
     service_id: FromPath[UUID], data: JSONBody[ServicePatch], request: AuthedRequest, db: DB

@@ -36,7 +36,7 @@ from service.errors import forbidden, not_found, problem_responses, request_id_o
         "428 when missing). A final submission is validated against the visit's pinned "
         "checklist version and then locked: the same final body again is 200, another 409."
     ),
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(403, 409, 412, 428),
 )
 async def put_submission(
     visit_id: FromPath[UUID],
@@ -64,7 +64,7 @@ async def put_submission(
     "/{submission_id:uuid}",
     tags=["phone"],
     summary="One submission (its inspector, or coordinators)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def get_submission(
     visit_id: FromPath[UUID], submission_id: FromPath[UUID], request: AuthedRequest, db: DB
@@ -86,7 +86,6 @@ async def get_submission(
     guards=coordinator_only,
     tags=["visits"],
     summary="Every submission of a visit, and each question's answers side by side",
-    responses=problem_responses(401, 403, 404),
 )
 async def list_submissions(
     visit_id: FromPath[UUID], request: AuthedRequest, db: DB

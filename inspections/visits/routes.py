@@ -42,7 +42,7 @@ from inspections.visits.schemas import (
 from service.auth import LOAD_CALLER, AuthedRequest, Principal, coordinator_only
 from service.db import DB, from_row
 from service.errors import conflict, forbidden, not_found, problem_responses, request_id_of
-from service.schema import Limit, cursor_after, page_of
+from service.schema import Paging
 
 
 @dataclass
@@ -69,7 +69,7 @@ _encoder = msgspec.json.Encoder()
     "/",
     guards=coordinator_only,
     summary="Schedule a visit: service, pinned checklist version, window and team",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(404),
 )
 async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: DB) -> Visit:
     return await operations.create_visit(db, request.user, data, request_id=request_id_of(request))
@@ -79,17 +79,16 @@ async def create_visit(data: JSONBody[VisitCreate], request: AuthedRequest, db: 
     "/",
     guards=coordinator_only,
     summary="Visits of my organisation",
-    responses=problem_responses(400, 401, 403),
 )
 async def list_visits(
     request: AuthedRequest,
     db: DB,
+    *,
     service_id: FromQuery[UUID | None] = None,
     status: FromQuery[Status | None] = None,
     starts_from: FromQuery[dt.datetime | None] = None,
     starts_before: FromQuery[dt.datetime | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: Limit = 50,
+    paging: Paging,
 ) -> VisitPage:
     return await operations.list_visits(
         db,
@@ -98,15 +97,15 @@ async def list_visits(
         status=status,
         starts_from=starts_from,
         starts_before=starts_before,
-        cursor=cursor,
-        limit=limit,
+        cursor=paging.cursor,
+        limit=paging.limit,
     )
 
 
 @get(
     "/{visit_id:uuid}",
     summary="One visit (its team and coordinators)",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(403),
 )
 async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
     return await operations.visit_for(db, request.user, visit_id)
@@ -116,7 +115,7 @@ async def get_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) ->
     "/{visit_id:uuid}",
     guards=coordinator_only,
     summary="Change a planned visit's window, announcement or team",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def patch_visit(
     visit_id: FromPath[UUID], data: JSONBody[VisitPatch], request: AuthedRequest, db: DB
@@ -158,7 +157,7 @@ async def patch_visit(
     guards=coordinator_only,
     status_code=HTTP_200_OK,
     summary="Cancel a visit (it then refuses submissions)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(409),
 )
 async def cancel_visit(
     visit_id: FromPath[UUID], data: JSONBody[CancelRequest], request: AuthedRequest, db: DB
@@ -176,7 +175,7 @@ async def cancel_visit(
     description="Closing also closes the visit's door: its team's evidence and findings "
     "are refused from then on (409 visit-closed). A visit whose members are all final is "
     "still open to them until a coordinator closes it or its report is sent.",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(409),
 )
 async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Visit:
     return await operations.close_visit(
@@ -204,7 +203,7 @@ async def close_visit(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) 
             description="Not modified: the copy is current",
             generate_examples=False,
         ),
-        **problem_responses(401, 403, 404),
+        **problem_responses(403),
     },
     operation_class=IfNoneMatchOperation,
     # The caller and the visit's stamps in one query: a 304 costs one round trip.
@@ -273,12 +272,8 @@ async def _build_bundle(state: State, user: Principal, visit_id: UUID) -> tuple[
 @get(
     "/me/visits",
     summary="My visits, upcoming and of the last 30 days, with each bundle's ETag",
-    responses=problem_responses(400, 401),
 )
-async def my_visits(
-    request: AuthedRequest, db: DB, cursor: FromQuery[str | None] = None, limit: Limit = 50
-) -> MyVisitPage:
-    after = cursor_after(cursor, dt.datetime, UUID)
+async def my_visits(request: AuthedRequest, db: DB, paging: Paging) -> MyVisitPage:
     rows = await db.fetch(
         """select v.id, v.service_id, s.name service_name, v.starts_at, v.ends_at, v.status,
                   m.perspective, m.is_lead lead, v.updated_at vu, s.updated_at su,
@@ -299,10 +294,10 @@ async def my_visits(
               and ($2::timestamptz is null or (v.starts_at, v.id) > ($2, $3))
             order by v.starts_at, v.id limit $4""",
         request.user.user_id,
-        *after,
-        limit + 1,
+        *paging.after(dt.datetime, UUID),
+        paging.fetch,
     )
-    page, nxt = page_of(rows, limit, "starts_at", "id")
+    page, nxt = paging.page(rows, "starts_at", "id")
     items = [
         MyVisit(
             id=r["id"],
