@@ -4,11 +4,11 @@ presigned direct upload, reading, deleting."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, delete, get, post, put
+from litestar import Response, delete, get, post, put
 from litestar.openapi.spec import (
     Encoding,
     Example,
@@ -39,7 +39,7 @@ from inspections.evidence.upload import receive
 from inspections.idempotent import put_response
 from inspections.visits.operations import visit_for
 from inspections.visits.queries import DOOR_RULE
-from service.auth import Principal, coordinator_only
+from service.auth import AuthedRequest, coordinator_only
 from service.db import DB
 from service.errors import (
     DomainError,
@@ -50,7 +50,6 @@ from service.errors import (
 )
 from service.state import AppState
 
-AuthedRequest = Request[Principal, Any, Any]
 _meta_decoder = msgspec.json.Decoder(EvidenceMeta)
 
 

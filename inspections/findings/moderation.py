@@ -20,7 +20,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from inspections.audit.log import audit
-from service.auth import Principal
+from service.auth import AuthedRequest, Principal
 from service.db import DB, from_row
 from service.errors import conflict, forbidden, not_found, problem_responses
 from service.schema import Body
@@ -140,7 +140,7 @@ async def decide(
     "are not on the public pages or Open311 until a coordinator approves them.",
     responses=problem_responses(403),
 )
-async def list_pending(request: Request[Principal, Any, Any], db: DB) -> list[PendingItem]:
+async def list_pending(request: AuthedRequest, db: DB) -> list[PendingItem]:
     return await pending(db, request.user)
 
 
@@ -151,7 +151,7 @@ async def list_pending(request: Request[Principal, Any, Any], db: DB) -> list[Pe
     responses=problem_responses(403, 409),
 )
 async def approve(
-    kind: FromPath[str], item_id: FromPath[UUID], request: Request[Principal, Any, Any], db: DB
+    kind: FromPath[str], item_id: FromPath[UUID], request: AuthedRequest, db: DB
 ) -> None:
     await decide(db, request, request.user, kind, item_id, approve=True)
 
@@ -165,7 +165,7 @@ async def approve(
 async def reject(
     kind: FromPath[str],
     item_id: FromPath[UUID],
-    request: Request[Principal, Any, Any],
+    request: AuthedRequest,
     db: DB,
     data: JSONBody[Decision],
 ) -> None:

@@ -18,6 +18,7 @@ from inspections.idempotent import put_response
 from service.auth import AuthedRequest, coordinator_only, require_roles
 from service.db import DB
 from service.errors import problem_responses, request_id_of
+from service.state import app_state
 
 
 @put(
@@ -45,22 +46,24 @@ async def put_report(
     "/visits/{visit_id:uuid}/report",
     summary="A visit's report, with the findings the caller may see",
 )
-async def get_visit_report(
-    visit_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
-) -> Report:
-    row = await report_row(db, request.user, "r.visit_id", visit_id)
-    return await build_report(db, request.user, row, state.settings.site_timezone)
+async def get_visit_report(visit_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Report:
+    return await _report(request, db, "r.visit_id", visit_id)
 
 
 @get(
     "/reports/{report_id:uuid}",
     summary="A report, with the findings the caller may see",
 )
-async def get_report(
-    report_id: FromPath[UUID], request: AuthedRequest, db: DB, state: State
-) -> Report:
-    row = await report_row(db, request.user, "r.id", report_id)
-    return await build_report(db, request.user, row, state.settings.site_timezone)
+async def get_report(report_id: FromPath[UUID], request: AuthedRequest, db: DB) -> Report:
+    return await _report(request, db, "r.id", report_id)
+
+
+async def _report(request: AuthedRequest, db: DB, key: str, value: UUID) -> Report:
+    """The report whose ``key`` column is ``value`` (its visit, or its own id), with the
+    findings the caller may see: the two GET routes' one way."""
+    row = await report_row(db, request.user, key, value)
+    tz = app_state(request.app).settings.site_timezone
+    return await build_report(db, request.user, row, tz)
 
 
 @post(
