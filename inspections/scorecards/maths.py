@@ -69,12 +69,17 @@ class AnswerLike(Scored, Protocol):
     def weight(self) -> float: ...
 
 
-class AnswerPoints(msgspec.Struct, frozen=True, kw_only=True):
+class Points(msgspec.Struct, frozen=True, kw_only=True):
+    """Scored's two fields as values, for the answers built here and in tests."""
+
+    points: float | None
+    max_points: float | None
+
+
+class AnswerPoints(Points, frozen=True, kw_only=True):
     """One answer as scoring sees it. ``points`` is None for N/A, unanswered or unscored."""
 
     domain: str
-    points: float | None
-    max_points: float | None
     weight: float = 1.0
 
 
@@ -781,13 +786,11 @@ class RatingLike(Scored, Protocol):
     def rater(self) -> Id: ...
 
 
-class QuestionRating(msgspec.Struct, frozen=True, kw_only=True):
+class QuestionRating(Points, frozen=True, kw_only=True):
     visit: Id
     question: str
     perspective: Perspective
     rater: Id
-    points: float | None
-    max_points: float | None
 
 
 def perspective_agreement(
