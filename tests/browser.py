@@ -1,13 +1,14 @@
 """What every browser test of a page shares: axe, the width check, signing in, screenshots.
 
-Use with the ``chromium`` fixture and a live server (``live_server`` or ``start_live_server``)::
+Use with the ``chromium`` fixture and a live server (``base_url``, ``live_server`` or
+``start_live_server``)::
 
     async with browser(chromium) as b:
         page = await phone(b)                 # 390 x 844, touch
-        await sign_in(page, base, user["email"])
-        await page.goto(base + "/people")
-        await check_page(page, "people list")  # axe: 0 serious/critical; no sideways scroll
-        await shoot(page, "people-list")       # $SCREENSHOTS_DIR/people-list.png
+        await sign_in(page, base_url, user["email"])
+        await page.goto(base_url + "/people")
+        # axe: 0 serious/critical; no sideways scroll; $SCREENSHOTS_DIR/people-list.png
+        await check_page(page, "people list", "people-list")
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ async def tab_to(page: Any, test: str, presses: int = 200) -> None:
     raise AssertionError(f"no focusable element passes {test}")
 
 
+async def activate(page: Any, test: str, key: str = "Enter") -> None:
+    """Tab to the element passing ``test`` (see tab_to) and press ``key`` on it, as a
+    keyboard user follows a link, presses a button or ticks a box."""
+    await tab_to(page, test)
+    await page.keyboard.press(key)
+
+
 async def axe_check(page: Any, what: str) -> None:
     """axe-core finds no serious or critical violation on this page."""
     from axe_playwright_python.async_playwright import Axe
@@ -112,9 +120,13 @@ async def fits(page: Any, what: str) -> None:
     assert scroll <= width, f"{what}: {scroll}px wide in a {width}px window"
 
 
-async def check_page(page: Any, what: str) -> None:
+async def check_page(page: Any, what: str, shot: str | None = None) -> None:
+    """The page fits its width and axe finds nothing serious on it; with ``shot``, it is
+    also kept as a screenshot of that name (see shoot)."""
     await fits(page, what)
     await axe_check(page, what)
+    if shot:
+        await shoot(page, shot)
 
 
 async def shoot(page: Any, name: str) -> Path:

@@ -215,6 +215,12 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]
         stop_live_server(proc)
 
 
+@pytest.fixture
+def base_url(live_server: tuple[str, Path]) -> str:
+    """The live server's address, for the tests that need nothing else of it."""
+    return live_server[0]
+
+
 # --------------------------------------------------------------------------- a real browser
 
 CHROMIUM_FLAGS = [

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 
 from service.settings import Settings
-from tests.browser import SCREENSHOTS, axe_check, tab_to
+from tests.browser import SCREENSHOTS, activate, axe_check, tab_to
 from tests.browser import browser as open_browser
 from tests.conftest import PHOTOS, ROOT, start_live_server, stop_live_server
 from tests.helpers import PASSWORD, Api
@@ -234,9 +234,8 @@ async def db_counts(api: Api, visit_id: str) -> dict[str, Any]:
 
 
 async def test_a_whole_visit_offline_arrives_once_when_back_online(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     s = await AppScene(api).build()
     visit_id = s.visit["id"]
     sections = STARTER["content"]["sections"]
@@ -244,9 +243,9 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
     async with open_browser(chromium) as browser:
         context = await browser.new_context(**PHONE)
         page = await context.new_page()
-        await page.goto(base + "/app/")
+        await page.goto(base_url + "/app/")
         await screen(page, "Sign in", "signin")
-        await sign_in(page, base, s.ann, "Ann's phone")
+        await sign_in(page, base_url, s.ann, "Ann's phone")
         await screen(page, "My visits", "visits")
         text = await page.locator("main").inner_text()
         assert "Elm House" in text and "1 Elm Road, Northshire" in text
@@ -284,7 +283,7 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
         await page.get_by_text("30 of 30 questions answered").wait_for()
 
         # A photo of the visit, with the phone's location.
-        await page.goto(base + f"/app/visits/{visit_id}/photos")
+        await page.goto(base_url + f"/app/visits/{visit_id}/photos")
         await page.get_by_label("What does it show? (optional)").fill("The garden gate")
         await page.get_by_label("Take or choose a photo").set_input_files(snap("portrait_1.jpg"))
         await page.get_by_text("Photo saved on this phone with your location").wait_for()
@@ -292,7 +291,7 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
         assert (await page.get_by_text("Waiting to send.").count()) == 2
 
         # A recommendation, and a safeguarding concern.
-        await page.goto(base + f"/app/visits/{visit_id}/findings")
+        await page.goto(base_url + f"/app/visits/{visit_id}/findings")
         await screen(page, "Findings", "findings")
         await page.get_by_role("link", name="A recommendation").click()
         await screen(page, "A recommendation", "finding")
@@ -314,25 +313,25 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
         # A reload with no signal: the shell and everything given are still there.
         await page.reload()
         await page.get_by_role("heading", level=1, name="Elm House").wait_for()
-        await page.goto(base + f"/app/visits/{visit_id}")
+        await page.goto(base_url + f"/app/visits/{visit_id}")
         await page.get_by_text("30 of 30 questions answered").first.wait_for()
-        await page.goto(base + f"/app/visits/{visit_id}/sections/4")
+        await page.goto(base_url + f"/app/visits/{visit_id}/sections/4")
         await page.get_by_role("heading", level=1, name="The environment").wait_for()
         assert (
             await page.locator("#q-environment_clean")
             .get_by_label("Qualified pass (mostly, with some problems)", exact=True)
             .is_checked()
         )
-        await page.goto(base + f"/app/visits/{visit_id}/findings")
+        await page.goto(base_url + f"/app/visits/{visit_id}/findings")
         await page.get_by_role("heading", level=1, name="Findings").wait_for()
         assert (await page.get_by_text("Saved on this phone; waiting to send.").count()) == 2
 
-        await page.goto(base + f"/app/visits/{visit_id}/review")
+        await page.goto(base_url + f"/app/visits/{visit_id}/review")
         await screen(page, "Review and send", "review")
         await page.get_by_text("Every answer that needs a photo has one.").wait_for()
         await page.get_by_role("button", name="Send my answers as final").click()
         await page.get_by_text("Your answers are final.").wait_for()
-        await page.goto(base + "/app/outbox")
+        await page.goto(base_url + "/app/outbox")
         await screen(page, "Sending", "outbox")
         # Nothing reached the server while offline.
         assert await db_counts(api, visit_id) == {
@@ -359,7 +358,7 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
         )
         assert sorted(r["question_key"] or "" for r in ev) == ["", "environment_clean"]
         # The photos' results, in words.
-        await page.goto(base + f"/app/visits/{visit_id}/photos")
+        await page.goto(base_url + f"/app/visits/{visit_id}/photos")
         await page.get_by_text("Taken on site.").nth(1).wait_for(timeout=120_000)
         assert (await page.get_by_text("Taken during the visit.").count()) == 2
         await page.screenshot(path=SHOTS / "app-photos-sent.png", full_page=True)
@@ -368,7 +367,7 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
         await page.locator("#net").get_by_text("Everything sent").wait_for()
         assert (await db_counts(api, visit_id))["findings"] == 2
         assert (await db_counts(api, visit_id))["submissions"] == 1
-        await page.goto(base + "/app/signout")
+        await page.goto(base_url + "/app/signout")
         await screen(page, "Sign out", "signout")
         # Signing out revokes this phone's sign-in and leaves nothing on it.
         await page.get_by_role("button", name="Sign out", exact=True).click()
@@ -384,9 +383,8 @@ async def test_a_whole_visit_offline_arrives_once_when_back_online(
 
 
 async def test_two_devices_editing_one_draft_see_the_conflict_explained(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     s = await AppScene(api).build()
     visit_id = s.visit["id"]
     labels = STARTER["content"]["sections"][0]["questions"][0]["labels"]
@@ -405,19 +403,19 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
     async with open_browser(chromium) as browser:
         one = await (await browser.new_context(**PHONE)).new_page()
         two = await (await browser.new_context(**PHONE)).new_page()
-        await sign_in(one, base, s.ann, "Ann's phone")
+        await sign_in(one, base_url, s.ann, "Ann's phone")
         await one.get_by_role("button", name="Make ready offline").click()
         await one.get_by_role("heading", level=1, name="Elm House").wait_for()
-        await one.goto(base + f"/app/visits/{visit_id}/sections/1")
+        await one.goto(base_url + f"/app/visits/{visit_id}/sections/1")
         privacy = one.locator("#q-dignity_privacy")
         await privacy.get_by_label(rating[2], exact=True).check()
         await until(lambda: has(3), "the phone's first answer arrived")
 
         # The tablet picks the draft up where the phone left it.
-        await sign_in(two, base, s.ann, "Ann's tablet")
+        await sign_in(two, base_url, s.ann, "Ann's tablet")
         await two.get_by_role("button", name="Make ready offline").click()
         await two.get_by_role("heading", level=1, name="Elm House").wait_for()
-        await two.goto(base + f"/app/visits/{visit_id}/sections/1")
+        await two.goto(base_url + f"/app/visits/{visit_id}/sections/1")
         await two.get_by_role("heading", level=1, name="Dignity and respect").wait_for()
         assert (
             await two.locator("#q-dignity_privacy").get_by_label(rating[2], exact=True).is_checked()
@@ -430,7 +428,7 @@ async def test_two_devices_editing_one_draft_see_the_conflict_explained(
         await two.locator("#net").get_by_text("1 thing needs you").wait_for()
         assert await answered() == 4  # nothing was overwritten silently
 
-        await two.goto(base + "/app/outbox")
+        await two.goto(base_url + "/app/outbox")
         await screen(two, "Sending", "conflict")
         said = await two.locator("main").inner_text()
         assert "changed on another device" in said and "Nothing has been overwritten" in said
@@ -514,28 +512,24 @@ def named(tag: str, text: str) -> str:
 
 
 async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     s = await AppScene(api, checklist=SMALL).build()
     visit_id = s.visit["id"]
     async with open_browser(chromium) as browser:
         page = await (await browser.new_context(viewport={"width": 390, "height": 844})).new_page()
-        await page.goto(base + "/app/")
+        await page.goto(base_url + "/app/")
         await page.get_by_role("heading", level=1, name="Sign in").wait_for()
         kb = page.keyboard
         await tab_to(page, "el => el.id === 'email'")
         await kb.type(s.ann["email"])
         await kb.press("Tab")
         await kb.type(PASSWORD)
-        await tab_to(page, named("BUTTON", "Sign in"))
-        await kb.press("Enter")
+        await activate(page, named("BUTTON", "Sign in"))
         await page.get_by_role("heading", level=1, name="My visits").wait_for()
-        await tab_to(page, named("BUTTON", "Make ready offline"))
-        await kb.press("Enter")
+        await activate(page, named("BUTTON", "Make ready offline"))
         await page.get_by_role("heading", level=1, name="Elm House").wait_for()
-        await tab_to(page, named("A", "Dignity"))
-        await kb.press("Enter")
+        await activate(page, named("A", "Dignity"))
         await page.get_by_role("heading", level=1, name="Dignity").wait_for()
         await tab_to(page, "el => el.id === 'q-respect-0'")
         for _ in range(3):  # arrows move along the scale: Poor, Fair, Good, Great
@@ -543,11 +537,9 @@ async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
         await tab_to(page, "el => el.id === 'q-smells-0'")
         await kb.press("ArrowDown")  # No
         await page.get_by_text("2 of 2 questions answered").wait_for()
-        await tab_to(page, named("A", "Review and send"))
-        await kb.press("Enter")
+        await activate(page, named("A", "Review and send"))
         await page.get_by_role("heading", level=1, name="Review and send").wait_for()
-        await tab_to(page, named("BUTTON", "Send my answers as final"))
-        await kb.press("Enter")
+        await activate(page, named("BUTTON", "Send my answers as final"))
         await page.get_by_text("Your answers, photos and findings have all been sent.").wait_for()
         row = await api.conn.fetchrow(
             "select state, id from submissions where visit_id = $1", visit_id
@@ -567,10 +559,10 @@ async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
             viewport={"width": 195, "height": 422}, device_scale_factor=2
         )
         big = await zoomed.new_page()
-        await sign_in(big, base, s.ann, "Ann's phone, large text")
+        await sign_in(big, base_url, s.ann, "Ann's phone, large text")
         await big.get_by_role("button", name="Make ready offline").click()
         await big.get_by_role("heading", level=1, name="Elm House").wait_for()
-        await big.goto(base + "/app/")
+        await big.goto(base_url + "/app/")
         for path, title in [
             ("/app/", "My visits"),
             (f"/app/visits/{visit_id}", "Elm House"),
@@ -579,7 +571,7 @@ async def test_a_visit_by_keyboard_alone_and_at_200_percent_text(
             ("/app/outbox", "Sending"),
         ]:
             if path != "/app/":
-                await big.goto(base + path)
+                await big.goto(base_url + path)
             await big.get_by_role("heading", level=1, name=title).wait_for()
             width = await big.evaluate("document.documentElement.scrollWidth")
             assert width <= 195, (path, width)

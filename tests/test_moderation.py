@@ -5,11 +5,10 @@ reason; each person's accepted privacy notice is recorded."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from service.settings import Settings
-from tests.browser import browser, check_page, phone, shoot, sign_in
+from tests.browser import browser, check_page, phone, sign_in
 from tests.helpers import PASSWORD, Api, assert_problem
 from tests.scenes import CALL_BELLS, GPS_PHOTO, NAMES, PHOTOS, Findings, Photos
 
@@ -205,9 +204,8 @@ async def test_accepting_an_invite_records_the_privacy_notice_version(
 
 
 async def test_in_chromium_a_coordinator_reviews_what_waits(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     f, report, _ = await _published(api)
     plan = [{"action": "Bell audit", "owner": OWNER, "target_date": "2026-03-01"}]
     r = await f.update(f.manager, f.bells["id"], type="accept", actions=plan, note=SECRET_NOTE)  # type: ignore[attr-defined]
@@ -218,12 +216,11 @@ async def test_in_chromium_a_coordinator_reviews_what_waits(
     )
     async with browser(chromium) as b:
         page = await phone(b)
-        await sign_in(page, base, coord["email"])
+        await sign_in(page, base_url, coord["email"])
         await page.get_by_role("link", name="2 items wait for your review").click()
-        await page.wait_for_url(f"{base}/moderation")
+        await page.wait_for_url(f"{base_url}/moderation")
         assert SECRET_NOTE in await page.content()
-        await check_page(page, "moderation, 390 px")
-        await shoot(page, "moderation")
+        await check_page(page, "moderation, 390 px", "moderation")
         # Rejecting needs a reason, said beside the box.
         note = page.get_by_role("region", name=f"Note or photos: {CALL_BELLS['title']}")
         await note.get_by_role("button", name="Reject").click()
@@ -232,7 +229,7 @@ async def test_in_chromium_a_coordinator_reviews_what_waits(
         note = page.get_by_role("region", name=f"Note or photos: {CALL_BELLS['title']}")
         await note.get_by_label("Why it is not published (to reject)").fill("Names a resident")
         await note.get_by_role("button", name="Reject").click()
-        await page.wait_for_url(f"{base}/moderation")  # from the form's 422 page, back
+        await page.wait_for_url(f"{base_url}/moderation")  # from the form's 422 page, back
         step = page.get_by_role("region", name=f"Action plan step: {CALL_BELLS['title']}")
         await step.get_by_role("button", name="Approve").click()
         await page.get_by_text("Nothing waits for review.").wait_for()

@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from inspections.checklists.schemas import ChecklistCreate
 from inspections.checklists.spreadsheet import MEDIA_TYPE, read_checklist, write_checklist
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
+from tests.browser import activate, browser, check_page, desktop, phone, sign_in, tab_to
 from tests.helpers import Api, assert_problem, browser_as, form_post
 from tests.scenes import SMALL, Scene, read
 
@@ -313,9 +313,8 @@ async def test_a_workbook_is_imported_on_the_page_with_its_problems_listed(api: 
 
 
 async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str, tmp_path: Path
 ) -> None:
-    base, tmp_path = live_server
     org = await api.org("Healthwatch Northshire")
     coord = await api.user(org, "coordinator", name="Priya Shah")
     good = write_checklist(msgspec.convert(SMALL, ChecklistCreate))
@@ -324,8 +323,8 @@ async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist
 
     async with browser(chromium) as b:
         page = await phone(b)
-        await sign_in(page, base, coord["email"])
-        await page.goto(base + "/checklists")
+        await sign_in(page, base_url, coord["email"])
+        await page.goto(base_url + "/checklists")
         await check_page(page, "checklists, none yet")
         await page.get_by_role("link", name="Import a checklist from a spreadsheet").click()
         await check_page(page, "import")
@@ -338,55 +337,45 @@ async def test_in_chromium_a_coordinator_imports_fixes_and_publishes_a_checklist
             "Sheet 'options', row 3, column 'value': must be 2: a rating's labels go 1, 2, 3 "
             "... lowest first",
         ]
-        await check_page(page, "import with problems")
-        await shoot(page, "checklists-import-problems")
+        await check_page(page, "import with problems", "checklists-import-problems")
         await page.get_by_label("Spreadsheet (.xlsx)").set_input_files(tmp_path / "quick-look.xlsx")
         await page.get_by_role("button", name="Import as a draft").click()
         await page.get_by_text("Imported as a new draft.").wait_for()
-        await check_page(page, "draft preview")
-        await shoot(page, "checklists-draft")
+        await check_page(page, "draft preview", "checklists-draft")
 
         # By keyboard alone from here: change a wording, save, publish.
-        await tab_to(page, "e => e.textContent.startsWith('Change question 1')")
-        await page.keyboard.press("Enter")
+        await activate(page, "e => e.textContent.startsWith('Change question 1')")
         await page.get_by_role("heading", name="Change a question of Quick look").wait_for()
-        await check_page(page, "question editor")
-        await shoot(page, "checklists-edit-question")
+        await check_page(page, "question editor", "checklists-edit-question")
         await tab_to(page, "e => e.id === 'prompt'")
         await page.keyboard.press("Control+A")
         await page.keyboard.type("Are residents treated with respect and kindness?")
-        await tab_to(page, "e => e.textContent === 'Save the change'")
-        await page.keyboard.press("Enter")
+        await activate(page, "e => e.textContent === 'Save the change'")
         await page.get_by_text("Your change to question respect is saved").wait_for()
         heading = page.get_by_role("heading", name="1. Are residents treated with respect and")
         await heading.wait_for()
-        await tab_to(page, "e => e.textContent === 'Back to the checklist'")
-        await page.keyboard.press("Enter")
+        await activate(page, "e => e.textContent === 'Back to the checklist'")
         await page.get_by_role("button", name="Publish version 1").wait_for()
-        await check_page(page, "checklist with a draft")
-        await shoot(page, "checklists-checklist")
-        await tab_to(page, "e => e.textContent === 'Publish version 1'")
-        await page.keyboard.press("Enter")
+        await check_page(page, "checklist with a draft", "checklists-checklist")
+        await activate(page, "e => e.textContent === 'Publish version 1'")
         await page.get_by_text("Version 1 is published.").wait_for()
         await check_page(page, "published")
 
         await page.get_by_role("link", name="Version 1", exact=True).click()
         await page.get_by_role("link", name="Show the easy-read text").click()
         await page.get_by_role("link", name="Show the full questions").wait_for()
-        await check_page(page, "version, easy read")
-        await shoot(page, "checklists-version-easy-read")
+        await check_page(page, "version, easy read", "checklists-version-easy-read")
 
         wide = await desktop(b)
-        await sign_in(wide, base, coord["email"])
+        await sign_in(wide, base_url, coord["email"])
         for path in ("/checklists", "/checklists/import"):
-            await wide.goto(base + path)
+            await wide.goto(base_url + path)
             await check_page(wide, f"{path} at 1280")
         await wide.get_by_role("link", name="All checklists").click()
         await wide.get_by_role("link", name="Quick look").click()
         await check_page(wide, "checklist at 1280")
         await wide.get_by_role("link", name="Version 1", exact=True).click()
-        await check_page(wide, "version at 1280")
-        await shoot(wide, "checklists-version-desktop")
+        await check_page(wide, "version at 1280", "checklists-version-desktop")
         await wide.get_by_role("link", name="Show the easy-read text").click()
         await check_page(wide, "version, easy read, at 1280")
         await wide.goto(wide.url.split("/versions/")[0] + "/questions/respect")

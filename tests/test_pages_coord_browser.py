@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from typing import Any
 
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
+from tests.browser import activate, browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.helpers import PASSWORD, Api
 
 
@@ -23,21 +22,20 @@ def by_text(text: str) -> str:
 
 
 async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     org = await api.org("Healthwatch Northshire")
     coord = await api.user(org, "coordinator", name="Priya Shah")
     await api.user(org, "service_manager", name="Mo Khan", email="mo@example.org")
     seen: list[str] = []  # every screen visited, checked again at 1280 px
 
-    async def check(page: Any, what: str) -> None:
-        await check_page(page, what)
+    async def check(page: Any, what: str, shot: str | None = None) -> None:
+        await check_page(page, what, shot)
         seen.append(page.url)
 
     async with browser(chromium) as b:
         page = await phone(b)
-        await sign_in(page, base, coord["email"])
+        await sign_in(page, base_url, coord["email"])
         await page.get_by_role("heading", name="What needs doing now").wait_for()
         await check(page, "home")
 
@@ -57,8 +55,7 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         await shoot(page, "people-invite")
         await page.get_by_role("button", name="Send the invite").click()
         await page.get_by_text("Invite emailed to rose@example.org.").wait_for()
-        await check(page, "invites")
-        await shoot(page, "people-invites")
+        await check(page, "invites", "people-invites")
 
         # Rose opens the emailed link on her own phone and joins.
         email = await api.conn.fetchval(
@@ -66,7 +63,7 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         )
         link = re.search(r"https?://\S+/invites/\S+", email).group(0)
         rose = await phone(b)
-        await rose.goto(base + "/invites/" + link.rsplit("/invites/", 1)[1])
+        await rose.goto(base_url + "/invites/" + link.rsplit("/invites/", 1)[1])
         await rose.get_by_label("Your name").fill("Rose Tan")
         await rose.get_by_label("Choose a password").fill(PASSWORD + " rose")
         await rose.get_by_role("button", name="Create my account").click()
@@ -90,16 +87,13 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
             await page.get_by_role("button", name="Record it").click()
             await page.get_by_text("Training record saved.").wait_for()
         await page.get_by_text("Cleared to inspect", exact=True).wait_for()
-        await check(page, "person")
-        await shoot(page, "people-person")
+        await check(page, "person", "people-person")
 
         # A service with its manager, by keyboard alone.
-        await tab_to(page, "el => el.getAttribute('href') === '/services'")
-        await page.keyboard.press("Enter")
+        await activate(page, "el => el.getAttribute('href') === '/services'")
         await page.get_by_role("heading", name="Services").wait_for()
         await check(page, "services, none yet")
-        await tab_to(page, by_text("Add a service"))
-        await page.keyboard.press("Enter")
+        await activate(page, by_text("Add a service"))
         await page.get_by_role("heading", name="Add a service").wait_for()
         await tab_to(page, by_id("name"))
         await page.keyboard.type("Elm House")
@@ -115,19 +109,15 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         await tab_to(page, by_id("geofence_m"))
         await page.keyboard.press("Control+A")
         await page.keyboard.type("250")
-        await tab_to(page, by_id("manager_ids"))
-        await page.keyboard.press("Space")
+        await activate(page, by_id("manager_ids"), "Space")
         await shoot(page, "services-form")
-        await tab_to(page, by_text("Add the service"))
-        await page.keyboard.press("Enter")
+        await activate(page, by_text("Add the service"))
         await page.get_by_text("Service saved.").wait_for()
         await check(page, "service saved")
-        await tab_to(page, by_text("Back to services"))
-        await page.keyboard.press("Enter")
+        await activate(page, by_text("Back to services"))
         await page.get_by_role("heading", name="Every service").wait_for()
         assert "Managed by Mo Khan" in await page.locator("main").inner_text()
-        await check(page, "services")
-        await shoot(page, "services-list")
+        await check(page, "services", "services-list")
 
         # Work arrives: an invite not yet accepted, a volunteer whose check runs out soon.
         await api.invite(await api.login(coord), "sam@example.org", "citizen_inspector")
@@ -137,10 +127,10 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
                 where user_id = $1 and kind = 'safeguarding_check'""",
             cy["id"],
         )
-        await page.goto(base + "/people")
+        await page.goto(base_url + "/people")
         await page.get_by_text("Cleared, but not for long").wait_for()
         await shoot(page, "people-list")
-        await page.goto(base + "/")
+        await page.goto(base_url + "/")
         todo = [" ".join(t.split()) for t in await page.locator(".todo li").all_inner_texts()]
         assert todo == [
             "1 invite not accepted yet",
@@ -151,10 +141,10 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
         assert await page.get_by_role("link", name="Cy Jones").count() == 1
         assert await page.get_by_role("link", name="Rose Tan").count() == 0
         await check(page, "people whose checks run out soon")
-        await page.goto(base + "/notifications?status=all")
+        await page.goto(base_url + "/notifications?status=all")
         await page.get_by_role("heading", name="Invite to sam@example.org").wait_for()
         await check(page, "notifications")
-        await page.goto(base + "/")
+        await page.goto(base_url + "/")
         await shoot(page, "coord-home")
 
         # What the pages did is what the API reads.
@@ -172,9 +162,9 @@ async def test_in_chromium_a_coordinator_invites_trains_and_adds_a_service(
 
         # The same screens at 1280 px.
         wide = await desktop(b)
-        await sign_in(wide, base, coord["email"])
+        await sign_in(wide, base_url, coord["email"])
         for url in dict.fromkeys(seen):
             await wide.goto(url)
             await check_page(wide, f"{url} at 1280 px")
-        await wide.goto(base + "/")
+        await wide.goto(base_url + "/")
         await shoot(wide, "coord-home-desktop")

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
-from pathlib import Path
 from typing import Any
 
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, sign_in
 from tests.conftest import PHOTOS
 from tests.helpers import Api, browser_as, form_post
 from tests.scenes import Photos, scene_with_visit
@@ -133,15 +132,14 @@ async def test_whom_the_api_refuses_the_form_refuses(api: Api) -> None:
 
 
 async def test_in_chromium_a_coordinator_marks_a_photo_that_shows_a_person(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     photos, photo = await visit_with_photo(api)
     coord = await api.user(photos.scene.org, "coordinator")
-    url = f"{base}/visits/{photos.visit['id']}"
+    url = f"{base_url}/visits/{photos.visit['id']}"
     async with browser(chromium) as b:
         narrow = await phone(b)
-        await sign_in(narrow, base, coord["email"])
+        await sign_in(narrow, base_url, coord["email"])
         await narrow.goto(url)
         await check_page(narrow, "visit with a photo, 390 px")
         reason = narrow.get_by_label("Reason it may be public")
@@ -150,18 +148,16 @@ async def test_in_chromium_a_coordinator_marks_a_photo_that_shows_a_person(
         # A reason without "Shows a person": refused beside the reason.
         await narrow.wait_for_selector(f"#public_reason-{photo['id']}-error")
         assert await reason.get_attribute("aria-invalid") == "true"
-        await check_page(narrow, "photo form refused, 390 px")
-        await shoot(narrow, "photo-person-refused")
+        await check_page(narrow, "photo form refused, 390 px", "photo-person-refused")
         await narrow.get_by_label("Shows a person").check()
         await narrow.get_by_role("button", name="Save photo 1").click()
         await narrow.wait_for_url(f"{url}?marked={photo['id']}#photo-{photo['id']}")
         assert "Saved." in await narrow.get_by_role("status").inner_text()
 
         wide = await desktop(b)
-        await sign_in(wide, base, coord["email"])
+        await sign_in(wide, base_url, coord["email"])
         await wide.goto(url)
         assert await wide.get_by_label("Shows a person").is_checked()
         assert await wide.get_by_label("Reason it may be public").input_value() == REASON
-        await check_page(wide, "visit with a marked photo, 1280 px")
-        await shoot(wide, "photo-person")
+        await check_page(wide, "visit with a marked photo, 1280 px", "photo-person")
     assert await marked(api, photo) == (True, REASON)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
-from pathlib import Path
 from typing import Any
 
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, sign_in
 from tests.helpers import Api, browser_as, form_post, text_of
 
 RETENTION = "/v1/organisation/retention-settings"
@@ -213,24 +212,22 @@ async def test_a_bad_value_is_shown_beside_its_field_and_changes_nothing(api: Ap
 
 
 async def test_in_chromium_a_coordinator_changes_the_retention_schedule(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     org = await api.org()
     coord = await api.user(org, "coordinator")
     async with browser(chromium) as b:
         wide = await desktop(b)
-        await sign_in(wide, base, coord["email"])
+        await sign_in(wide, base_url, coord["email"])
         await (
             wide.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
         )
-        await wide.wait_for_url(f"{base}/settings")
-        await check_page(wide, "settings, 1280 px")
-        await shoot(wide, "settings")
+        await wide.wait_for_url(f"{base_url}/settings")
+        await check_page(wide, "settings, 1280 px", "settings")
 
         narrow = await phone(b)
-        await sign_in(narrow, base, coord["email"])
-        await narrow.goto(f"{base}/settings")
+        await sign_in(narrow, base_url, coord["email"])
+        await narrow.goto(f"{base_url}/settings")
         await check_page(narrow, "settings, 390 px")
         # A derivative kept for less time than its original: refused beside the field.
         copies = narrow.get_by_label("Photo copies shown on pages, days")
@@ -239,13 +236,12 @@ async def test_in_chromium_a_coordinator_changes_the_retention_schedule(
         await narrow.wait_for_selector("#retention-photo_derivatives_days-error")
         assert await copies.get_attribute("aria-invalid") == "true"
         assert "must be at least" in await narrow.get_by_role("alert").inner_text()
-        await check_page(narrow, "settings refused, 390 px")
-        await shoot(narrow, "settings-refused")
+        await check_page(narrow, "settings refused, 390 px", "settings-refused")
 
         await copies.fill("1000")
         await narrow.get_by_label("Keep an erased person's photos as evidence").uncheck()
         await narrow.get_by_role("button", name="Save how long data is kept").click()
-        await narrow.wait_for_url(f"{base}/settings?saved=retention#retention")
+        await narrow.wait_for_url(f"{base_url}/settings?saved=retention#retention")
         assert "Saved." in await narrow.get_by_role("status").inner_text()
         assert await narrow.get_by_label("Photo copies shown on pages, days").input_value() == (
             "1000"

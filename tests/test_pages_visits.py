@@ -8,12 +8,11 @@ import datetime as dt
 import html
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 from inspections.findings.workdays import add_working_days
 from inspections.wording import long_date
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in, tab_to
+from tests.browser import activate, browser, check_page, desktop, phone, shoot, sign_in, tab_to
 from tests.conftest import PHOTOS
 from tests.helpers import Api, browser_as, form_post
 from tests.scenes import (
@@ -373,9 +372,8 @@ async def visit_with_findings(api: Api, s: Scene) -> tuple[str, str]:
 
 
 async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_report(
-    api: Api, live_server: tuple[str, Path], chromium: str
+    api: Api, base_url: str, chromium: str
 ) -> None:
-    base, _ = live_server
     s = await Scene(api).build()
     coordinator = await api.user(s.org, "coordinator", name="Cora")
     newcomer = await api.user(s.org, "citizen_inspector", name="Nia New")
@@ -384,23 +382,19 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
 
     async with browser(chromium) as b:
         page = await phone(b)
-        await sign_in(page, base, coordinator["email"])
+        await sign_in(page, base_url, coordinator["email"])
         kb = page.keyboard
 
         # Scheduling, by keyboard alone.
-        await tab_to(page, link("Visits"))
-        await kb.press("Enter")
+        await activate(page, link("Visits"))
         await page.get_by_role("heading", level=1, name="Visits").wait_for()
-        await check_page(page, "visits list")
-        await shoot(page, "visits-list")
-        await tab_to(page, link("Schedule a visit"))
-        await kb.press("Enter")
+        await check_page(page, "visits list", "visits-list")
+        await activate(page, link("Schedule a visit"))
         await page.get_by_role("heading", level=1, name="Schedule a visit").wait_for()
         # Each person's clearance, and why not, before choosing.
         reason = "Not cleared: No inspector training recorded. No safeguarding check recorded."
         await page.get_by_text(reason).wait_for()
-        await check_page(page, "schedule a visit")
-        await shoot(page, "visits-new")
+        await check_page(page, "schedule a visit", "visits-new")
         await tab_to(page, "el => el.id === 'service_id'")
         await kb.press("ArrowDown")  # from "Choose a service" to Elm House
         await tab_to(page, "el => el.id === 'day'")
@@ -413,23 +407,17 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
         assert await page.input_value("#day") == day.isoformat()
         assert await page.input_value("#starts_at") == "10:00"
         assert await page.input_value("#ends_at") == "13:00"
-        await tab_to(page, box("citizens", newcomer))
-        await kb.press("Space")
-        await tab_to(page, box("professionals", s.pro))
-        await kb.press("Space")
-        await tab_to(page, button("Schedule the visit"))
-        await kb.press("Enter")
+        await activate(page, box("citizens", newcomer), "Space")
+        await activate(page, box("professionals", s.pro), "Space")
+        await activate(page, button("Schedule the visit"))
         # The team rules answer beside the form.
         await page.get_by_role("heading", name="There is a problem").wait_for()
         said = "Team: Nia New is not cleared for this visit: No inspector training recorded."
         assert said in await page.locator(".error-summary").inner_text()
-        await check_page(page, "schedule, team refused")
-        await shoot(page, "visits-new-team-refused")
+        await check_page(page, "schedule, team refused", "visits-new-team-refused")
         for name, who in (("citizens", newcomer), ("citizens", s.ann), ("citizens", s.bob)):
-            await tab_to(page, box(name, who))
-            await kb.press("Space")
-        await tab_to(page, button("Schedule the visit"))
-        await kb.press("Enter")
+            await activate(page, box(name, who), "Space")
+        await activate(page, button("Schedule the visit"))
         await page.get_by_role("heading", level=1, name="Visit to Elm House").wait_for()
         await page.get_by_text("Dr Pat, professional inspector").wait_for()
         assert "Nia New" not in await page.locator("main").inner_text()
@@ -440,13 +428,12 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
         await check_page(page, "a new visit")
 
         # Yesterday's visit: answers side by side, its photo loaded from this site.
-        await page.goto(f"{base}/visits/{seeded_visit}")
+        await page.goto(f"{base_url}/visits/{seeded_visit}")
         thumb = page.locator(f'img[src="/evidence/{photo_id}/thumb"]')
         await thumb.wait_for()
         assert await thumb.evaluate("img => img.complete && img.naturalWidth > 0")
         await page.get_by_role("cell", name="2 of 4: Fair “kind staff”").wait_for()
-        await check_page(page, "a visit with answers")
-        await shoot(page, "visits-visit")
+        await check_page(page, "a visit with answers", "visits-visit")
 
         # The report: start, review, send for the factual check, read a comment, publish.
         await page.get_by_role("link", name="Findings and report").click()
@@ -457,8 +444,7 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
         await page.get_by_label("Include “A lovely garden, used every day” in the report").uncheck()
         await page.get_by_role("button", name="Save the report").click()
         await page.get_by_text("Draft: not sent yet").wait_for()
-        await check_page(page, "report review")
-        await shoot(page, "reports-review")
+        await check_page(page, "report review", "reports-review")
         await page.get_by_role("button", name="Send to the service for a factual check").click()
         await page.get_by_text("With the service for a factual check").first.wait_for()
         report = (await api.client.get(f"/v1/visits/{seeded_visit}/report", headers=s.coord)).json()
@@ -473,23 +459,20 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
         await page.get_by_text("Two bells were being repaired that afternoon.").wait_for()
         due = add_working_days(dt.date.today(), 20, "england-and-wales")
         await page.get_by_text(f"if you publish today, by {long_date(due)}").wait_for()
-        await check_page(page, "report in factual check")
-        await shoot(page, "reports-factual-check")
+        await check_page(page, "report in factual check", "reports-factual-check")
         await page.get_by_role("button", name="Publish the report").click()
         await page.get_by_text("Anyone can read it at its public page").wait_for()
         await page.get_by_text(f"Answer due by {long_date(due)}").wait_for()
-        await check_page(page, "published report")
-        await shoot(page, "reports-published")
+        await check_page(page, "published report", "reports-published")
         await page.get_by_role("link", name=f"/public/reports/{report['id']}").click()
         await page.get_by_role("heading", level=1).wait_for()
         assert "Call bells left unanswered" in await page.locator("main").inner_text()
-        await page.goto(base + "/reports")
-        await check_page(page, "reports list")
-        await shoot(page, "reports-list")
+        await page.goto(base_url + "/reports")
+        await check_page(page, "reports list", "reports-list")
 
         # The same screens on a desktop.
         wide = await desktop(b)
-        await sign_in(wide, base, coordinator["email"])
+        await sign_in(wide, base_url, coordinator["email"])
         for path, what in (
             ("/visits", "visits list"),
             ("/visits/new", "schedule a visit"),
@@ -499,13 +482,13 @@ async def test_in_chromium_a_coordinator_schedules_by_keyboard_then_publishes_a_
             (f"/reports/{seeded_visit}", "published report"),
             (f"/reports/{seeded_visit}/findings/{report['findings'][0]['id']}", "edit finding"),
         ):
-            await wide.goto(base + path)
+            await wide.goto(base_url + path)
             await check_page(wide, what + " at 1280")
-        await wide.goto(f"{base}/visits/{seeded_visit}")
+        await wide.goto(f"{base_url}/visits/{seeded_visit}")
         await shoot(wide, "visits-visit-1280")
         # Earlier visits, latest first: yesterday's is there, next week's is not.
-        await wide.goto(base + "/visits?when=recent")
+        await wide.goto(base_url + "/visits?when=recent")
         await wide.locator(f'a[href="/visits/{seeded_visit}"]').wait_for()
         assert await wide.locator(f'a[href="/visits/{visit_id}"]').count() == 0
-        await page.goto(f"{base}/visits/{visit_id}/cancel")
+        await page.goto(f"{base_url}/visits/{visit_id}/cancel")
         await check_page(page, "cancel a visit")

@@ -5,7 +5,6 @@ cache keeps. In Chromium at 390 and 1280 px (axe, screenshots webhooks-*.png).""
 from __future__ import annotations
 
 import json
-import logging
 import re
 import socket
 import uuid
@@ -20,7 +19,7 @@ import pytest
 from inspections.notifications import addresses
 from inspections.notifications.webhook_secrets import unseal
 from service.settings import Settings
-from tests.browser import browser, check_page, desktop, phone, shoot, sign_in
+from tests.browser import browser, check_page, desktop, phone, sign_in
 from tests.conftest import start_live_server, stop_live_server
 from tests.helpers import Api, assert_problem, browser_as, form_post, text_of
 
@@ -47,14 +46,6 @@ def _secret_of(html: str) -> str:
     return found.pop()
 
 
-async def _api_hook(api: Api, headers: dict[str, str], url: str = HOOK) -> dict[str, Any]:
-    r = await api.client.post(
-        "/v1/webhooks", headers=headers, json={"url": url, "events": ["report.published"]}
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 async def _stored(api: Api, hook_id: str) -> Any:
     return await api.conn.fetchrow("select * from webhooks where id = $1", UUID(hook_id))
 
@@ -64,7 +55,7 @@ async def test_the_screen_refuses_whom_the_api_refuses(api: Api) -> None:
     coord = await api.login(await api.user(org, "coordinator"))
     citizen = await api.user(org, "citizen_inspector")
     stranger = await api.user(await api.org("Southshire"), "coordinator")
-    hook = await _api_hook(api, coord)
+    hook = await api.webhook(coord, HOOK, "report.published")
     before = await _stored(api, hook["id"])
 
     # Not a coordinator: the API's 403, in the API's words, on every screen of it.
@@ -150,9 +141,8 @@ async def test_no_event_chosen_is_said_and_nothing_is_made(api: Api) -> None:
 
 
 async def test_a_new_secret_is_shown_once_on_a_page_no_cache_keeps(
-    api: Api, settings: Settings, caplog: pytest.LogCaptureFixture
+    api: Api, settings: Settings, app_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
     org = await api.org()
     user = await api.user(org, "coordinator")
     await browser_as(api, user)
@@ -189,19 +179,18 @@ async def test_a_new_secret_is_shown_once_on_a_page_no_cache_keeps(
     assert HOOK in listed.text and "Nothing sent to it yet." in text_of(listed.text)
     assert secret not in listed.text and not SECRET.search(listed.text)
     assert secret not in (await api.client.get("/v1/webhooks", headers=await api.login(user))).text
-    assert caplog.records and secret not in caplog.text
-    assert all(secret not in str(vars(rec)) for rec in caplog.records)
+    assert app_logs.records and secret not in app_logs.text
+    assert all(secret not in str(vars(rec)) for rec in app_logs.records)
 
 
 async def test_rotation_through_the_screen_is_the_apis_rotation(
-    api: Api, settings: Settings, caplog: pytest.LogCaptureFixture
+    api: Api, settings: Settings, app_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
     org = await api.org()
     user = await api.user(org, "coordinator")
     coord = await api.login(user)
-    by_api = await _api_hook(api, coord, f"https://{PUBLIC_HOST}/by-api")
-    by_screen = await _api_hook(api, coord, f"https://{PUBLIC_HOST}/by-screen")
+    by_api = await api.webhook(coord, f"https://{PUBLIC_HOST}/by-api", "report.published")
+    by_screen = await api.webhook(coord, f"https://{PUBLIC_HOST}/by-screen", "report.published")
     r = await api.client.post(f"/v1/webhooks/{by_api['id']}/rotate-secret", headers=coord)
     assert r.status_code == 200, r.text
 
@@ -252,7 +241,7 @@ async def test_rotation_through_the_screen_is_the_apis_rotation(
         by_api["id"]: True,
         by_screen["id"]: True,
     }
-    assert caplog.records and new not in caplog.text
+    assert app_logs.records and new not in app_logs.text
 
 
 async def test_deactivating_through_the_screen_stops_it_and_rotation_is_then_refused(
@@ -261,7 +250,7 @@ async def test_deactivating_through_the_screen_stops_it_and_rotation_is_then_ref
     org = await api.org()
     user = await api.user(org, "coordinator")
     coord = await api.login(user)
-    hook = await _api_hook(api, coord)
+    hook = await api.webhook(coord, HOOK, "report.published")
     await browser_as(api, user)
 
     r = await form_post(api.client, f"/webhooks/{hook['id']}/deactivate", follow_redirects=False)
@@ -291,8 +280,8 @@ async def test_the_list_shows_each_webhooks_last_notification(api: Api) -> None:
     org = await api.org()
     user = await api.user(org, "coordinator")
     coord = await api.login(user)
-    failing = await _api_hook(api, coord, f"https://{PUBLIC_HOST}/failing")
-    working = await _api_hook(api, coord, f"https://{PUBLIC_HOST}/working")
+    failing = await api.webhook(coord, f"https://{PUBLIC_HOST}/failing", "report.published")
+    working = await api.webhook(coord, f"https://{PUBLIC_HOST}/working", "report.published")
     # As the delivery worker leaves them: an older delivered row and a newer failed one for
     # the first webhook, one delivered for the second.
     for hook, error, failed in (
@@ -364,16 +353,14 @@ async def test_in_chromium_a_coordinator_adds_rotates_and_deactivates_a_webhook(
             assert "must use https (http only for localhost)" in (
                 await wide.locator("#url-error").inner_text()
             )
-            await check_page(wide, "refused URL, 1280 px")
-            await shoot(wide, "webhooks-refused")
+            await check_page(wide, "refused URL, 1280 px", "webhooks-refused")
 
             await wide.get_by_label("URL").fill(HOOK)
             await wide.get_by_role("button", name="Add the webhook").click()
             await wide.get_by_role("heading", name="Webhook added").wait_for()
             secret = await wide.locator("#secret").inner_text()
             assert secret.startswith("whsec_") and secret not in wide.url
-            await check_page(wide, "new secret, 1280 px")
-            await shoot(wide, "webhooks-added")
+            await check_page(wide, "new secret, 1280 px", "webhooks-added")
 
             narrow = await phone(b)
             await sign_in(narrow, base, user["email"])
@@ -383,20 +370,17 @@ async def test_in_chromium_a_coordinator_adds_rotates_and_deactivates_a_webhook(
             new = await narrow.locator("#secret").inner_text()
             assert new.startswith("whsec_") and new != secret
             assert "The old secret keeps working until" in await narrow.inner_text("main")
-            await check_page(narrow, "rotated secret, 390 px")
-            await shoot(narrow, "webhooks-rotated")
+            await check_page(narrow, "rotated secret, 390 px", "webhooks-rotated")
 
             await narrow.get_by_role("link", name="Back to webhooks").click()
             await narrow.wait_for_url(base + "/webhooks")
             listing = await narrow.inner_text("main")
             assert "The previous secret still signs deliveries" in listing
             assert secret not in listing and new not in listing
-            await check_page(narrow, "webhooks list, 390 px")
-            await shoot(narrow, "webhooks-list")
+            await check_page(narrow, "webhooks list, 390 px", "webhooks-list")
 
             await wide.goto(base + "/webhooks")
-            await check_page(wide, "webhooks list, 1280 px")
-            await shoot(wide, "webhooks-list-desktop")
+            await check_page(wide, "webhooks list, 1280 px", "webhooks-list-desktop")
             await wide.get_by_role("button", name=f"Deactivate {HOOK}").click()
             await wide.wait_for_url(base + "/webhooks?deactivated=1")
             assert "Webhook deactivated" in await wide.get_by_role("status").inner_text()

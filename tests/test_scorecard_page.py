@@ -434,16 +434,12 @@ def test_colours_meet_wcag_contrast() -> None:
 
 
 async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
-    api: Api,
-    live_server: tuple[str, Path],
-    chromium: str,
-    tmp_path: Path,
+    api: Api, base_url: str, chromium: str, tmp_path: Path
 ) -> None:
-    base, _ = live_server
     s, _ = await seeded(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
-    url = base + page_url(s.service["id"])
-    async with httpx.AsyncClient(base_url=base) as c:
+    url = base_url + page_url(s.service["id"])
+    async with httpx.AsyncClient(base_url=base_url) as c:
         r = await browser_sign_in(c, scrutiny)
         assert r.status_code == 303, r.text
         cookie = c.cookies[COOKIE]
@@ -455,7 +451,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         phone = await browser.new_context(viewport={"width": 390, "height": 844})
         page = await phone.new_page()
         await page.goto(url)
-        assert page.url.startswith(base + "/signin?next=")
+        assert page.url.startswith(base_url + "/signin?next=")
         await page.screenshot(path=shots / "signin.png")
         await page.get_by_label("Email").fill(scrutiny["email"])
         await page.get_by_label("Password").fill(PASSWORD)
@@ -475,7 +471,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
                 {
                     "name": COOKIE,
                     "value": cookie,
-                    "url": base,
+                    "url": base_url,
                     "httpOnly": True,
                     "sameSite": "Strict",
                 }
@@ -809,12 +805,11 @@ def test_notes_name_the_domains_a_caveat_holds_for_once() -> None:
 
 
 async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside_the_band(
-    api: Api, live_server: tuple[str, Path], chromium: str, tmp_path: Path
+    api: Api, base_url: str, chromium: str, tmp_path: Path
 ) -> None:
-    base, _ = live_server
     s, oak, birch = await committee_services(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
-    async with httpx.AsyncClient(base_url=base) as c:
+    async with httpx.AsyncClient(base_url=base_url) as c:
         assert (await browser_sign_in(c, scrutiny)).status_code == 303
         cookie = c.cookies[COOKIE]
     shots: list[Path] = []
@@ -822,14 +817,14 @@ async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside
         for width in (390, 1280):
             context = await browser.new_context(viewport={"width": width, "height": 900})
             await context.add_cookies(
-                [{"name": COOKIE, "value": cookie, "url": base, "httpOnly": True}]
+                [{"name": COOKIE, "value": cookie, "url": base_url, "httpOnly": True}]
             )
             page = await context.new_page()
             for name, service, why in (
                 ("capped", oak, CAPPED),
                 ("provisional", birch, PROVISIONAL),
             ):
-                response = await page.goto(base + page_url(service["id"]))
+                response = await page.goto(base_url + page_url(service["id"]))
                 assert response is not None and response.status == 200
                 box = " ".join((await page.locator(".band-box").inner_text()).split())
                 assert why in box, (width, box)

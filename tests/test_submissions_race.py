@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -71,14 +70,13 @@ async def _race(
 
 
 async def test_four_identical_puts_racing_make_one_submission_and_three_replays(
-    api: Api, settings: Settings, live_server: tuple[str, Path]
+    api: Api, settings: Settings, base_url: str
 ) -> None:
-    base, _ = live_server
-    url, phone, tablet = await _ann_on_two_devices(api, base, "submissions")
+    url, phone, tablet = await _ann_on_two_devices(api, base_url, "submissions")
     body = {"state": "draft", "answers": answers(), "device": "Ann's phone"}
 
     results = await _race(
-        settings, base, "submissions", [(url, h, body) for h in (phone, tablet, phone, tablet)]
+        settings, base_url, "submissions", [(url, h, body) for h in (phone, tablet, phone, tablet)]
     )
 
     codes = sorted(r.status_code for r in results)
@@ -93,14 +91,13 @@ async def test_four_identical_puts_racing_make_one_submission_and_three_replays(
 
 
 async def test_a_racing_twin_with_other_answers_gets_the_draft_rules_not_a_retry(
-    api: Api, settings: Settings, live_server: tuple[str, Path]
+    api: Api, settings: Settings, base_url: str
 ) -> None:
-    base, _ = live_server
-    url, phone, _ = await _ann_on_two_devices(api, base, "submissions")
+    url, phone, _ = await _ann_on_two_devices(api, base_url, "submissions")
     one = {"state": "draft", "answers": answers(respect=1)}
     two = {"state": "draft", "answers": answers(respect=4)}
 
-    results = await _race(settings, base, "submissions", [(url, phone, one), (url, phone, two)])
+    results = await _race(settings, base_url, "submissions", [(url, phone, one), (url, phone, two)])
 
     # The loser overwrites nothing: without If-Match it is told to fetch and merge (428).
     assert sorted(r.status_code for r in results) == [201, 428], [r.text for r in results]
@@ -111,14 +108,13 @@ async def test_a_racing_twin_with_other_answers_gets_the_draft_rules_not_a_retry
 
 
 async def test_four_identical_finding_puts_racing_make_one_finding(
-    api: Api, settings: Settings, live_server: tuple[str, Path]
+    api: Api, settings: Settings, base_url: str
 ) -> None:
-    base, _ = live_server
-    url, phone, tablet = await _ann_on_two_devices(api, base, "findings")
+    url, phone, tablet = await _ann_on_two_devices(api, base_url, "findings")
     body = {"title": "Call bells left unanswered", "severity": "major", "domain": "safety"}
 
     results = await _race(
-        settings, base, "findings", [(url, h, body) for h in (phone, tablet, phone, tablet)]
+        settings, base_url, "findings", [(url, h, body) for h in (phone, tablet, phone, tablet)]
     )
 
     codes = sorted(r.status_code for r in results)
