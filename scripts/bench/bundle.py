@@ -41,6 +41,7 @@ import httpx
 
 from scripts.bench.harness import (
     CLIENTS,
+    CPU_HEAD,
     PUT_P99_GOAL_MS,
     Request,
     Result,
@@ -51,10 +52,13 @@ from scripts.bench.harness import (
     _check,
     all_questions,
     build_answers,
+    cpu_legend,
     fmt,
     log,
     print_header,
     print_noise_and_log,
+    print_problems,
+    print_table_head,
     run,
     run_on_stack,
     seed,
@@ -116,34 +120,19 @@ def report(
         "to a fresh visit made by SQL beforehand"
     )
     out("")
-    head = (
+    print_table_head(
+        out,
         f"{'scenario':<40} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'p99.9 ms':>8} {'errors':>6} {'srv cpu':>7} {'pg cpu':>6} "
-        f"{'cli cpu':>7} {'other':>6} {'srv us/req':>10}"
+        f"{'p99 ms':>7} {'p99.9 ms':>8} {'errors':>6} {CPU_HEAD} {'srv us/req':>10}",
     )
-    out(head)
-    out("-" * len(head))
     for r in results.values():
         out(
             f"{r.name:<40} {r.concurrency:>4} {r.n:>8} {r.rps:>8.0f} {r.pct(50):>7.2f} "
-            f"{r.pct(99):>7.2f} {r.pct(99.9):>8.2f} {r.errors:>6} "
-            f"{fmt(r.cpu_pct('server'), 7, '%')} {fmt(r.cpu_pct('postgres'), 6, '%')} "
-            f"{fmt(r.cpu_pct('client'), 7, '%')} {fmt(r.other_pct(), 6, '%')} "
+            f"{r.pct(99):>7.2f} {r.pct(99.9):>8.2f} {r.errors:>6} {r.cpu_cells()} "
             f"{fmt(r.server_us_per_req(), 10)}"
         )
-    out(
-        "(cpu: % of one core over the measured window; srv = granian process tree, pg = the "
-        "PostgreSQL cluster, cli = this load generator, other = the rest of the machine)"
-    )
-    problems = [r for r in results.values() if r.errors or r.notes]
-    for r in problems:
-        if r.errors:
-            bad = {k: v for k, v in r.statuses.items() if k != r.expect}
-            out(f"errors in {r.name}: expected {r.expect}, got {dict(bad)}")
-            for s in r.samples:
-                out(f"  {s}")
-        for note in r.notes:
-            out(f"note on {r.name}: {note}")
+    out(cpu_legend("this load generator"))
+    print_problems(out, results.values())
     out("")
     ceiling = results["ceiling"]
     for key, label, goal in (

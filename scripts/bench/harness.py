@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -115,6 +115,12 @@ def print_noise_and_log(out: Any, noisy: list[str], target: Any) -> None:
             lines = []
         bad = sum('"level":"ERROR"' in ln or "Traceback" in ln for ln in lines)
         out(f"server log: {len(lines)} lines, {bad} errors or tracebacks")
+
+
+def print_table_head(out: Any, head: str) -> None:
+    """A results table's column titles and a rule as wide under them."""
+    out(head)
+    out("-" * len(head))
 
 
 def build_checklist(n: int = N_QUESTIONS) -> dict[str, Any]:
@@ -829,6 +835,30 @@ class Scenario:
     on_ok: Callable[[Any], None] | None = None
 
 
+# The titles of the CPU columns of a table of Results (the cells: Result.cpu_cells).
+CPU_HEAD = f"{'srv cpu':>7} {'pg cpu':>6} {'cli cpu':>7} {'other':>6}"
+
+
+def cpu_legend(cli: str, more: str = "") -> str:
+    """What the CPU columns mean, ``cli`` saying what this process is (``more``: a note)."""
+    return (
+        "(cpu: % of one core over the measured window; srv = granian process tree, pg = the "
+        f"PostgreSQL cluster, cli = {cli}, other = the rest of the machine{more})"
+    )
+
+
+def print_problems(out: Any, results: Iterable[Result]) -> None:
+    """Each scenario's notes, and its answers other than the expected status with samples."""
+    for r in results:
+        for note in r.notes:
+            out(f"note on {r.name}: {note}")
+        if r.errors:
+            bad = {k: v for k, v in r.statuses.items() if k != r.expect}
+            out(f"errors in {r.name}: expected {r.expect}, got {dict(bad)}")
+            for sample in r.samples:
+                out(f"  {sample}")
+
+
 @dataclass
 class Result:
     name: str
@@ -871,6 +901,13 @@ class Result:
         if any(x is None for x in parts):
             return None
         return self.cpu_pct("machine") - sum(parts)  # type: ignore[operator, arg-type]
+
+    def cpu_cells(self) -> str:
+        """This scenario's CPU columns, as wide as CPU_HEAD's titles."""
+        return (
+            f"{fmt(self.cpu_pct('server'), 7, '%')} {fmt(self.cpu_pct('postgres'), 6, '%')} "
+            f"{fmt(self.cpu_pct('client'), 7, '%')} {fmt(self.other_pct(), 6, '%')}"
+        )
 
     def server_us_per_req(self) -> float | None:
         if self.cpu0.server is None or self.cpu1.server is None or not self.n:

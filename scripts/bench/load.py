@@ -245,9 +245,9 @@ def report(
         f"{stats.loops} loops done"
     )
     out("")
-    head = f"{'kind':<12} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"
-    out(head)
-    out("-" * len(head))
+    bl.print_table_head(
+        out, f"{'kind':<12} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"
+    )
     kinds = ("visits", "bundle 200", "bundle 304", "PUT draft", "PUT final", "  after photo")
     for kind in (*kinds, "photo ack"):
         lat = stats.lat.get(kind, [])

@@ -845,6 +845,19 @@ def f_pct(v: float | None, width: int = 6) -> str:
     return ("-" if v is None else f"{v:.0f}%").rjust(width)
 
 
+# The CPU columns of both tables (photos, bundle): their titles, and a row's cells.
+CPU_HEAD = f"{'srv':>5} {'pg':>4} {'s3':>5} {'cli':>5} {'other':>5} {'loop run':>8} {'wait':>5}"
+
+
+def cpu_cells(c: dict[str, float | None]) -> str:
+    """A run's CPU (% of one core, from cpu_pct) under CPU_HEAD."""
+    return (
+        f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} {f_pct(c.get('s3'), 5)} "
+        f"{f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)} "
+        f"{f_pct(c.get('loop_run'), 8)} {f_pct(c.get('loop_wait'), 5)}"
+    )
+
+
 def report(
     args: argparse.Namespace,
     target: bl.Target,
@@ -895,21 +908,15 @@ def report(
         f"{sample_ev.get('heic', {}).get('content_type')}"
     )
     out("")
-    head = (
+    bl.print_table_head(
+        out,
         f"{'measurement':<50} {'fmt':<4} {'n':>3} {'conc':>4} {'p50 ms':>8} {'mean ms':>8} "
-        f"{'max ms':>8} {'photo/s':>8} {'srv':>5} {'pg':>4} {'s3':>5} {'cli':>5} {'other':>5} "
-        f"{'loop run':>8} {'wait':>5}"
+        f"{'max ms':>8} {'photo/s':>8} {CPU_HEAD}",
     )
-    out(head)
-    out("-" * len(head))
     for r in rows:
-        c = r.cpu
         out(
             f"{r.label:<50} {r.fmt:<4} {r.n:>3} {r.concurrency:>4} {f_ms(pct(r.latencies, 50))} "
-            f"{f_ms(r.mean_ms)} {f_ms(pct(r.latencies, 100))} {r.per_s:>8.2f} "
-            f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} {f_pct(c.get('s3'), 5)} "
-            f"{f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)} "
-            f"{f_pct(c.get('loop_run'), 8)} {f_pct(c.get('loop_wait'), 5)}"
+            f"{f_ms(r.mean_ms)} {f_ms(pct(r.latencies, 100))} {r.per_s:>8.2f} {cpu_cells(r.cpu)}"
         )
     out(
         "(ms per photo; photo/s = n / wall time of the run; cpu columns: % of one core over "
@@ -1023,25 +1030,18 @@ def report(
         f"bundle: GET /v1/visits/{{id}}/bundle, {args.bundle_clients} clients alternating "
         f"200 and 304 (If-None-Match), {mode}; body {scene.bundle_bytes:,} B"
     )
-    head = (
+    bl.print_table_head(
+        out,
         f"{'scenario':<34} {'kind':>4} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'p99 sent':>8} {'max sent':>8} {'errors':>6} {'uploads':>8} {'srv':>5} {'pg':>4} "
-        f"{'s3':>5} {'cli':>5} {'other':>5} {'loop run':>8} {'wait':>5}"
+        f"{'p99 sent':>8} {'max sent':>8} {'errors':>6} {'uploads':>8} {CPU_HEAD}",
     )
-    out(head)
-    out("-" * len(head))
     for b in bundles:
         for kind, lat, sent in (("200", b.lat200, b.sent200), ("304", b.lat304, b.sent304)):
-            c = b.cpu
             up = f"{b.uploads_done / b.seconds:.1f}/s" if b.label.startswith("while") else "-"
             out(
                 f"{b.label:<34} {kind:>4} {len(lat):>6} {f_ms(pct(lat, 50))} "
                 f"{f_ms(pct(lat, 99))} {f_ms(pct(lat, 100))} {f_ms(pct(sent, 99))} "
-                f"{f_ms(pct(sent, 100))} "
-                f"{b.errors:>6} {up:>8} "
-                f"{f_pct(c.get('server'), 5)} {f_pct(c.get('postgres'), 4)} "
-                f"{f_pct(c.get('s3'), 5)} {f_pct(c.get('client'), 5)} {f_pct(c.get('other'), 5)} "
-                f"{f_pct(c.get('loop_run'), 8)} {f_pct(c.get('loop_wait'), 5)}"
+                f"{f_ms(pct(sent, 100))} {b.errors:>6} {up:>8} {cpu_cells(b.cpu)}"
             )
     out(
         "(loop run / wait: % of the time the server's event-loop thread was on a CPU / was "

@@ -310,35 +310,25 @@ def report(
         f"{statistics.median(league_ms):.1f} ms ({len(league_ms)} runs)"
     )
     out("")
-    head = (
+    bl.print_table_head(
+        out,
         f"{'scenario':<46} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'errors':>6} {'srv cpu':>7} {'pg cpu':>6} "
-        f"{'cli cpu':>7} {'other':>6} {'srv ms/req':>10}"
+        f"{'p99 ms':>7} {'max ms':>7} {'errors':>6} {bl.CPU_HEAD} {'srv ms/req':>10}",
     )
-    out(head)
-    out("-" * len(head))
     for r in results.values():
         srv = r.server_us_per_req()
         out(
             f"{r.name:<46} {r.n:>8} {r.rps:>7.1f} {r.pct(50):>7.2f} {r.pct(95):>7.2f} "
-            f"{r.pct(99):>7.2f} {r.pct(100):>7.2f} {r.errors:>6} "
-            f"{bl.fmt(r.cpu_pct('server'), 7, '%')} {bl.fmt(r.cpu_pct('postgres'), 6, '%')} "
-            f"{bl.fmt(r.cpu_pct('client'), 7, '%')} {bl.fmt(r.other_pct(), 6, '%')} "
+            f"{r.pct(99):>7.2f} {r.pct(100):>7.2f} {r.errors:>6} {r.cpu_cells()} "
             f"{'-' if srv is None else f'{srv / 1000:.2f}':>10}"
         )
     out(
-        "(cpu: % of one core over the measured window; srv = granian process tree, pg = the "
-        "PostgreSQL cluster, cli = this process (HTTP client, or asyncpg for the floors), other "
-        "= the rest of the machine; floors run no request, so their srv cpu is idle noise)"
+        bl.cpu_legend(
+            "this process (HTTP client, or asyncpg for the floors)",
+            "; floors run no request, so their srv cpu is idle noise",
+        )
     )
-    for r in results.values():
-        for note in r.notes:
-            out(f"note on {r.name}: {note}")
-        if r.errors:
-            bad = {k: v for k, v in r.statuses.items() if k != r.expect}
-            out(f"errors in {r.name}: expected {r.expect}, got {dict(bad)}")
-            for s in r.samples:
-                out(f"  {s}")
+    bl.print_problems(out, results.values())
     out("")
     ok = True
 
