@@ -35,7 +35,7 @@ import asyncpg
 import httpx
 
 from scripts.bench import harness
-from scripts.bench.harness import PASSWORD, STARTERS, Target, log, run_on_stack
+from scripts.bench.harness import PASSWORD, STARTERS, Target, add_stack_options, log, run_on_stack
 
 SHELL_GOAL_KB = 150
 LOAD_GOAL_S = 5.0
@@ -244,8 +244,7 @@ def main() -> int:
     p.add_argument("--cpu", type=float, default=4.0, help="CPU throttling rate (default 4)")
     p.add_argument("--runs", type=int, default=3, help="first loads to take the median of")
     p.add_argument("--verbose", action="store_true", help="each first load's requests")
-    p.add_argument("--log-level", default="WARNING")
-    p.add_argument("--pg-fast", action="store_true", help="PostgreSQL with fsync off")
+    add_stack_options(p)
     args = p.parse_args()
     return run_on_stack(args, "bench-app-", bench)
 

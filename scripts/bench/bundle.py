@@ -50,6 +50,7 @@ from scripts.bench.harness import (
     Target,
     VisitPool,
     _check,
+    add_stack_options,
     all_questions,
     build_answers,
     cpu_legend,
@@ -432,14 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="past visits seeded by SQL, each with 3 final submissions of 100 answers, so "
         "tables and statistics are not empty (default 500; 0 for none)",
     )
-    p.add_argument(
-        "--log-level", default="WARNING", help="the server's LOG_LEVEL (default WARNING)"
-    )
-    p.add_argument(
-        "--pg-fast",
-        action="store_true",
-        help="PostgreSQL without fsync/synchronous_commit (default: durable, like production)",
-    )
+    add_stack_options(p)
     p.add_argument(
         "--client",
         choices=("raw", "httpx"),

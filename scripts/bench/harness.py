@@ -995,6 +995,19 @@ def fmt(v: float | None, width: int, unit: str = "") -> str:
     return f"{v:.0f}{unit}".rjust(width)
 
 
+def add_stack_options(p: argparse.ArgumentParser) -> None:
+    """The options the Stack of run_on_stack reads: the server's LOG_LEVEL, and whether
+    PostgreSQL may skip durability."""
+    p.add_argument(
+        "--log-level", default="WARNING", help="the server's LOG_LEVEL (default WARNING)"
+    )
+    p.add_argument(
+        "--pg-fast",
+        action="store_true",
+        help="PostgreSQL without fsync/synchronous_commit (default: durable, like production)",
+    )
+
+
 def run_on_stack(
     args: argparse.Namespace,
     prefix: str,

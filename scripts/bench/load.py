@@ -319,8 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("WORKERS", "2")),
         help="granian worker processes (WORKERS, default 2)",
     )
-    p.add_argument("--log-level", default="WARNING", help="the server's LOG_LEVEL (WARNING)")
-    p.add_argument("--pg-fast", action="store_true", help="PostgreSQL without fsync")
+    bl.add_stack_options(p)
     p.add_argument(
         "--ready-wait",
         type=float,

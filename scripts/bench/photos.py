@@ -1368,17 +1368,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ack-n", type=int, default=96, help="uploads (and PUTs) in the 16-at-once run (96)"
     )
-    p.add_argument("--log-level", default="WARNING", help="the server's LOG_LEVEL (WARNING)")
     p.add_argument(
         "--image-workers",
         type=int,
         help="the server's IMAGE_WORKERS (default: the settings' default, 2)",
     )
-    p.add_argument(
-        "--pg-fast",
-        action="store_true",
-        help="PostgreSQL without fsync/synchronous_commit (default: durable)",
-    )
+    bl.add_stack_options(p)
     args = p.parse_args(argv)
     if min(args.n, args.heic_n, args.concurrency, args.bundle_clients) < 1:
         p.error("--n, --heic-n, --concurrency and --bundle-clients must be >= 1")

@@ -546,14 +546,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile-seconds", type=float, default=10.0, help="per profile (10)")
     p.add_argument("--profile-top", type=int, default=25, help="frames printed (25)")
-    p.add_argument(
-        "--log-level", default="WARNING", help="the server's LOG_LEVEL (default WARNING)"
-    )
-    p.add_argument(
-        "--pg-fast",
-        action="store_true",
-        help="PostgreSQL without fsync/synchronous_commit (default: durable, like production)",
-    )
+    bl.add_stack_options(p)
     p.add_argument("--url", help="benchmark this running server instead (needs --dsn)")
     p.add_argument("--dsn", help="its database (seeded first unless already seeded)")
     args = p.parse_args(argv)
