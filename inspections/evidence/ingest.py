@@ -258,13 +258,8 @@ async def store_original(
 
     def put() -> None:
         with open(path, "rb") as f:
-            store.client.put_object(
-                Bucket=store.bucket,
-                Key=key,
-                Body=f,
-                ContentType=content_type,
-                Metadata={"sha256": sha256},
-            )
+            digest = bytes.fromhex(sha256)
+            store.put(key, f, content_type, sha256=digest, metadata={"sha256": sha256})
 
     await asyncio.to_thread(put)
     return key
@@ -277,9 +272,7 @@ async def store_derivatives(
     thumb = keys.derivative_key(org, evidence_id, "thumb")
     await asyncio.gather(
         *(
-            store.call(
-                "put_object", Bucket=store.bucket, Key=key, Body=body, ContentType="image/jpeg"
-            )
+            asyncio.to_thread(store.put, key, body, "image/jpeg")
             for key, body in ((display, p.derivatives.display), (thumb, p.derivatives.thumb))
         ),
     )
