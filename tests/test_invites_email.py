@@ -23,7 +23,7 @@ from service.app import create_app
 from service.devstack import SeaweedFS, free_port
 from service.logs import mask_path
 from service.settings import Settings
-from tests.browser import axe_check
+from tests.browser import axe_check, check_page, phone
 from tests.browser import browser as open_browser
 from tests.conftest import (
     Mailbox,
@@ -450,7 +450,6 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
     smtp: Mailbox,
     mail_server: tuple[str, Any],
     chromium: str,
-    tmp_path: Path,
 ) -> None:
     base, proc = mail_server
     org = await api.org("Northshire Healthwatch")
@@ -469,21 +468,16 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
     assert invite_link.startswith(base + "/invites/")
     code = invite_link.rsplit("/", 1)[1]
 
-    shots = tmp_path / "shots"
-    shots.mkdir()
     async with open_browser(chromium) as browser:
-        phone = await browser.new_context(viewport={"width": 390, "height": 844})
-        page = await phone.new_page()
+        page = await phone(browser)
         await page.goto(invite_link)
         await page.get_by_role("heading", level=1, name="Join Northshire Healthwatch").wait_for()
         assert "scrutiny committee member" in await page.locator("main").inner_text()
-        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
         # The stylesheet applied under style-src 'self' (the skip link is off-screen).
         assert (
             await page.locator("a.skip").evaluate("e => getComputedStyle(e).position") == "absolute"
         )
-        await axe_check(page, "invite page")
-        await page.screenshot(path=shots / "invite.png", full_page=True)
+        await check_page(page, "invite page", "invite")
 
         await page.get_by_label("Your name").fill("Cllr Jones")
         await page.get_by_label("Choose a password").fill("short")
@@ -495,8 +489,7 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
         await page.get_by_label("Choose a password").fill("committee papers on tuesday")
         await page.get_by_role("button", name="Create my account").click()
         await page.get_by_role("heading", level=1, name="You're in, Cllr Jones").wait_for()
-        await axe_check(page, "you're in page")
-        await page.screenshot(path=shots / "joined.png", full_page=True)
+        await check_page(page, "you're in page", "invite-joined")
 
         await page.get_by_role("link", name="Sign in", exact=True).last.click()
         await page.wait_for_url(base + "/signin")
@@ -504,12 +497,11 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
         await page.get_by_label("Password").fill("committee papers on tuesday")
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(base + "/")
-        cookies = {c["name"] for c in await phone.cookies()}
+        cookies = {c["name"] for c in await page.context.cookies()}
         assert "coassess_session" in cookies
 
         # The used link says so.
-        other = await browser.new_context(viewport={"width": 390, "height": 844})
-        page = await other.new_page()
+        page = await phone(browser)
         response = await page.goto(invite_link)
         assert response is not None and response.status == 410
         await page.get_by_role("heading", name="This invite has already been used").wait_for()
@@ -536,8 +528,7 @@ async def test_in_chromium_join_by_email_then_reset_a_forgotten_password(
         await page.get_by_label("New password").fill("a fresh start for jones")
         await page.get_by_role("button", name="Save my new password").click()
         await page.get_by_role("heading", name="Your password has been changed").wait_for()
-        await axe_check(page, "password changed page")
-        await page.screenshot(path=shots / "changed.png", full_page=True)
+        await check_page(page, "password changed page", "password-changed")
         response = await page.goto(reset_link)
         assert response is not None and response.status == 410
         await axe_check(page, "used reset link page")

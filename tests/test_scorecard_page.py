@@ -7,13 +7,10 @@ widths, and prints the page to an A4 PDF.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +24,9 @@ from inspections.scorecards.page import BAND_COLOURS, CITIZEN_COLOUR, PROFESSION
 from service.app import create_app
 from service.devstack import SeaweedFS
 from service.settings import Settings
+from tests.browser import SCREENSHOTS, shoot
 from tests.browser import browser as open_browser
+from tests.browser import phone as phone_page
 from tests.conftest import make_settings
 from tests.helpers import PASSWORD, Api, form_post
 from tests.scenes import Scene, add_service, published_checklist, read, seeded
@@ -434,7 +433,7 @@ def test_colours_meet_wcag_contrast() -> None:
 
 
 async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
-    api: Api, base_url: str, chromium: str, tmp_path: Path
+    api: Api, base_url: str, chromium: str
 ) -> None:
     s, _ = await seeded(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
@@ -444,25 +443,22 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         assert r.status_code == 303, r.text
         cookie = c.cookies[COOKIE]
 
-    shots = tmp_path / "shots"
-    shots.mkdir()
     async with open_browser(chromium) as browser:
         # Phone: a person signs in through the form, and lands back on the scorecard.
-        phone = await browser.new_context(viewport={"width": 390, "height": 844})
-        page = await phone.new_page()
+        page = await phone_page(browser)
         await page.goto(url)
         assert page.url.startswith(base_url + "/signin?next=")
-        await page.screenshot(path=shots / "signin.png")
+        await shoot(page, "scorecard-signin")
         await page.get_by_label("Email").fill(scrutiny["email"])
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(url)
-        jar = {c["name"]: c for c in await phone.cookies()}
+        jar = {c["name"]: c for c in await page.context.cookies()}
         assert jar[COOKIE]["httpOnly"] and jar[COOKIE]["sameSite"] == "Strict"
         assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
         await check_page(page, width=390)
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-        await page.screenshot(path=shots / "phone.png", full_page=True)
+        await shoot(page, "scorecard-phone")
 
         # Desktop, with the cookie from an httpx sign-in.
         desktop = await browser.new_context(viewport={"width": 1280, "height": 900})
@@ -481,7 +477,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         response = await page.goto(url)
         assert response is not None and response.status == 200
         await check_page(page, width=1280)
-        await page.screenshot(path=shots / "desktop.png", full_page=True)
+        await shoot(page, "scorecard-desktop")
 
         # Paper: A4, without the navigation, black on white.
         await page.emulate_media(media="print")
@@ -495,15 +491,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         assert pdf.startswith(b"%PDF")
         pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
         assert 1 <= pages <= 3, pages
-        (shots / "scorecard.pdf").write_bytes(pdf)
-    # Copies for people to look at.
-    for name, copy in (
-        ("signin.png", "signin_phone.png"),
-        ("phone.png", "phone.png"),
-        ("desktop.png", "desktop.png"),
-        ("scorecard.pdf", "a4.pdf"),
-    ):
-        await asyncio.to_thread(shutil.copy, shots / name, f"/tmp/scorecard_{copy}")
+        (SCREENSHOTS / "scorecard-a4.pdf").write_bytes(pdf)  # for people to look at
 
 
 async def check_page(page: Any, width: int) -> None:
@@ -547,16 +535,8 @@ async def assert_numbers_whole(page: Any, width: int) -> None:
 def _stats(score: float, n: int, lower: float | None = None, upper: float | None = None) -> Any:
     from inspections.scorecards.schemas import Stats
 
-    return Stats(
-        score=score,
-        lower=lower,
-        upper=upper,
-        submissions=n,
-        raters=n,
-        visits=1,
-        answers=n * 2,
-        low_confidence=n < 3,
-    )
+    counts = dict(submissions=n, raters=n, visits=1, answers=n * 2)
+    return Stats(score=score, lower=lower, upper=upper, low_confidence=n < 3, **counts)
 
 
 def test_render_words_for_trends_one_perspective_overrides_and_no_agreement() -> None:
@@ -805,14 +785,13 @@ def test_notes_name_the_domains_a_caveat_holds_for_once() -> None:
 
 
 async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside_the_band(
-    api: Api, base_url: str, chromium: str, tmp_path: Path
+    api: Api, base_url: str, chromium: str
 ) -> None:
     s, oak, birch = await committee_services(api)
     scrutiny = await api.user(s.org, "scrutiny_member")
     async with httpx.AsyncClient(base_url=base_url) as c:
         assert (await browser_sign_in(c, scrutiny)).status_code == 303
         cookie = c.cookies[COOKIE]
-    shots: list[Path] = []
     async with open_browser(chromium) as browser:
         for width in (390, 1280):
             context = await browser.new_context(viewport={"width": width, "height": 900})
@@ -829,12 +808,5 @@ async def test_committee_pages_in_chromium_keep_numbers_whole_and_reasons_beside
                 box = " ".join((await page.locator(".band-box").inner_text()).split())
                 assert why in box, (width, box)
                 await assert_numbers_whole(page, width)
-                shot = tmp_path / f"committee-{name}-{width}.png"
-                await page.screenshot(path=shot, full_page=True)
-                shots.append(shot)
+                await shoot(page, f"committee-{name}-{width}")
             await context.close()
-    # Copies for people to look at.
-    out = Path("/tmp/shots")
-    await asyncio.to_thread(out.mkdir, exist_ok=True)
-    for shot in shots:
-        await asyncio.to_thread(shutil.copy, shot, out / shot.name)

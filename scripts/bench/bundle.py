@@ -50,6 +50,7 @@ from scripts.bench.harness import (
     Target,
     VisitPool,
     _check,
+    add_numbers,
     add_stack_options,
     all_questions,
     build_answers,
@@ -420,18 +421,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Requests/s and latency of the bundle (200/304), the framework's ceiling "
         "(GET /health) and a final PUT of 100 answers, against granian with one worker.",
     )
-    p.add_argument("--concurrency", type=int, default=16, help="GET scenarios (default 16)")
-    p.add_argument(
-        "--put-concurrency", type=int, default=4, help="second PUT run (default 4; first is 1)"
-    )
-    p.add_argument("--seconds", type=float, default=10.0, help="measured per scenario (10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up (2)")
-    p.add_argument(
-        "--history",
-        type=int,
-        default=500,
-        help="past visits seeded by SQL, each with 3 final submissions of 100 answers, so "
-        "tables and statistics are not empty (default 500; 0 for none)",
+    add_numbers(
+        p,
+        concurrency=(16, "GET scenarios (default 16)"),
+        put_concurrency=(4, "second PUT run (default 4; first is 1)"),
+        seconds=(10.0, "measured per scenario (10)"),
+        warmup=(2.0, "unmeasured warm-up (2)"),
+        history=(
+            500,
+            "past visits seeded by SQL, each with 3 final submissions of 100 answers, "
+            "so tables and statistics are not empty (default 500; 0 for none)",
+        ),
     )
     add_stack_options(p)
     p.add_argument(

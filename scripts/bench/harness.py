@@ -33,6 +33,7 @@ import httpx
 import msgspec
 from argon2 import PasswordHasher
 
+from inspections.demo import ELM_HOUSE
 from inspections.wiring import MIGRATIONS
 from service import db
 from service.devstack import Postgres, SeaweedFS, free_port, granian_command
@@ -500,17 +501,7 @@ async def sign_in(client: httpx.AsyncClient, email: str, device: str = "bench") 
 
 async def add_service(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
     """The care home every bench inspects; its id."""
-    r = await client.post(
-        "/v1/services",
-        headers=auth,
-        json={
-            "name": "Elm House Care Home",
-            "kind": "care_home",
-            "address": "1 Elm Road, Northshire NS1 2AB",
-            "lat": 52.1,
-            "lon": -1.2,
-        },
-    )
+    r = await client.post("/v1/services", headers=auth, json=ELM_HOUSE)
     _check(r, 201, "create service")
     return r.json()["id"]
 
@@ -993,6 +984,16 @@ def fmt(v: float | None, width: int, unit: str = "") -> str:
     if v is None or math.isnan(v):
         return "-".rjust(width)
     return f"{v:.0f}{unit}".rjust(width)
+
+
+def arguments(prog: str, description: str, **numbers: tuple[float, str]) -> argparse.ArgumentParser:
+    """A benchmark's parser, ``scripts/<prog>``, with its numeric options as a table:
+    ``heic_n=(5, "help")`` for ``--heic-n``, typed as its default (int or float)."""
+    p = argparse.ArgumentParser(prog=f"scripts/{prog}", description=description)
+    for name, (default, help_) in numbers.items():
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=type(default), default=default, help=help_)
+    return p
 
 
 def add_stack_options(p: argparse.ArgumentParser) -> None:

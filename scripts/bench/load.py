@@ -308,25 +308,25 @@ def report(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="scripts/bench_load", description=(__doc__ or "").split("\n")[0]
+        prog="scripts/bench_load",
+        description=(__doc__ or "").split("\n")[0],
     )
-    p.add_argument("--phones", type=int, default=50, help="simulated phones (50)")
-    p.add_argument("--seconds", type=float, default=60.0, help="how long they run (60)")
-    p.add_argument("--think", type=float, default=1.0, help="pause between calls, s (1.0)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERS", "2")),
-        help="granian worker processes (WORKERS, default 2)",
+    bl.add_numbers(
+        p,
+        phones=(50, "simulated phones (50)"),
+        seconds=(60.0, "how long they run (60)"),
+        think=(1.0, "pause between calls, s (1.0)"),
+        workers=(
+            int(os.environ.get("WORKERS", "2")),
+            "granian worker processes (WORKERS, default 2)",
+        ),
+        ready_wait=(
+            600.0,
+            "how long to wait for the photos to be processed after the run, s "
+            "(600; with PHOTO_JOB_INTERVAL_S=0 nothing processes them: give 1)",
+        ),
     )
     bl.add_stack_options(p)
-    p.add_argument(
-        "--ready-wait",
-        type=float,
-        default=600.0,
-        help="how long to wait for the photos to be processed after the run, s (600; with "
-        "PHOTO_JOB_INTERVAL_S=0 nothing processes them: give 1)",
-    )
     return p.parse_args(argv)
 
 

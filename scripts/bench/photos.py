@@ -64,6 +64,7 @@ import httpx
 import pillow_heif
 from PIL import Image, ImageChops
 
+from inspections.demo import ELM_HOUSE
 from media.derive import make_derivatives
 from media.pipeline import available_cpus, decode_threads, process_photo
 from scripts.bench import harness as bl
@@ -77,8 +78,8 @@ SOURCE_PHOTO = ROOT / "tests" / "fixtures" / "photos" / "gps" / "DSCN0010.jpg"
 SIZE = (4000, 3000)  # 12 MP, stored landscape; Orientation 6 says "rotate for portrait"
 HEIC_QUALITY = 50  # ~3 MB for these pixels, what a phone's 12 MP HEIC weighs
 HEIC_TILE = 512  # an iPhone's HEIC is a grid of 512 x 512 HEVC tiles (48 for 12 MP)
-# Where the photo says it was taken: on the bench's service (52.1 N, 1.2 W).
-GPS_LAT, GPS_LON = 52.1, -1.2
+# Where the photo says it was taken: at the bench's service, the demo's care home.
+GPS_LAT, GPS_LON = float(ELM_HOUSE["lat"]), float(ELM_HOUSE["lon"])
 SPEEDUP_GOAL = 2.0  # naive / ours, image processing of a 12 MP JPEG, and of a HEIC
 ACK_RATIO_GOAL = 0.7  # acknowledged uploads/s over raw S3 PUTs/s, 16 at once
 ACK_CONCURRENCY = 16
@@ -754,7 +755,7 @@ async def seed_scene(target: bl.Target) -> tuple[bl.Scene, str]:
     try:
         async with httpx.AsyncClient(base_url=target.url, trust_env=False, timeout=30) as c:
             scene = await bl.seed(conn, c)
-            # The geofence of the bench's service (52.1, -1.2) takes the photo as on site.
+            # The geofence of the bench's service (GPS_LAT, GPS_LON) takes the photo as on site.
         return scene, await conn.fetchval("show server_version")
     finally:
         await conn.close()
@@ -1333,40 +1334,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Photo ingest over HTTP vs a raw S3 PUT vs a naive Pillow pipeline, and "
         "the bundle's latency while uploads run, against granian with one worker.",
     )
-    p.add_argument("--n", type=int, default=20, help="JPEG photos per sequential measurement (20)")
-    p.add_argument(
-        "--heic-n",
-        type=int,
-        default=5,
-        help="HEIC photos per sequential measurement (5; a 12 MP HEIC decode takes ~1 s)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=4,
-        help="uploads at once: the concurrent ingest run and the bundle load phase (4)",
-    )
-    p.add_argument("--quality", type=int, default=92, help="JPEG quality of the photo (92)")
-    p.add_argument(
-        "--heic-tile",
-        type=int,
-        default=HEIC_TILE,
-        help=f"HEIC grid tile size ({HEIC_TILE}, as an iPhone); 0: one HEVC image, no grid",
-    )
-    p.add_argument("--bundle-clients", type=int, default=4, help="bundle connections (default 4)")
-    p.add_argument(
-        "--bundle-rate",
-        type=float,
-        default=200.0,
-        help="bundle requests/s over all clients, paced (default 200); 0: closed loop",
-    )
-    p.add_argument("--baseline-seconds", type=float, default=5.0, help="bundle without uploads (5)")
-    p.add_argument("--load-seconds", type=float, default=10.0, help="bundle while uploads run (10)")
-    p.add_argument(
-        "--load-warmup", type=float, default=2.0, help="uploads running before measuring (2)"
-    )
-    p.add_argument(
-        "--ack-n", type=int, default=96, help="uploads (and PUTs) in the 16-at-once run (96)"
+    bl.add_numbers(
+        p,
+        n=(20, "JPEG photos per sequential measurement (20)"),
+        heic_n=(5, "HEIC photos per sequential measurement (5; a 12 MP HEIC decode takes ~1 s)"),
+        concurrency=(4, "uploads at once: the concurrent ingest run and the bundle load phase (4)"),
+        quality=(92, "JPEG quality of the photo (92)"),
+        heic_tile=(
+            HEIC_TILE,
+            f"HEIC grid tile size ({HEIC_TILE}, as an iPhone); 0: one HEVC image, no grid",
+        ),
+        bundle_clients=(4, "bundle connections (default 4)"),
+        bundle_rate=(
+            200.0,
+            "bundle requests/s over all clients, paced (default 200); 0: closed loop",
+        ),
+        baseline_seconds=(5.0, "bundle without uploads (5)"),
+        load_seconds=(10.0, "bundle while uploads run (10)"),
+        load_warmup=(2.0, "uploads running before measuring (2)"),
+        ack_n=(96, "uploads (and PUTs) in the 16-at-once run (96)"),
     )
     p.add_argument(
         "--image-workers",

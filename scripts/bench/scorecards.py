@@ -529,13 +529,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Latency of a service scorecard and of the league table on a large seeded "
         "organisation, against their bare-SQL floors, with one granian worker.",
     )
-    p.add_argument("--seconds", type=float, default=15.0, help="measured per scenario (15)")
-    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up (2)")
-    p.add_argument("--seed", type=int, default=1, help="seed_bulk's seed and the sample's (1)")
-    p.add_argument("--services", type=int, default=1000, help="seed_bulk --services (1000)")
-    p.add_argument("--visits", type=int, default=20000, help="seed_bulk --visits (20000)")
-    p.add_argument(
-        "--sample", type=int, default=200, help="services cycled through in (a) (default 200)"
+    bl.add_numbers(
+        p,
+        seconds=(15.0, "measured per scenario (15)"),
+        warmup=(2.0, "unmeasured warm-up (2)"),
+        seed=(1, "seed_bulk's seed and the sample's (1)"),
+        services=(1000, "seed_bulk --services (1000)"),
+        visits=(20000, "seed_bulk --visits (20000)"),
+        sample=(200, "services cycled through in (a) (default 200)"),
+        profile_seconds=(10.0, "per profile (10)"),
+        profile_top=(25, "frames printed (25)"),
     )
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the SQL")
     p.add_argument(
@@ -544,8 +547,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="after the measurements, profile the server with this py-spy binary while (a) and "
         "(b) run again, and print the heaviest frames (e.g. /tmp/pyspy/bin/py-spy)",
     )
-    p.add_argument("--profile-seconds", type=float, default=10.0, help="per profile (10)")
-    p.add_argument("--profile-top", type=int, default=25, help="frames printed (25)")
     bl.add_stack_options(p)
     p.add_argument("--url", help="benchmark this running server instead (needs --dsn)")
     p.add_argument("--dsn", help="its database (seeded first unless already seeded)")
