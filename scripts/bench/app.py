@@ -238,7 +238,9 @@ async def bench(args: argparse.Namespace, target: Target) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="scripts/bench_app", description=(__doc__ or "").split("\n\n")[0]
+    )
     p.add_argument("--url", help="an existing server (with --dsn): nothing is started")
     p.add_argument("--dsn", help="its database, to seed people")
     p.add_argument("--cpu", type=float, default=4.0, help="CPU throttling rate (default 4)")

@@ -986,14 +986,12 @@ def fmt(v: float | None, width: int, unit: str = "") -> str:
     return f"{v:.0f}{unit}".rjust(width)
 
 
-def arguments(prog: str, description: str, **numbers: tuple[float, str]) -> argparse.ArgumentParser:
-    """A benchmark's parser, ``scripts/<prog>``, with its numeric options as a table:
-    ``heic_n=(5, "help")`` for ``--heic-n``, typed as its default (int or float)."""
-    p = argparse.ArgumentParser(prog=f"scripts/{prog}", description=description)
-    for name, (default, help_) in numbers.items():
+def add_numbers(p: argparse.ArgumentParser, **options: tuple[float, str]) -> None:
+    """Numeric options as a table, ``heic_n=(5, "help")`` for ``--heic-n``: each one's type
+    is its default's (int or float)."""
+    for name, (default, help_) in options.items():
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=type(default), default=default, help=help_)
-    return p
 
 
 def add_stack_options(p: argparse.ArgumentParser) -> None:
