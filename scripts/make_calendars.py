@@ -16,6 +16,7 @@ package):
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import holidays
@@ -31,7 +32,7 @@ SOURCE = (
     "GOV.UK bank holidays (https://www.gov.uk/bank-holidays): the Banking and Financial "
     "Dealings Act 1971, the St Andrew's Day Bank Holiday (Scotland) Act 2007 and royal "
     "proclamations for the one-off days. Generated once with the holidays package "
-    f"{holidays.__version__} (scripts/make_calendars.py) and checked by hand. Weekdays only: "
+    f"{version('holidays')} (scripts/make_calendars.py) and checked by hand. Weekdays only: "
     "a holiday that falls on a weekend is listed on its substitute day."
 )
 # The package's names -> GOV.UK's.

@@ -144,9 +144,9 @@ def report(
         r = results[key]
         ratio = r.rps / ceiling.rps if ceiling.rps else 0.0
         verdict = "PASS" if ratio >= goal and not r.errors else "FAIL"
-        cost = r.server_us_per_req(), ceiling.server_us_per_req()
+        mine, floor = r.server_us_per_req(), ceiling.server_us_per_req()
         extra = (
-            f"   (server CPU/request {cost[0] / cost[1]:.1f}x the ceiling's)" if all(cost) else ""
+            f"   (server CPU/request {mine / floor:.1f}x the ceiling's)" if mine and floor else ""
         )
         out(f"{label:<34} {ratio:8.2f}      goal >= {goal:.2f}   {verdict}{extra}")
     for key, goal in (("put1", PUT_P99_GOAL_MS), ("put4", None)):
@@ -340,7 +340,7 @@ async def where_time_goes(settings: Settings, scene: Scene, n: int = 3000) -> No
     from inspections.visits import queries as vq
     from service.app import create_app
 
-    app = create_app(settings)
+    app: Any = create_app(settings)  # called over raw ASGI dicts below
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await inbox.put({"type": "lifespan.startup"})

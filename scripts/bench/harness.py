@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -672,7 +672,7 @@ async def seed_history(pool: VisitPool, visits: int) -> int:
     answers = build_answers(s.checklist)
     cols: dict[str, list[Any]] = defaultdict(list)
     for i, (q, a) in enumerate(zip(qs, answers, strict=True)):
-        value = a.get("value")
+        value: Any = a.get("value")
         if a.get("na"):
             earned = top = None
         elif q["type"] == "rating":
@@ -1010,7 +1010,7 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
 def run_on_stack(
     args: argparse.Namespace,
     prefix: str,
-    bench_fn: Callable[[argparse.Namespace, Target], Awaitable[int]],
+    bench_fn: Callable[[argparse.Namespace, Target], Coroutine[Any, Any, int]],
     workers: int = 1,
 ) -> int:
     """Run a benchmark against --url/--dsn, or else a throwaway Stack (granian with

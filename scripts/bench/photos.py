@@ -1298,14 +1298,14 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
     pool = [build_upload(jpeg, visit, auth, f"load-{i}") for i in range(need)]
     extra = 0
 
-    def bodies() -> Iterator[Upload]:
+    def load_bodies() -> Iterator[Upload]:
         nonlocal extra
         yield from pool
         while True:  # ran out of prepared bodies: build on the fly (noted in the log)
             extra += 1
             yield build_upload(jpeg, visit, auth, f"load-extra-{extra}")
 
-    source = bodies()
+    source = load_bodies()
     gc.collect()
     gc.freeze()
     bundles = []

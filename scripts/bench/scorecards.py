@@ -107,6 +107,13 @@ def periods() -> tuple[dt.datetime, dt.datetime, dt.datetime]:
 # --------------------------------------------------------------------------- setup
 
 
+async def _number(conn: asyncpg.Connection, sql: str, *params: Any) -> int:
+    """A count or a size (never null)."""
+    value = await conn.fetchval(sql, *params)
+    assert value is not None, sql
+    return int(value)
+
+
 async def prepare(args: argparse.Namespace, target: bl.Target, conn: asyncpg.Connection) -> Scene:
     org = await conn.fetchval("select id from organisations where name = $1", sb.ORG_NAME)
     seed_lines: list[str] = []
@@ -142,18 +149,18 @@ async def prepare(args: argparse.Namespace, target: bl.Target, conn: asyncpg.Con
     ids = sorted(r["service_id"] for r in rows)
     sample = rng.sample(ids, min(args.sample, len(ids)))
     largest = [r["service_id"] for r in sorted(rows, key=lambda r: -r["n"])[:10]]
-    kind_services = await conn.fetchval(
-        "select count(*) from services where organisation_id = $1 and kind = $2", org, kind
+    kind_services = await _number(
+        conn, "select count(*) from services where organisation_id = $1 and kind = $2", org, kind
     )
     # What each request of (a) reads: its score rows (two periods) and answer rows.
     sizes: dict[str, list[int]] = {"score rows": [], "answer rows": []}
     for sid in sample:
         sizes["score rows"].append(len(await conn.fetch(SCORES_SQL, sid, start, prev, end)))
         sizes["answer rows"].append(
-            await conn.fetchval("select count(*)" + FINAL_ANSWERS, sid, start, end)
+            await _number(conn, "select count(*)" + FINAL_ANSWERS, sid, start, end)
         )
     table_sizes = {
-        t: await conn.fetchval("select pg_total_relation_size($1::regclass)", t)
+        t: await _number(conn, "select pg_total_relation_size($1::regclass)", t)
         for t in ("answers", "submission_scores", "submissions", "visits")
     }
     scene = Scene(
@@ -227,7 +234,7 @@ async def server_side(conn: asyncpg.Connection, scene: Scene) -> None:
         raw = await conn.fetchval(
             "explain (analyze, timing off, summary on, format json) " + sql, *params
         )
-        return float(json.loads(raw)[0]["Execution Time"])
+        return float(json.loads(str(raw))[0]["Execution Time"])
 
     start, end, prev = periods()
     scene.server_ms["scorecard"] = [
