@@ -456,7 +456,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         jar = {c["name"]: c for c in await page.context.cookies()}
         assert jar[COOKIE]["httpOnly"] and jar[COOKIE]["sameSite"] == "Strict"
         assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
-        await check_page(page, width=390)
+        await shows_the_scorecard(page, width=390)
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
         await shoot(page, "scorecard-phone")
 
@@ -476,7 +476,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         page = await desktop.new_page()
         response = await page.goto(url)
         assert response is not None and response.status == 200
-        await check_page(page, width=1280)
+        await shows_the_scorecard(page, width=1280)
         await shoot(page, "scorecard-desktop")
 
         # Paper: A4, without the navigation, black on white.
@@ -494,7 +494,7 @@ async def test_in_headless_chromium_at_phone_and_desktop_widths_and_on_a4(
         (SCREENSHOTS / "scorecard-a4.pdf").write_bytes(pdf)  # for people to look at
 
 
-async def check_page(page: Any, width: int) -> None:
+async def shows_the_scorecard(page: Any, width: int) -> None:
     main = await page.locator("main").inner_text()
     for words in (*BANDS, "Dignity", "Safety", DIGNITY_GAP, "Items that drive the biggest gaps"):
         assert words in " ".join(main.split()), words
