@@ -27,12 +27,14 @@ from argon2 import PasswordHasher
 from service import db
 from service.auth import ROLES
 from service.devstack import ServeRecord, redact_dsn
+from service.processes import descendants
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.storage import ObjectStore
 
 DB_NAME = "coassess"
+SERVER_STOP_S = 30  # granian's graceful stop (in-flight requests, workers' shutdown), then SIGKILL
 
 
 def _say(line: str) -> None:
@@ -371,15 +373,26 @@ def serve(settings: Settings) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if server and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        if server is not None:
+            _stop_server(server)
         for svc in reversed(started):
             svc.stop()
         record.remove(_default_data_dir())
+
+
+def _stop_server(server: subprocess.Popen) -> None:
+    """A graceful stop (Ctrl-C reaches granian too; SIGTERM otherwise), then, after
+    SERVER_STOP_S, SIGKILL for granian and every process under it: killing only its main
+    process would leave its workers (and their image workers) running, orphaned."""
+    if server.poll() is None:
+        server.terminate()
+    try:
+        server.wait(timeout=SERVER_STOP_S)
+    except subprocess.TimeoutExpired:
+        for pid in [*descendants(server.pid), server.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.wait()
 
 
 def _next_commands(settings: Settings) -> str:

@@ -30,3 +30,25 @@ def pid_alive(pid: int) -> bool:
         return True  # no procfs (macOS): trust kill(0)
     # "pid (comm) STATE ...": comm may contain spaces and parens, so split after the last ')'.
     return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (children, theirs, ...), from /proc; [] without it."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        try:
+            stat_line = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # ended while we looked
+        ppid = int(stat_line.rpartition(")")[2].split()[1])
+        parents.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
