@@ -1,8 +1,8 @@
 """What each process caches, and why nothing cached can be stale.
 
-A change answered 2xx must never be read back stale, by any process: the next request a
-process answers after a write has committed (in this process, in another worker, on another
-host, or by hand in psql) sees it. So only values that cannot go stale are cached:
+A change answered 2xx must never be read back stale: the next request a process answers
+after a write has committed (in this process, in another worker, on another host, or by
+hand in psql) sees it. So only values that cannot go stale are cached:
 
 - bundles, bundle_not_modified: a bundle's 200 and 304 responses by ETag. An ETag always
   names the same bytes (it hashes what the bundle is made of), so these need no eviction;
@@ -13,10 +13,13 @@ host, or by hand in psql) sees it. So only values that cannot go stale are cache
 What could go stale is read from the database with every request, in one indexed query:
 who the caller is (account active, roles, device not revoked) and, on the bundle route,
 the visit's organisation, team and current ETag together with the caller
-(``load_caller_and_stamps``: a 304 costs that one round trip). There is therefore no
-eviction to forget on any write path and no cross-process window: an earlier design kept
-these in per-process caches evicted by LISTEN/NOTIFY, which answered from stale entries
-for as long as one notification took to arrive (scripts/bench_invalidation measures both).
+(``load_caller_and_stamps``).
+
+One exception: bundle_memo (inspections/visits/bundle_memo.py) repeats the bundle route's
+last answer to the same signed-in phone while the host's write generation has not moved
+since the route read the database (service/generation.py says when it moves). A write
+through the app on this host moves it before its response; a write made elsewhere moves
+it when its notification arrives (the one window; the README's Caches section).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from uuid import UUID
 
 from litestar import Litestar
 
+from inspections.visits.bundle_memo import BundleMemo
 from service.auth import CachedToken
 from service.lru import LruCache
 from service.reader import Reader
@@ -38,6 +42,7 @@ async def caches_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     state = app.state
     state.bundles = LruCache(256, 3600)
     state.bundle_not_modified = LruCache(10_000, 3600)
+    state.bundle_memo = BundleMemo(state.writes)
     # Not a cache: connections held for the caller loaders' one query (service/reader.py).
     state.reader = Reader(state.pool, state.settings.db_pool_max // 4)
     try:

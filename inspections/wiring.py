@@ -46,11 +46,16 @@ from inspections.services import routes as services
 from inspections.submissions import routes as submissions
 from inspections.visits import pages as visit_pages
 from inspections.visits import routes as visits
+from inspections.visits.bundle_memo import answer_from_memory
 from inspections.web import home
 from service.auth import TokenAuth, make_jwt_auth
 from service.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Wrapped around the app, inside the request-id middleware: (app, app.state) -> app.
+ASGI_WRAPPERS = [
+    lambda app, state: answer_from_memory(app, lambda: state.get("bundle_memo")),
+]
 # Started after the core (pool, store) and stopped before it.
 LIFESPANS = [
     caches_lifespan,

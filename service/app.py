@@ -17,6 +17,7 @@ from service import db, docs, health
 from service.auth import TokenAuth
 from service.bounds import TYPE_DECODERS, BoundedRequest, BoundsSchemaPlugin, refuse_nul_in_urls
 from service.errors import ProblemsFromShape, handle_exception
+from service.generation import WriteGeneration, bump_after_writes, counter_path
 from service.logs import configure_logging, request_id_middleware
 from service.pages import csrf_config, static_router, template_config
 from service.schema import paged
@@ -42,6 +43,8 @@ def create_app(settings: Settings) -> Litestar:
         await db.migrate(dsn, wiring.MIGRATIONS)
         state = app_state(app)
         state.pool = await db.create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        state.writes = WriteGeneration(counter_path(dsn))
+        await state.writes.listen(dsn)
         state.store = ObjectStore(
             settings.s3_endpoint_url,
             settings.s3_bucket,
@@ -58,6 +61,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await state.pool.close()
             state.store.close()
+            await state.writes.close()
 
     configure_logging(settings.log_level)
     app = Litestar(
@@ -106,7 +110,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     # Outermost, around Litestar's own exception handling, so that 404s from the router and
     # 401s from the auth middleware are logged and carry a request id like everything else.
-    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    # Inside it: a write's response moves the host's write generation (service/generation.py),
+    # and the slices' fast paths that answer from memory while it has not moved.
+    handler = bump_after_writes(app.asgi_handler, lambda: app.state.get("writes"))
+    for wrap in wiring.ASGI_WRAPPERS:
+        handler = wrap(handler, app.state)
+    app.asgi_handler = request_id_middleware(handler)
     return app
 
 

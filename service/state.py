@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
     from service.auth import TokenAuth
+    from service.generation import WriteGeneration
     from service.lru import LruCache
     from service.reader import Reader
     from service.settings import Settings
@@ -31,10 +32,12 @@ class AppState(State):
     # Set by the app's lifespan.
     pool: asyncpg.Pool
     store: ObjectStore
+    writes: WriteGeneration
     # Set by slices' lifespans (inspections/caching.py, notifications, media).
     reader: Reader
     bundles: LruCache[Any, Any]
     bundle_not_modified: LruCache[Any, Any]
+    bundle_memo: Any  # inspections.visits.bundle_memo.BundleMemo
     http: httpx.AsyncClient
     images: Any  # media.pipeline.ImageWorkers (service names no domain module)
     photo_jobs: Any  # inspections.evidence.jobs.PhotoJobs

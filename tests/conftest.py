@@ -34,6 +34,7 @@ from inspections.wiring import MIGRATIONS
 from service import db
 from service.app import create_app
 from service.devstack import Postgres, SeaweedFS, free_port, granian_command
+from service.generation import counter_path
 from service.settings import Settings
 from tests.helpers import Api
 
@@ -92,6 +93,8 @@ async def scratch_database(postgres: Postgres, template: str | None = None) -> A
         await admin.execute(f'drop database if exists "{name}" with (force)')
     finally:
         await admin.close()
+    # The apps' shared write generation for that database (service/generation.py).
+    counter_path(postgres.dsn(name)).unlink(missing_ok=True)
 
 
 @pytest.fixture

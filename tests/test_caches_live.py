@@ -209,3 +209,30 @@ async def test_losing_the_coordinator_role_is_refused_by_every_worker(api: Api, 
             )
             assert r.status_code == 200, r.text
     assert busy.seen == set(busy.workers)
+
+
+async def test_a_bundle_remembered_by_every_worker_is_refused_after_sign_out_and_deactivation(
+    api: Api, busy: Live
+) -> None:
+    """Each worker answers a repeated 304 from memory (inspections/visits/bundle_memo.py);
+    a revoked device or a deactivation must still reach the very next request in both."""
+    s = await Scene(api).build()
+    visit = (await s.visit()).json()
+    url = f"/v1/visits/{visit['id']}/bundle"
+    async with httpx.AsyncClient(base_url=busy.base, timeout=120) as c:
+        coord = _bearer(await _sign_in(c, await api.user(s.org, "coordinator"), "laptop"))
+        lost = await _sign_in(c, s.ann, "lost phone")
+        kept = _bearer(await _sign_in(c, s.ann, "new phone"))
+        etag = (await c.get(url, headers=kept)).headers["etag"]
+        for phone in (_bearer(lost), kept):
+            # Twice through both workers: the first read remembers, the rest are memory.
+            for _ in range(2):
+                await _every_read(busy, "GET", url, {**phone, "If-None-Match": etag}, _status(304))
+        r = await c.delete(f"/v1/users/{s.ann['id']}/devices/{lost['device_id']}", headers=coord)
+        assert r.status_code == 204, r.text
+        await _every_read(busy, "GET", url, {**_bearer(lost), "If-None-Match": etag}, _status(401))
+        await _every_read(busy, "GET", url, {**kept, "If-None-Match": etag}, _status(304))
+        r = await c.patch(f"/v1/users/{s.ann['id']}", headers=coord, json={"active": False})
+        assert r.status_code == 200, r.text
+        await _every_read(busy, "GET", url, {**kept, "If-None-Match": etag}, _status(401))
+    assert busy.seen == set(busy.workers)

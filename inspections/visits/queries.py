@@ -92,14 +92,18 @@ async def load_caller_and_stamps(
     """The bundle route's caller loader (service.auth.LOAD_CALLER): leaves the visit's
     current BundleStamps (or None) in ``connection.state.bundle_stamps``.
 
-    Read with every request, not cached: a team change or a revoked sign-in made through
-    any process is seen by the very next request in every process (inspections/caching.py).
+    Read whenever the route runs, never cached: a team change or a revoked sign-in made
+    through any process is seen by the very next request in every process. A repeated
+    request may be answered before the route from bundle_memo, under the rules there.
     """
     ids = principal_ids(sub, dev)
     visit_id = connection.path_params.get("visit_id")
     if ids is None or visit_id is None:
         return None
     visit_id = visit_id if isinstance(visit_id, UUID) else UUID(str(visit_id))
+    # Seen before the read: what it reads may be answered from memory only while this
+    # has not moved (bundle_memo.py).
+    connection.state.seen_writes = connection.app.state.writes.current()
     # A held connection: no pool acquire/release on the phones' hottest path.
     row = await connection.app.state.reader.fetchrow(CALLER_STAMPS_SQL, *ids, visit_id)
     if row is None:

@@ -23,6 +23,7 @@ from inspections.checklists.queries import version_in_org
 from inspections.services.queries import service_in_org
 from inspections.visits import operations
 from inspections.visits import queries as q
+from inspections.visits.bundle_memo import bundle_headers, etag_matches
 from inspections.visits.schemas import (
     BUNDLE_EXAMPLE,
     Bundle,
@@ -218,20 +219,20 @@ async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest) -> ASGIRe
         raise not_found("visit")
     if user.user_id not in stamps.members and not user.has("coordinator"):
         raise forbidden("Only this visit's team and coordinators can download it.")
-    if if_none_match and (
-        if_none_match.strip() == "*" or stamps.etag in [t.strip() for t in if_none_match.split(",")]
-    ):
+    exp = request.auth.exp.timestamp()
+    if if_none_match and etag_matches(if_none_match, stamps.etag):
+        state.bundle_memo.remember(request.scope, exp, stamps.etag, request.state.seen_writes, None)
         return _not_modified(state, stamps.etag)
-    response = state.bundles.get(stamps.etag)
-    if response is None:
+    cached = state.bundles.get(stamps.etag)
+    if cached is None:
         etag, body = await _build_bundle(state, user, visit_id)
-        response = ASGIResponse(body=body, media_type=MediaType.JSON, headers=_headers(etag))
-        state.bundles.put(etag, response)
+        response = ASGIResponse(body=body, media_type=MediaType.JSON, headers=bundle_headers(etag))
+        state.bundles.put(etag, (response, body))
+    else:
+        etag, (response, body) = stamps.etag, cached
+    if etag == stamps.etag:  # else it changed since the stamps were read: remember nothing
+        state.bundle_memo.remember(request.scope, exp, etag, request.state.seen_writes, body)
     return response
-
-
-def _headers(etag: str) -> dict[str, str]:
-    return {"ETag": etag, "Cache-Control": "private, no-cache"}
 
 
 def _not_modified(state: State, etag: str) -> ASGIResponse:
@@ -239,7 +240,7 @@ def _not_modified(state: State, etag: str) -> ASGIResponse:
     # is built per ETag and reused.
     response = state.bundle_not_modified.get(etag)
     if response is None:
-        response = ASGIResponse(status_code=HTTP_304_NOT_MODIFIED, headers=_headers(etag))
+        response = ASGIResponse(status_code=HTTP_304_NOT_MODIFIED, headers=bundle_headers(etag))
         state.bundle_not_modified.put(etag, response)
     return response
 
