@@ -8,6 +8,7 @@ same counter, and it moves:
 - in the process that wrote, before the write's response is sent: every request whose
   method is not GET, HEAD or OPTIONS bumps it when its response starts (its transaction
   has committed by then), so no request answered after a 2xx can read from before it;
+  except routes that declare they touch no watched table (WATCHED_TABLES_UNTOUCHED);
 - on a NOTIFY on ``WRITES_CHANNEL``, which the domain's triggers send when a transaction
   that changed what callers may read commits, whatever made it (another host, ``psql``,
   a background job). That path has a window: one notification's delivery.
@@ -35,6 +36,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 WRITES_CHANNEL = "coassess_writes"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Route opt: this route writes no table whose writes send WRITES_CHANNEL (the domain's
+# triggers), so its response need not move the generation. A photo upload, say: moving
+# the generation on each of them would send every phone's next bundle request back to
+# the database while photos arrive. tests/test_bundle_memo.py checks each route that says so.
+WATCHED_TABLES_UNTOUCHED = "watched_tables_untouched"
 _COUNTER = struct.Struct("<Q")
 log = logging.getLogger("service.generation")
 
@@ -146,7 +152,10 @@ def bump_after_writes(app: ASGIApp, generation: Any) -> ASGIApp:
             nonlocal bumped
             if not bumped and message["type"] == "http.response.start":
                 bumped = True
-                if (gen := generation()) is not None:
+                # The router has put the route's handler in the scope by now.
+                handler = scope.get("route_handler")
+                untouched = handler is not None and handler.opt.get(WATCHED_TABLES_UNTOUCHED)
+                if not untouched and (gen := generation()) is not None:
                     gen.bump()
             await send(message)
 

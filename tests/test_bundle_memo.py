@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from service.generation import WriteGeneration
+import asyncpg
+
+from service.generation import WATCHED_TABLES_UNTOUCHED, WRITES_CHANNEL, WriteGeneration
 from tests.helpers import Api
-from tests.scenes import Scene
+from tests.scenes import GPS_PHOTO, Scene, scene_with_visit
 
 WAIT_S = 60  # a bound on waiting for a condition, never a duration to sleep
 
@@ -231,3 +233,39 @@ def test_the_generation_is_shared_by_processes_and_loses_no_bump(tmp_path: Path)
     assert not gen.unchanged_since(start)
     gen.listening = False
     assert not gen.unchanged_since(gen.current())  # not listening: never from memory
+
+
+async def test_a_route_that_says_it_touches_no_watched_table_does_not(api: Api) -> None:
+    """A photo upload does not move the write generation (WATCHED_TABLES_UNTOUCHED), so
+    phones' remembered bundles stay valid while photos arrive. That is only right if it
+    writes nothing the write triggers watch: checked here by their notifications, which
+    PostgreSQL delivers in commit order (a marker sent after the upload must come first)."""
+    app = api.client.app
+    claimed = {
+        (method, route.path)
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        if handler.opt.get(WATCHED_TABLES_UNTOUCHED)
+        for method in handler.http_methods
+    }
+    assert claimed == {("POST", "/v1/evidence")}, "a new claim needs its check here"
+
+    p = await scene_with_visit(api)
+    ann = await api.login(p.scene.ann)
+    url = f"/v1/visits/{p.visit['id']}/bundle"
+    etag = await _remembered(api, url, ann)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(_state(api).settings.database_url)
+    try:
+        await listener.add_listener(WRITES_CHANNEL, lambda *a: heard.put_nowait(a[-1]))
+        ev = await p.upload_ready(ann, GPS_PHOTO.read_bytes())  # stored, then processed
+        assert ev["status"] == "ready"
+        # Still answered from memory: the upload and its processing moved nothing.
+        served = _state(api).bundle_memo.served
+        r = await api.client.get(url, headers={**ann, "If-None-Match": etag})
+        assert r.status_code == 304 and _state(api).bundle_memo.served == served + 1
+        await api.conn.execute(f"select pg_notify('{WRITES_CHANNEL}', 'marker')")
+        async with asyncio.timeout(WAIT_S):
+            assert await heard.get() == "marker"
+    finally:
+        await listener.close()

@@ -48,6 +48,7 @@ from service.errors import (
     request_id_of,
     unprocessable,
 )
+from service.generation import WATCHED_TABLES_UNTOUCHED
 from service.state import AppState
 
 _meta_decoder = msgspec.json.Decoder(EvidenceMeta)
@@ -137,6 +138,8 @@ def accepted(ev: Evidence) -> Response[Evidence]:
     operation_class=MultipartUploadOperation,
     status_code=HTTP_202_ACCEPTED,
     responses=problem_responses(400, 403, 404, 409, 413, 415, 422, 503),
+    # Writes evidence and its job only: phones' remembered bundles stay valid meanwhile.
+    opt={WATCHED_TABLES_UNTOUCHED: True},
 )
 async def upload_evidence(request: AuthedRequest, state: AppState) -> Response[Evidence]:
     # No connection is held while the body arrives or the photo is checked: a phone on
