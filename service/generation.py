@@ -57,14 +57,18 @@ class WriteGeneration:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # /dev/shm is shared by every user of the host: never follow a planted link, never
+        # use another user's file.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
+            if os.fstat(fd).st_uid != os.getuid():
+                raise RuntimeError(f"{path} belongs to another user")
             if os.fstat(fd).st_size < _COUNTER.size:
                 os.ftruncate(fd, _COUNTER.size)
             self._map = mmap.mmap(fd, _COUNTER.size)
         finally:
             os.close(fd)
-        self._lock = os.open(path, os.O_RDWR)
+        self._lock = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
         self.listening = False
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None

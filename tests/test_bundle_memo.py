@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pytest
 
 from service.generation import WATCHED_TABLES_UNTOUCHED, WRITES_CHANNEL, WriteGeneration
 from tests.helpers import Api
@@ -269,3 +270,13 @@ async def test_a_route_that_says_it_touches_no_watched_table_does_not(api: Api) 
             assert await heard.get() == "marker"
     finally:
         await listener.close()
+
+
+def test_the_generation_never_follows_a_planted_link(tmp_path: Path) -> None:
+    target = tmp_path / "someone-elses-file"
+    target.write_bytes(b"precious")
+    planted = tmp_path / "writes"
+    planted.symlink_to(target)
+    with pytest.raises(OSError):
+        WriteGeneration(planted)
+    assert target.read_bytes() == b"precious"
