@@ -59,6 +59,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # crashed process).
     photo_queue_max: int = 300
     photo_job_interval_s: float = 5  # in-app worker: woken by each upload, polls this often
+    # Uploads first: while this process receives uploads its workers start no new photo,
+    # for at most this long each time (so a steady stream of uploads cannot stall the queue).
+    photo_defer_max_s: float = 2
     photo_job_lease_s: int = 120
     photo_job_max_attempts: int = 5  # then the photo is marked rejected (kept, listed)
     evidence_url_ttl_s: int = 300  # presigned GETs of derivatives and originals

@@ -212,3 +212,122 @@ async def test_a_photo_acknowledged_before_a_kill_9_is_processed_after_restart(
     finally:
         stop_live_server(proc)
     assert await api.conn.fetchval("select count(*) from evidence_jobs") == 0
+
+
+async def _hold_upload(base: str, headers: dict[str, str], visit_id: str, photo: bytes) -> Any:
+    """A phone on a slow network: its upload's headers and half its body sent, the rest
+    held back. Returns (send the rest and read the status)."""
+    meta = {"evidence_id": str(uuid.uuid4()), "visit_id": visit_id}
+    request = httpx.Request(
+        "POST",
+        base + "/v1/evidence",
+        headers=headers,
+        files={
+            "metadata": (None, msgspec.json.encode(meta), "application/json"),
+            "file": ("photo.jpg", photo, "image/jpeg"),
+        },
+    )
+    body = request.read()
+    host, port = request.url.host, request.url.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = ["POST /v1/evidence HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body[: len(body) // 2])
+    await writer.drain()
+
+    async def finish() -> int:
+        writer.write(body[len(body) // 2 :])
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        writer.close()
+        return status
+
+    return finish
+
+
+async def _status(api: Api, headers: dict[str, str], evidence_id: str, base: str) -> str:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+        r = await c.get(f"/v1/evidence/{evidence_id}", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["status"]
+
+
+async def _until_ready(api: Api, headers: dict[str, str], evidence_id: str, base: str) -> None:
+    async with asyncio.timeout(120):  # a bound on the condition, not a duration
+        while True:
+            if await _status(api, headers, evidence_id, base) == "ready":
+                return
+            await asyncio.sleep(0.05)  # between polls; the loop ends on the condition
+
+
+async def _until_receiving(folder: Path) -> None:
+    """The held upload has reached the server's handler: its temp file exists."""
+    async with asyncio.timeout(120):
+        while True:
+            if await asyncio.to_thread(lambda: any(folder.glob("evidence-*.upload"))):
+                return
+            await asyncio.sleep(0.02)  # between looks; the loop ends on the condition
+
+
+async def test_uploads_come_first(database_url: str, seaweed: Any) -> None:
+    """While an upload is being received, the photo workers claim nothing (PHOTO_DEFER_MAX_S,
+    here longer than the test); when it ends, they go on."""
+    st = make_settings(database_url, seaweed, photo_defer_max_s=600)
+    async with app_api(st) as api:
+        jobs, portal = api.client.app.state.photo_jobs, api.client.blocking_portal
+        p = await scene_with_visit(api)
+        ann = await api.login(p.scene.ann)
+        receiving = jobs.receiving()
+        portal.call(receiving.__enter__)  # in the app's loop, as the upload route does
+        try:
+            r = await p.upload(ann, GPS_PHOTO.read_bytes())
+            assert r.status_code == 202, r.text
+            async with asyncio.timeout(120):  # a bound on the condition, not a duration
+                while True:  # until a worker woke for the photo and is waiting
+                    if jobs.deferred:
+                        break
+                    await asyncio.sleep(0.02)
+            # Deferred, not claimed: still processing, no attempt made.
+            assert (await api.client.get(r.json()["poll"], headers=ann)).json()[
+                "status"
+            ] == "processing"
+            assert await api.conn.fetchval("select attempts from evidence_jobs") == 0
+        finally:
+            portal.call(receiving.__exit__, None, None, None)
+        assert (await settled(api, ann, r))["status"] == "ready"
+
+
+async def test_uploads_never_stall_the_queue(
+    paused: Api, settings: Settings, seaweed: Any, tmp_path: Path
+) -> None:
+    """A real phone's upload held half-sent for longer than PHOTO_DEFER_MAX_S: the photo
+    acknowledged meanwhile is processed anyway, and the held one when it arrives."""
+    api = paused  # seeds the database; no worker of its own
+    live = make_settings(settings.database_url, seaweed, photo_defer_max_s=0.05)
+    proc, base = start_live_server(live, tmp_path)
+    try:
+        p: Photos = await scene_with_visit(api)
+        ann = await api.login(p.scene.ann)
+        finish = await _hold_upload(base, ann, p.visit["id"], OTHER_PHOTOS[1].read_bytes())
+        await _until_receiving(tmp_path / "coassess-uploads")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+            meta = {"evidence_id": str(uuid.uuid4()), "visit_id": p.visit["id"]}
+            r = await c.post(
+                "/v1/evidence",
+                headers=ann,
+                files={
+                    "metadata": (None, msgspec.json.encode(meta), "application/json"),
+                    "file": ("photo.jpg", GPS_PHOTO.read_bytes(), "image/jpeg"),
+                },
+            )
+        assert r.status_code == 202, r.text
+        await _until_ready(api, ann, r.json()["id"], base)  # while the other is still held
+        assert await finish() == 202
+        ids = await api.conn.fetch(
+            "select id from evidence where visit_id = $1", uuid.UUID(p.visit["id"])
+        )
+        assert len(ids) == 2
+        for row in ids:
+            await _until_ready(api, ann, str(row["id"]), base)
+    finally:
+        stop_live_server(proc)

@@ -14,6 +14,11 @@ the phone reads when it polls; the phone still has its copy and sends it again.
 
 Processing is idempotent (derivative keys are per evidence id, the final update only
 touches a ``processing`` row), so a job run twice after a lease ran out is harmless.
+
+Uploads first: a phone waits for its 202, nobody waits for a derivative. While this process
+is receiving uploads, its workers claim no new job, for at most ``photo_defer_max_s`` each
+time, so a team's phones syncing at once after a visit get the CPUs, and the queue still
+moves under a steady stream of uploads (scripts/bench_photos measures both).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -74,6 +80,11 @@ class PhotoJobs:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
+        # Uploads being received by this process; set while there are none.
+        self._receiving = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.deferred = 0  # claims that waited for uploads (tests read it)
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -104,6 +115,25 @@ class PhotoJobs:
     def keep(self, evidence_id: UUID, path: Path) -> None:
         """Hand the received file to the worker (it removes it when done)."""
         self.local[evidence_id] = path
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Around receiving and storing an upload: claims wait meanwhile (uploads first)."""
+        self._receiving += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._receiving -= 1
+            if self._receiving == 0:
+                self._idle.set()
+
+    async def _uploads_first(self) -> None:
+        if self._idle.is_set():
+            return
+        self.deferred += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.settings.photo_defer_max_s)
 
     def wake(self) -> None:
         for w in self._wakes:
@@ -139,6 +169,7 @@ class PhotoJobs:
     async def run_one(self) -> bool:
         """Claim and process one due job; False when none is due."""
         state, settings = self.app.state, self.settings
+        await self._uploads_first()
         async with q.connection(state.pool) as db:
             job = await db.fetchrow(CLAIM_SQL, float(settings.photo_job_lease_s), self.me)
             if job is None:

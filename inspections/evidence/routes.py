@@ -148,24 +148,26 @@ async def upload_evidence(request: AuthedRequest, state: AppState) -> Response[E
     # A long queue is refused before the body is read.
     async with q.connection(state.pool) as db:
         await ops.refuse_when_queue_full(db, settings)
-    received = await receive(request, settings.max_photo_bytes)
-    try:
-        meta = _meta_decoder.decode(received.metadata)
-    except msgspec.DecodeError as exc:
-        received.photo.discard()
-        if isinstance(exc, msgspec.ValidationError):
-            raise unprocessable(f"metadata: {exc}") from None
-        raise DomainError(
-            400, "malformed-json", "Malformed JSON", "The metadata part is not valid JSON."
-        ) from None
-    ev = await ops.upload_evidence(
-        state.pool,
-        EvidenceContext.of(state),
-        request.user,
-        meta,
-        received.photo,
-        request_id=request_id_of(request),
-    )
+    # Uploads first: this process's photo workers start nothing new meanwhile (jobs.py).
+    with state.photo_jobs.receiving():
+        received = await receive(request, settings.max_photo_bytes)
+        try:
+            meta = _meta_decoder.decode(received.metadata)
+        except msgspec.DecodeError as exc:
+            received.photo.discard()
+            if isinstance(exc, msgspec.ValidationError):
+                raise unprocessable(f"metadata: {exc}") from None
+            raise DomainError(
+                400, "malformed-json", "Malformed JSON", "The metadata part is not valid JSON."
+            ) from None
+        ev = await ops.upload_evidence(
+            state.pool,
+            EvidenceContext.of(state),
+            request.user,
+            meta,
+            received.photo,
+            request_id=request_id_of(request),
+        )
     if ev.duplicate_of is not None:
         return Response(ev, status_code=HTTP_200_OK)
     return accepted(ev)

@@ -361,6 +361,29 @@ class Row:
         return self.n / self.wall if self.wall else math.nan
 
 
+def cpu_ms_per_request(row: Row, *parts: str) -> float:
+    """CPU ms per request of ``parts`` (cpu_pct's keys) over the row's run."""
+    pcts = [row.cpu.get(k) for k in parts]
+    if not row.n or any(v is None for v in pcts):
+        return math.nan
+    return sum(v or 0.0 for v in pcts) / 100 * row.wall / row.n * 1000
+
+
+def ack_bound(put16: Row, recv16: Row) -> str:
+    """What no ingest can beat on this machine: an acknowledged upload costs at least what
+    the raw PUT costs (the server stores the same bytes with the same client) plus what
+    receiving it costs (the 415 run: client send, HTTP, auth, parsing, sniffing); while the
+    raw run costs only the former. Both runs fill the same CPUs."""
+    raw = cpu_ms_per_request(put16, "s3", "client")
+    recv = cpu_ms_per_request(recv16, "server", "postgres", "client", "s3")
+    return (
+        f"     bound: a raw PUT costs {raw:.1f} ms of CPU (SeaweedFS + boto3); receiving "
+        f"the same body (the 415 run) costs {recv:.1f} ms more; so even an ingest that "
+        f"did nothing else (no queue row, no processing) reaches at most "
+        f"{raw:.1f} / ({raw:.1f} + {recv:.1f}) = {raw / (raw + recv):.2f} of the raw rate"
+    )
+
+
 def timed(fn: Callable[[int], Any], n: int, warmup: int = 1) -> tuple[list[float], float]:
     """Run fn(i) warmup times unmeasured, then n times; per-call seconds and total wall."""
     for i in range(warmup):
@@ -1001,6 +1024,9 @@ def report(
         f"{ack.per_s if ack else math.nan:.1f} / {put16.per_s if put16 else math.nan:.1f} = "
         f"{ack_ratio:.2f}   goal >= {ACK_RATIO_GOAL:g}   {'PASS' if ok else 'FAIL'}"
     )
+    recv16 = by.get(("recv16", "jpeg"))
+    if ack and put16 and recv16:
+        out(ack_bound(put16, recv16))
     for when, (waited, ready, rejected) in (sample_ev.get("drains") or {}).items():
         out(
             f"     queue drained {when}: {waited:.1f} s of waiting; evidence ready "
@@ -1134,6 +1160,11 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
     put_bodies = {p.fmt: [p.variant(f"put-{i}") for i in range(counts[p.fmt] + 1)] for p in photos}
     n16 = args.ack_n
     ack_plan = [build_upload(phone, visit, auth, f"ack-{i}") for i in range(n16 + ACK_CONCURRENCY)]
+    # The same bodies with their magic bytes spoiled: read to the end, then refused (415).
+    recv_plan = [
+        build_upload(phone, visit, auth, f"recv16-{i}", not_photo=True)
+        for i in range(n16 + ACK_CONCURRENCY)
+    ]
     ack_puts = [phone.variant(f"put16-{i}") for i in range(n16 + ACK_CONCURRENCY)]
 
     # This process holds many long-lived objects (boto3, asyncpg, Pillow...): a full garbage
@@ -1289,6 +1320,15 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
     )
     log("    waiting for the processing queue to drain ...")
     drains["after (e)"] = asyncio.run(drain(target.dsn))
+    # What receiving alone costs at the same concurrency (no store, no queue): with the
+    # raw PUT's own CPU it bounds the acknowledged rate (ack_bound below).
+    add(
+        "recv16",
+        "(e) same bodies, not a photo -> 415 (receive only)",
+        "jpeg",
+        ACK_CONCURRENCY,
+        lambda: asyncio.run(http_concurrent(url, recv_plan[1 : n16 + 1], ACK_CONCURRENCY)),
+    )
     sample_ev["phone"] = {"bytes": len(phone.data)}
 
     # (d) the bundle, idle and while uploads run.
