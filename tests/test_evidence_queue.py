@@ -173,15 +173,8 @@ async def test_a_photo_acknowledged_before_a_kill_9_is_processed_after_restart(
             ann = {"Authorization": f"Bearer {token}"}
             ids = []
             for photo in (GPS_PHOTO, OTHER_PHOTOS[0]):
-                meta = {"evidence_id": str(uuid.uuid4()), "visit_id": p.visit["id"]}
-                r = await c.post(
-                    "/v1/evidence",
-                    headers=ann,
-                    files={
-                        "metadata": (None, msgspec.json.encode(meta), "application/json"),
-                        "file": ("photo.jpg", photo.read_bytes(), "image/jpeg"),
-                    },
-                )
+                form = _photo_form(p.visit["id"], photo.read_bytes())
+                r = await c.post("/v1/evidence", headers=ann, files=form)
                 assert r.status_code == 202, r.text
                 ids.append(r.json()["id"])
         for pid in _descendants(proc.pid):
@@ -214,18 +207,20 @@ async def test_a_photo_acknowledged_before_a_kill_9_is_processed_after_restart(
     assert await api.conn.fetchval("select count(*) from evidence_jobs") == 0
 
 
+def _photo_form(visit_id: str, content: bytes) -> dict[str, Any]:
+    """The multipart parts of a phone's upload of ``content`` to the visit."""
+    meta = {"evidence_id": str(uuid.uuid4()), "visit_id": visit_id}
+    return {
+        "metadata": (None, msgspec.json.encode(meta), "application/json"),
+        "file": ("photo.jpg", content, "image/jpeg"),
+    }
+
+
 async def _hold_upload(base: str, headers: dict[str, str], visit_id: str, photo: bytes) -> Any:
     """A phone on a slow network: its upload's headers and half its body sent, the rest
     held back. Returns (send the rest and read the status)."""
-    meta = {"evidence_id": str(uuid.uuid4()), "visit_id": visit_id}
     request = httpx.Request(
-        "POST",
-        base + "/v1/evidence",
-        headers=headers,
-        files={
-            "metadata": (None, msgspec.json.encode(meta), "application/json"),
-            "file": ("photo.jpg", photo, "image/jpeg"),
-        },
+        "POST", base + "/v1/evidence", headers=headers, files=_photo_form(visit_id, photo)
     )
     body = request.read()
     host, port = request.url.host, request.url.port
@@ -311,15 +306,8 @@ async def test_uploads_never_stall_the_queue(
         finish = await _hold_upload(base, ann, p.visit["id"], OTHER_PHOTOS[1].read_bytes())
         await _until_receiving(tmp_path / "coassess-uploads")
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-            meta = {"evidence_id": str(uuid.uuid4()), "visit_id": p.visit["id"]}
-            r = await c.post(
-                "/v1/evidence",
-                headers=ann,
-                files={
-                    "metadata": (None, msgspec.json.encode(meta), "application/json"),
-                    "file": ("photo.jpg", GPS_PHOTO.read_bytes(), "image/jpeg"),
-                },
-            )
+            form = _photo_form(p.visit["id"], GPS_PHOTO.read_bytes())
+            r = await c.post("/v1/evidence", headers=ann, files=form)
         assert r.status_code == 202, r.text
         await _until_ready(api, ann, r.json()["id"], base)  # while the other is still held
         assert await finish() == 202
