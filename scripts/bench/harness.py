@@ -37,6 +37,7 @@ from inspections.demo import ELM_HOUSE
 from inspections.wiring import MIGRATIONS
 from service import db
 from service.devstack import Postgres, SeaweedFS, free_port, granian_command
+from service.generation import counter_path
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,11 +323,12 @@ class Stack:
         self.s3 = SeaweedFS(tmp / "s3")
         self.server: subprocess.Popen[bytes] | None = None
         self.server_log = tmp / "server.log"
+        self.dsn: str | None = None
 
     def start(self) -> Target:
         log(f"starting PostgreSQL in {self.pg.data_dir} ...")
         self.pg.start()
-        dsn = self.pg.ensure_database("bench")
+        dsn = self.dsn = self.pg.ensure_database("bench")
         applied = asyncio.run(db.migrate(dsn, MIGRATIONS))
         log(f"migrated: {', '.join(applied) or 'nothing pending'}")
         log(f"starting SeaweedFS in {self.s3.data_dir} ...")
@@ -412,6 +414,8 @@ class Stack:
                 stop()
             except Exception as e:
                 log(f"warning: stopping {name}: {e}")
+        if self.dsn:  # the servers' shared write generation for this throwaway database
+            counter_path(self.dsn).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- seeding
