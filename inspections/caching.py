@@ -4,7 +4,8 @@ A change answered 2xx must never be read back stale: the next request a process 
 after a write has committed (in this process, in another worker, on another host, or by
 hand in psql) sees it. So only values that cannot go stale are cached:
 
-- bundles, bundle_not_modified: a bundle's 200 and 304 responses by ETag. An ETag always
+- bundles, bundle_not_modified: a bundle's 200 (response and body) and 304 responses by
+  ETag. An ETag always
   names the same bytes (it hashes what the bundle is made of), so these need no eviction;
   LRU only.
 - service.auth.CachedToken: an access token whose signature was verified (the signature
@@ -42,7 +43,7 @@ async def caches_lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     state = app.state
     state.bundles = LruCache(256, 3600)
     state.bundle_not_modified = LruCache(10_000, 3600)
-    state.bundle_memo = BundleMemo(state.writes)
+    state.bundle_memo = BundleMemo(state.writes, state.bundles)
     # Not a cache: connections held for the caller loaders' one query (service/reader.py).
     state.reader = Reader(state.pool, state.settings.db_pool_max // 4)
     try:

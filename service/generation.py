@@ -61,14 +61,16 @@ class WriteGeneration:
         # use another user's file.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
-            if os.fstat(fd).st_uid != os.getuid():
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid():
                 raise RuntimeError(f"{path} belongs to another user")
-            if os.fstat(fd).st_size < _COUNTER.size:
+            if st.st_size < _COUNTER.size:
                 os.ftruncate(fd, _COUNTER.size)
             self._map = mmap.mmap(fd, _COUNTER.size)
-        finally:
+        except BaseException:
             os.close(fd)
-        self._lock = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+            raise
+        self._lock = fd  # kept open: bump() locks it
         self.listening = False
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None

@@ -57,15 +57,16 @@ class Remembered(NamedTuple):
 
 
 class BundleMemo:
-    def __init__(self, writes: WriteGeneration, size: int = 10_000) -> None:
-        self.writes = writes
+    """``bundles`` is the route's cache: ETag -> (its response, the body's bytes)."""
+
+    def __init__(
+        self, writes: WriteGeneration, bundles: LruCache[str, Any], size: int = 10_000
+    ) -> None:
+        self.writes, self.bundles = writes, bundles
         self.answers: LruCache[tuple[bytes, str], Remembered] = LruCache(size, 3600)
-        self.bodies: LruCache[str, bytes] = LruCache(256, 3600)
         self.served = 0  # answers given here (tests check the path was taken)
 
-    def remember(
-        self, scope: Scope, token_exp: float, etag: str, seen: int | None, body: bytes | None
-    ) -> None:
+    def remember(self, scope: Scope, token_exp: float, etag: str, seen: int | None) -> None:
         """After the route answered: remember it for requests with the same header and path.
 
         Only for a bearer header (a cookie-signed request is not keyed by it).
@@ -74,8 +75,6 @@ class BundleMemo:
         if auth is None or seen is None:
             return
         self.answers.put((auth, scope["path"]), Remembered(etag, token_exp, seen))
-        if body is not None:
-            self.bodies.put(etag, body)
 
     async def answer(self, scope: Scope, send: Send) -> bool:
         auth = inm = None
@@ -89,14 +88,14 @@ class BundleMemo:
         hit = self.answers.get((auth, scope["path"]))
         if hit is None or hit.expires <= time.time() or not self.writes.unchanged_since(hit.seen):
             return False
-        headers = [(b"etag", hit.etag.encode()), (b"cache-control", b"private, no-cache")]
+        headers = [(k.lower().encode(), v.encode()) for k, v in bundle_headers(hit.etag).items()]
         if inm is not None and etag_matches(inm.decode("latin-1"), hit.etag):
             status, body = 304, b""
         else:
-            cached = self.bodies.get(hit.etag)
+            cached = self.bundles.get(hit.etag)
             if cached is None:
                 return False
-            status, body = 200, cached
+            status, body = 200, cached[1]
             headers += [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -219,9 +219,9 @@ async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest) -> ASGIRe
         raise not_found("visit")
     if user.user_id not in stamps.members and not user.has("coordinator"):
         raise forbidden("Only this visit's team and coordinators can download it.")
-    exp = request.auth.exp.timestamp()
+    exp, seen = request.auth.exp.timestamp(), request.state.seen_writes
     if if_none_match and etag_matches(if_none_match, stamps.etag):
-        state.bundle_memo.remember(request.scope, exp, stamps.etag, request.state.seen_writes, None)
+        state.bundle_memo.remember(request.scope, exp, stamps.etag, seen)
         return _not_modified(state, stamps.etag)
     cached = state.bundles.get(stamps.etag)
     if cached is None:
@@ -229,9 +229,9 @@ async def get_bundle(visit_id: FromPath[UUID], request: AuthedRequest) -> ASGIRe
         response = ASGIResponse(body=body, media_type=MediaType.JSON, headers=bundle_headers(etag))
         state.bundles.put(etag, (response, body))
     else:
-        etag, (response, body) = stamps.etag, cached
+        etag, (response, _) = stamps.etag, cached
     if etag == stamps.etag:  # else it changed since the stamps were read: remember nothing
-        state.bundle_memo.remember(request.scope, exp, etag, request.state.seen_writes, body)
+        state.bundle_memo.remember(request.scope, exp, etag, seen)
     return response
 
 
