@@ -24,9 +24,22 @@ import functools
 import io
 
 import msgspec
+import pillow_heif
+from av.error import FFmpegError
 from PIL import Image, ImageCms
 
-from media.detect import DECODE_ERRORS, Source, check_intact, decode_error, open_image, seekable
+from media import hevc
+from media.detect import (
+    DECODE_ERRORS,
+    Seekable,
+    Source,
+    _read_all,
+    check_intact,
+    corrupt_image,
+    decode_error,
+    open_image,
+    seekable,
+)
 from media.exif import orientation_of
 
 DISPLAY_EDGE = 2048
@@ -107,11 +120,16 @@ def make_derivatives(
             if request is not None:
                 img.draft("RGB", request)
         try:
-            img.load()
+            pixels = None
+            if source_format == "heif":
+                edge = min(display_edge, DISPLAY_MIN_EDGE)
+                pixels = _hevc_pixels(src, img, reduce_factor(src_w, src_h, edge))
+            if pixels is None:
+                img.load()
             # After load: the header already had it for JPEG/WebP/HEIF, PNG may keep its
             # eXIf chunk after the pixel data.
             orientation = orientation_of(img)
-            work, icc = _flatten(img)
+            work, icc = _flatten(img) if pixels is None else (pixels, _icc(img))
             # What JPEG's DCT scaling does, for the formats that cannot decode small (HEIC,
             # PNG, WebP): an integer box reduction (a few ms) instead of a 12 MP Lanczos
             # (hundreds), when it keeps at least DISPLAY_MIN_EDGE on the long edge.
@@ -176,10 +194,33 @@ def _pillow_draft_scale(w: int, h: int, request: tuple[int, int]) -> int:
     return next(s for s in (8, 4, 2, 1) if scale >= s)
 
 
+def _hevc_pixels(src: Seekable, img: Image.Image, factor: int) -> Image.Image | None:
+    """A HEIC's RGB pixels from FFmpeg (``media.hevc``), already shrunk by ``factor`` where
+    its tiles allow; None leaves the decode to libheif (alpha, 10-bit, unusual layouts).
+
+    The result must have exactly the size libheif reports for the same file, shrunk, or it
+    is not used: the two decoders never disagree about what the picture is.
+    """
+    if img.mode != "RGB":
+        return None
+    try:
+        pixels, used = hevc.decode(_read_all(src), factor, pillow_heif.options.DECODE_THREADS)
+    except hevc.Unsupported:
+        return None
+    except FFmpegError as exc:  # damaged slice data (err_detect=explode)
+        raise corrupt_image() from exc
+    w, h = img.size
+    return pixels if pixels.size == (-(-w // used), -(-h // used)) else None
+
+
+def _icc(img: Image.Image) -> bytes | None:
+    icc = img.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc else None
+
+
 def _flatten(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     """RGB (or CMYK, converted later with its profile) plus the ICC profile still valid."""
-    icc = img.info.get("icc_profile")
-    icc = icc if isinstance(icc, bytes) and icc else None
+    icc = _icc(img)
     mode = img.mode
     if mode in ("RGB", "CMYK"):
         return img, icc

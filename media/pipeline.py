@@ -55,9 +55,9 @@ def process_photo(path: str, max_pixels: int, heif_threads: int | None = None) -
     """Recognise, read EXIF (no pixel decode), then decode once at reduced scale.
 
     Decoding is also the integrity check: a truncated or corrupt file raises ImageRejected.
-    ``heif_threads`` (see ``decode_threads``) sets libheif's threads for this and later
-    decodes in this process: pillow-heif reads it from a module global when it opens a file,
-    which is safe in the single-threaded image workers.
+    ``heif_threads`` (see ``decode_threads``) sets the HEVC decoder's threads for this and
+    later decodes in this process (FFmpeg's in media/hevc.py, or libheif's): both read
+    pillow-heif's module global, which is safe in the single-threaded image workers.
     """
     if heif_threads is not None:
         pillow_heif.options.DECODE_THREADS = max(1, heif_threads)
@@ -108,12 +108,13 @@ def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
 
 
 def decode_threads(busy: int, cpus: int) -> int:
-    """libheif threads for one photo while ``busy`` photos (this one included) decode.
+    """HEVC decoder threads for one photo while ``busy`` photos (this one included) decode.
 
-    libheif decodes a grid HEIC's tiles (an iPhone photo has 48) in parallel with up to this
-    many threads; a single-image HEIC always decodes on one. A photo alone gets every CPU
-    (half the wait on 2 cores). When the workers already fill the CPUs, more threads cannot
-    add photos per second, only switching: one each (scripts/bench_photos prints both).
+    A grid HEIC's tiles (an iPhone photo has 48) are decoded in parallel with up to this
+    many threads (FFmpeg's frame threads, or libheif's); a single image decodes on one. A
+    photo alone gets every CPU (half the wait on 2 cores). When the workers already fill the
+    CPUs, more threads cannot add photos per second, only switching: one each
+    (scripts/bench_photos prints both).
     """
     return max(1, max(1, cpus) // max(1, busy))
 

@@ -1,0 +1,306 @@
+"""HEIC pixels through FFmpeg's HEVC decoder, at the scale the derivatives need.
+
+Why: decoding is ~90% of a HEIC photo's CPU, and libheif's decoder (libde265, the one
+pillow-heif bundles) takes 1.85x the CPU of FFmpeg's on the same 12 MP grid
+(scripts/bench_heic_decoders). Every iPhone photo pays it, so the image workers use FFmpeg
+(through PyAV) for the HEIC shapes phones write, and libheif for everything else.
+
+Only what this module fully understands is decoded here; ``decode`` returns None for the
+rest and the caller lets libheif decode it:
+- the primary item is one HEVC image (``hvc1``) or a ``grid`` of HEVC tiles sharing one
+  decoder configuration;
+- its transforms are clean aperture (``clap``, whole pixels), rotation (``irot``) and
+  mirroring (``imir``), applied in the order the file lists them as libheif does;
+- no other property of the primary item is marked essential;
+- the tiles decode to 8-bit Y'CbCr or grey.
+
+Colour: the Y'CbCr -> RGB matrix and range come from the item's ``nclx`` colour box, else
+from the HEVC stream (VUI), else BT.601 full range (libheif's defaults). The ICC profile
+(Display P3 on iPhones) is left to the caller, as for libheif's pixels.
+
+Integrity: FFmpeg runs with ``err_detect=explode``, so damaged slice data raises instead of
+being concealed, and every tile must give exactly one frame of the grid's tile size.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import av
+from av.error import InvalidDataError
+from av.video.reformatter import Interpolation
+from PIL import Image
+
+from media.detect import _boxes, _Broken, _iloc, _item_types, _Reader
+
+# ISO/IEC 23091-2 matrix coefficients -> swscale's colour spaces (0 = identity/GBR: left to
+# libheif; 2 = unspecified: the stream's, then the default).
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020"}
+_EIGHT_BIT = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"}
+)
+# Properties that change no pixel this module makes (or that it reads itself).
+_UNDERSTOOD = frozenset({b"hvcC", b"ispe", b"colr", b"pixi", b"clap", b"irot", b"imir"})
+_TRANSFORMS = (b"clap", b"irot", b"imir")
+_I = Interpolation
+# Full size: chroma repeated, as libheif does (within 1 level of its pixels). Shrunk by a
+# whole factor: a box filter with chroma at full precision, within ~1 level (mean) of
+# libheif's decode followed by Pillow's reduce. Both at no measurable extra cost.
+_AS_LIBHEIF = _I.POINT | _I.ACCURATE_RND
+_AREA = _I.AREA | _I.ACCURATE_RND | _I.FULL_CHR_H_INT
+
+
+class Unsupported(Exception):
+    """A HEIF shape this module leaves to libheif."""
+
+
+class Layout(NamedTuple):
+    hvcc: bytes  # the HEVC decoder configuration every tile shares (hvcC payload)
+    tiles: list[bytes]  # each tile's length-prefixed NAL units, in raster order
+    columns: int
+    width: int  # the grid's (or the single image's) size before transforms
+    height: int
+    transforms: list[tuple[bytes, bytes]]  # (box type, payload), in the file's order
+    matrix: str | None  # swscale colour space from nclx, None: the stream's
+    full_range: bool | None
+
+
+def layout(data: bytes) -> Layout:
+    """Where the primary image's pixels are and what to do with them (no pixel decoded).
+
+    Raises Unsupported for anything this module does not decode itself; the container was
+    already checked whole (``media.detect.heif_problem``) before this runs.
+    """
+    try:
+        return _layout(memoryview(data))
+    except (_Broken, IndexError, KeyError, ValueError, StopIteration) as exc:
+        raise Unsupported(str(exc) or type(exc).__name__) from exc
+
+
+def _layout(mv: memoryview) -> Layout:
+    meta = next((s, e) for k, s, e in _boxes(mv, 0, len(mv)) if k == b"meta")
+    boxes = {k: (s, e) for k, s, e in _boxes(mv, meta[0] + 4, meta[1])}
+    r = _Reader(mv, *boxes[b"pitm"])
+    version = r.uint(1)
+    r.uint(3)
+    primary = r.uint(2 if version == 0 else 4)
+    types = _item_types(mv, boxes.get(b"iinf"))
+    locations = {item: (method, ext) for item, method, ext in _iloc(mv, *boxes[b"iloc"])}
+    idat = boxes.get(b"idat")
+    props, associations = _properties(mv, boxes[b"iprp"])
+
+    def item_data(item: int) -> bytes:
+        method, extents = locations[item]
+        if method not in (0, 1) or (method == 1 and idat is None):
+            raise Unsupported(f"item {item} is built from other items")
+        base = idat[0] if method == 1 and idat is not None else 0
+        return b"".join(bytes(mv[base + o : base + o + n]) for o, n in extents)
+
+    def item_props(item: int) -> list[tuple[bytes, bytes, bool]]:
+        return [(*props[i - 1], essential) for i, essential in associations.get(item, [])]
+
+    kind = types.get(primary)
+    own = item_props(primary)
+    for box, _, essential in own:
+        if essential and box not in _UNDERSTOOD:
+            raise Unsupported(f"the primary image has an essential {box!r} property")
+    if kind == b"hvc1":
+        tiles, columns = [primary], 1
+        width, height = _ispe(own)
+    elif kind == b"grid":
+        tiles = _derived_from(mv, boxes[b"iref"], primary)
+        g = item_data(primary)
+        rows, columns = g[2] + 1, g[3] + 1
+        wide = g[1] & 1
+        size = 4 if wide else 2
+        width = int.from_bytes(g[4 : 4 + size])
+        height = int.from_bytes(g[4 + size : 4 + 2 * size])
+        if g[0] != 0 or len(tiles) != rows * columns:
+            raise Unsupported("a grid whose tiles do not fill it")
+    else:
+        raise Unsupported(f"the primary item is {kind!r}")
+    configs = set()
+    for tile in tiles:
+        if types.get(tile) != b"hvc1":
+            raise Unsupported("a tile that is not HEVC")
+        tile_props = item_props(tile)
+        configs.update(payload for box, payload, _ in tile_props if box == b"hvcC")
+        if kind == b"grid" and any(box in _TRANSFORMS for box, _, _ in tile_props):
+            raise Unsupported("a tile with its own transform")
+    if len(configs) != 1:
+        raise Unsupported("tiles with different decoder configurations")
+    matrix, full_range = _nclx(own) or _nclx(item_props(tiles[0])) or (None, None)
+    return Layout(
+        hvcc=configs.pop(),
+        tiles=[item_data(t) for t in tiles],
+        columns=columns,
+        width=width,
+        height=height,
+        transforms=[(box, payload) for box, payload, _ in own if box in _TRANSFORMS],
+        matrix=matrix,
+        full_range=full_range,
+    )
+
+
+def _properties(
+    mv: memoryview, iprp: tuple[int, int]
+) -> tuple[list[tuple[bytes, bytes]], dict[int, list[tuple[int, bool]]]]:
+    """The ipco properties (type, payload) and each item's (1-based index, essential)."""
+    children = _boxes(mv, *iprp)
+    ipco = next((s, e) for k, s, e in children if k == b"ipco")
+    props = [(k, bytes(mv[s:e])) for k, s, e in _boxes(mv, *ipco)]
+    out: dict[int, list[tuple[int, bool]]] = {}
+    for kind, start, end in children:
+        if kind != b"ipma":
+            continue
+        r = _Reader(mv, start, end)
+        version = r.uint(1)
+        flags = r.uint(3)
+        for _ in range(r.uint(4)):
+            item = r.uint(2 if version < 1 else 4)
+            for _ in range(r.uint(1)):
+                v = r.uint(2) if flags & 1 else r.uint(1)
+                essential = bool(v >> (15 if flags & 1 else 7))
+                index = v & (0x7FFF if flags & 1 else 0x7F)
+                if index:
+                    if index > len(props):
+                        raise Unsupported("a property index past the property list")
+                    out.setdefault(item, []).append((index, essential))
+    return props, out
+
+
+def _derived_from(mv: memoryview, iref: tuple[int, int], item: int) -> list[int]:
+    size = 2 if mv[iref[0]] == 0 else 4
+    for kind, start, end in _boxes(mv, iref[0] + 4, iref[1]):
+        r = _Reader(mv, start, end)
+        if kind == b"dimg" and r.uint(size) == item:
+            return [r.uint(size) for _ in range(r.uint(2))]
+    raise Unsupported("a grid without tiles")
+
+
+def _ispe(props: list[tuple[bytes, bytes, bool]]) -> tuple[int, int]:
+    payload = next(p for box, p, _ in props if box == b"ispe")
+    return int.from_bytes(payload[4:8]), int.from_bytes(payload[8:12])
+
+
+def _nclx(props: list[tuple[bytes, bytes, bool]]) -> tuple[str | None, bool] | None:
+    for box, p, _ in props:
+        if box == b"colr" and p[:4] == b"nclx" and len(p) >= 11:
+            matrix = int.from_bytes(p[8:10])
+            if matrix == 0:
+                raise Unsupported("RGB coded as-is (identity matrix)")
+            return _MATRICES.get(matrix), bool(p[10] & 0x80)
+    return None
+
+
+def decode(data: bytes, factor: int, threads: int = 1) -> tuple[Image.Image, int]:
+    """The primary image as upright-by-its-transforms RGB, shrunk by ``factor`` when whole
+    tiles allow it (by 1 otherwise); returns (image, the factor used).
+
+    Raises Unsupported (the caller falls back to libheif) or av.error.FFmpegError for
+    damaged data.
+    """
+    lay = layout(data)
+    cc = av.CodecContext.create("hevc", "r")
+    cc.extradata = lay.hvcc
+    cc.options = {"err_detect": "explode"}
+    cc.thread_count = max(1, threads)
+    cc.thread_type = "FRAME" if threads > 1 else "NONE"
+    frames = []
+    for tile in lay.tiles:
+        frames += cc.decode(av.Packet(tile))
+    frames += cc.decode(None)
+    if len(frames) != len(lay.tiles):
+        raise InvalidDataError(0, "a tile gave no picture")
+    tw, th = frames[0].width, frames[0].height
+    if any((f.width, f.height) != (tw, th) for f in frames):
+        raise Unsupported("tiles of different sizes")
+    if frames[0].format.name not in _EIGHT_BIT:
+        raise Unsupported(f"{frames[0].format.name} pixels")
+    rows = len(frames) // lay.columns
+    if lay.columns * tw < lay.width or rows * th < lay.height:
+        raise InvalidDataError(0, "tiles smaller than the grid")
+    clap = _clap_box(lay)
+    if tw % factor or th % factor or any(v % factor for v in clap[:2]):
+        factor = 1
+    canvas = Image.new("RGB", (lay.columns * tw // factor, rows * th // factor))
+    for i, frame in enumerate(frames):
+        rgb = frame.reformat(
+            width=tw // factor,
+            height=th // factor,
+            format="rgb24",
+            src_colorspace=lay.matrix or _stream_matrix(frame),
+            src_color_range=_range(lay.full_range, frame),
+            interpolation=_AREA if factor > 1 else _AS_LIBHEIF,
+            threads=1,
+        )
+        column, row = i % lay.columns, i // lay.columns
+        canvas.paste(rgb.to_image(), (column * tw // factor, row * th // factor))
+    image = canvas.crop(_scaled((0, 0, lay.width, lay.height), factor))
+    for box, payload in lay.transforms:
+        image = _transform(image, box, payload, factor, lay)
+    return image, factor
+
+
+def _clap_box(lay: Layout) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the clean aperture in full-size pixels, or the image."""
+    payload = next((p for box, p in lay.transforms if box == b"clap"), None)
+    if payload is None:
+        return (0, 0, lay.width, lay.height)
+    if next(box for box, _ in lay.transforms) != b"clap":
+        raise Unsupported("a clean aperture after a rotation")
+    w_n, w_d, h_n, h_d, x_n, x_d, y_n, y_d = (
+        int.from_bytes(payload[i : i + 4], signed=i in (16, 24)) for i in range(0, 32, 4)
+    )
+    if min(w_d, h_d, x_d, y_d) <= 0 or w_n % w_d or h_n % h_d:
+        raise Unsupported("a clean aperture of fractional size")
+    w, h = w_n // w_d, h_n // h_d
+    # The aperture's centre is (width - 1) / 2 + horizOff; its left edge is then
+    # horizOff + (width - w) / 2, kept only when it falls on a whole pixel.
+    left2 = 2 * x_n + (lay.width - w) * x_d
+    top2 = 2 * y_n + (lay.height - h) * y_d
+    if left2 % (2 * x_d) or top2 % (2 * y_d):
+        raise Unsupported("a clean aperture off whole pixels")
+    left, top = left2 // (2 * x_d), top2 // (2 * y_d)
+    if left < 0 or top < 0 or left + w > lay.width or top + h > lay.height or w < 1 or h < 1:
+        raise Unsupported("a clean aperture outside the image")
+    return (left, top, left + w, top + h)
+
+
+def _transform(
+    image: Image.Image, box: bytes, payload: bytes, factor: int, lay: Layout
+) -> Image.Image:
+    if box == b"clap":
+        return image.crop(_scaled(_clap_box(lay), factor))
+    if box == b"irot":
+        turns = payload[0] & 3  # anticlockwise quarter turns, as Pillow's ROTATE_*
+        rotate = (
+            None,
+            Image.Transpose.ROTATE_90,
+            Image.Transpose.ROTATE_180,
+            Image.Transpose.ROTATE_270,
+        )[turns]
+        return image if rotate is None else image.transpose(rotate)
+    # imir: as libheif reads it (checked against it in tests/test_hevc.py), axis 0 flips
+    # top <-> bottom and 1 left <-> right.
+    return image.transpose(
+        Image.Transpose.FLIP_LEFT_RIGHT if payload[0] & 1 else Image.Transpose.FLIP_TOP_BOTTOM
+    )
+
+
+def _scaled(box: tuple[int, int, int, int], factor: int) -> tuple[int, int, int, int]:
+    left, top, right, bottom = box
+    return (left // factor, top // factor, -(-right // factor), -(-bottom // factor))
+
+
+def _stream_matrix(frame: av.VideoFrame) -> str:
+    name = _MATRICES.get(int(frame.colorspace))
+    return name or "ITU601"
+
+
+def _range(full: bool | None, frame: av.VideoFrame) -> str:
+    if full is None:
+        if frame.format.name.startswith("yuvj"):
+            return "JPEG"
+        full = int(frame.color_range) != 1  # unspecified: full, as libheif
+    return "JPEG" if full else "MPEG"

@@ -1,0 +1,159 @@
+"""HEIC through FFmpeg's HEVC decoder (media/hevc.py) gives libheif's picture: same size,
+same orientation, same colours, and damage FFmpeg notices is refused (issue 12)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pillow_heif
+import pytest
+from PIL import Image
+
+from media import derive, hevc
+from media.detect import ImageRejected, heif_problem
+from tests.conftest import PHOTOS
+
+MAX_PIXELS = 50_000_000
+SOURCE = Image.open(PHOTOS / "gps" / "DSCN0010.jpg").convert("RGB")
+
+
+def _heic(size: tuple[int, int], tile: int, orientation: int = 1, mode: str = "RGB") -> bytes:
+    """pillow-heif writes the EXIF orientation as the container's irot/imir (plus a clap),
+    as an iPhone does; ``tile`` 0 makes one HEVC image, else a grid of tiles."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img = SOURCE.resize(size)
+    if mode != "RGB":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(img).save(buf, quality=80, exif=exif.tobytes(), tile_size=tile)
+    return buf.getvalue()
+
+
+def _libheif(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert("RGB")
+
+
+def _diff(a: Image.Image, b: Image.Image) -> tuple[float, float]:
+    assert a.size == b.size
+    d = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
+    return float(d.mean()), float(np.percentile(d, 99))
+
+
+SHAPES = [((640, 480), 0), ((1000, 700), 256), ((641, 479), 0), ((515, 260), 128)]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(("size", "tile"), SHAPES)
+def test_ffmpeg_gives_libheifs_picture(size: tuple[int, int], tile: int, orientation: int) -> None:
+    data = _heic(size, tile, orientation)
+    pixels, used = hevc.decode(data, 1)
+    assert used == 1
+    ref = _libheif(data)
+    assert pixels.size == ref.size  # rotation and clean aperture as libheif applies them
+    mean, p99 = _diff(pixels, ref)
+    if orientation == 1 or size[0] % 2 == size[1] % 2 == 0:
+        assert mean < 0.5 and p99 <= 2  # rounding in the colour conversion, nothing more
+    else:
+        # An odd width or height with 4:2:0 chroma: libheif turns the Y'CbCr planes and
+        # then converts, we convert and then turn, so along the odd edge each pixel's
+        # colour comes from the chroma sample next to libheif's. Luma is identical.
+        assert mean < 2.5 and p99 <= 12
+        assert _diff(pixels.convert("L"), ref.convert("L"))[1] <= 2
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 6, 7])
+def test_ffmpeg_shrinks_as_the_pipeline_did(orientation: int) -> None:
+    """Shrunk by 2 inside the conversion (a box filter): what libheif + Pillow's reduce give."""
+    data = _heic((1024, 768), 256, orientation)
+    pixels, used = hevc.decode(data, 2)
+    assert used == 2
+    mean, p99 = _diff(pixels, _libheif(data).reduce(2))
+    assert mean < 1.5 and p99 <= 8
+
+
+def test_tiles_that_do_not_divide_by_the_factor_decode_full_size() -> None:
+    data = _heic((600, 300), 0)  # one HEVC image of 600x304 coded, 600x300 shown
+    pixels, used = hevc.decode(data, 8)
+    assert used in (1, 8) and pixels.size == (-(-600 // used), -(-300 // used))
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real: Callable[..., Any] = hevc.decode
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = real(*args, **kwargs)
+        except hevc.Unsupported:
+            calls.append("libheif")
+            raise
+        calls.append("ffmpeg")
+        return out
+
+    monkeypatch.setattr(hevc, "decode", spy)
+    return calls
+
+
+def test_phone_heic_derivatives_come_from_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _heic((2000, 1500), 512, 6)  # a grid rotated by the container, as an iPhone's
+    with_libheif = _derivatives_libheif_only(data, monkeypatch)
+    calls = _spy(monkeypatch)
+    d = derive.make_derivatives(data, MAX_PIXELS, display_edge=800, thumb_edge=200)
+    assert calls == ["ffmpeg"]
+    assert (d.display_size, d.thumb_size, d.source_size) == (
+        with_libheif.display_size,
+        with_libheif.thumb_size,
+        with_libheif.source_size,
+    )
+    assert d.source_size == (1500, 2000)  # upright
+    mean, _ = _diff(Image.open(io.BytesIO(d.display)), Image.open(io.BytesIO(with_libheif.display)))
+    assert mean < 2.0
+
+
+def _derivatives_libheif_only(data: bytes, monkeypatch: pytest.MonkeyPatch) -> derive.Derivatives:
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise hevc.Unsupported("test: libheif only")
+
+    with monkeypatch.context() as m:
+        m.setattr(hevc, "decode", refuse)
+        return derive.make_derivatives(data, MAX_PIXELS, display_edge=800, thumb_edge=200)
+
+
+def test_alpha_heic_is_left_to_libheif(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _heic((400, 300), 0, mode="RGBA")
+    calls = _spy(monkeypatch)
+    d = derive.make_derivatives(data, MAX_PIXELS)
+    assert calls == [] and d.display_size == (400, 300)
+
+
+def test_a_damaged_slice_header_is_refused_not_painted_over() -> None:
+    """libheif decodes this tile to grey and reports nothing; FFmpeg (err_detect=explode)
+    refuses it, so the upload is answered corrupt-image instead of storing a false photo."""
+    data = bytearray(_heic((1024, 768), 256))
+    tile = hevc.layout(bytes(data)).tiles[5]
+    at = bytes(data).find(tile)
+    assert (data[at + 4] >> 1) & 63 in range(16, 22)  # the tile's first NAL: an IRAP slice
+    data[at + 6 : at + 9] = b"\x7f\xff\xff"  # its slice header, every field out of range
+    assert heif_problem(bytes(data)) is None  # the container still looks whole
+    _libheif(bytes(data))  # and libheif decodes it without a word
+    with pytest.raises(ImageRejected) as err:
+        derive.make_derivatives(bytes(data), MAX_PIXELS)
+    assert err.value.kind == "corrupt-image"
+
+
+def test_layout_of_a_single_image_and_a_grid() -> None:
+    single = hevc.layout(_heic((640, 480), 0))
+    assert (single.columns, len(single.tiles), single.width >= 640) == (1, 1, True)
+    grid = hevc.layout(_heic((1000, 700), 256))
+    assert (grid.columns, len(grid.tiles), grid.width, grid.height) == (4, 12, 1000, 700)
+    assert grid.matrix is not None  # libheif writes an nclx colour box
+
+
+def test_not_heif_is_unsupported() -> None:
+    with pytest.raises(hevc.Unsupported):
+        hevc.layout(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
