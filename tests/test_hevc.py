@@ -76,6 +76,29 @@ def test_ffmpeg_shrinks_as_the_pipeline_did(orientation: int) -> None:
     assert mean < 1.5 and p99 <= 8
 
 
+@pytest.mark.parametrize("factor", [1, 2])
+@pytest.mark.parametrize(("matrix", "full_range"), [(6, 1), (6, 0), (1, 1), (1, 0), (9, 0)])
+def test_colour_matrices_and_ranges_as_libheif(matrix: int, full_range: int, factor: int) -> None:
+    """BT.601 full range (iPhones, libheif) takes the Pillow path at half size; the others
+    swscale's, with the nclx box's matrix and range."""
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(SOURCE.resize((512, 384))).save(
+        buf, quality=80, tile_size=128, matrix_coefficients=matrix, full_range_flag=full_range
+    )
+    data = buf.getvalue()
+    assert hevc.layout(data).full_range is bool(full_range)
+    pixels, used = hevc.decode(data, factor)
+    ref = _libheif(data)
+    mean, p99 = _diff(pixels, ref.reduce(factor) if factor > 1 else ref)
+    assert used == factor
+    if factor > 1:
+        assert mean < 1.5 and p99 <= 9
+    elif full_range:
+        assert mean < 0.5 and p99 <= 2
+    else:  # swscale and libheif round the limited range's expansion differently
+        assert mean < 3 and p99 <= 4
+
+
 def test_tiles_that_do_not_divide_by_the_factor_decode_full_size() -> None:
     data = _heic((600, 300), 0)  # one HEVC image of 600x304 coded, 600x300 shown
     pixels, used = hevc.decode(data, 8)

@@ -132,7 +132,7 @@ def main() -> None:
     ms = {name: v / args.rounds * 1000 for name, v in cpu.items()}
     print(f"\nCPU ms per photo, one thread, mean of {args.rounds} rounds taking turns:")
     for name, v in ms.items():
-        print(f"  {name:<36} {v:7.0f}")
+        print(f"  {name:<42} {v:7.0f}")
     naive, ours, before, dec, ff = ms.values()
     print(f"\nFFmpeg / libheif, decode alone: {dec / ff:.2f}x faster")
     print(f"naive / ours with libheif (before):  {naive / before:.2f}x")
