@@ -50,26 +50,32 @@ async def ingest(
     photo: Photo,
     *,
     started: Any = None,
+    site: q.Site | None = None,
     request_id: str | None = None,
 ) -> Evidence:
     """Check, store and queue ``photo`` as evidence ``meta.evidence_id`` of ``visit`` (its
-    door and the caller's place on its team already checked). ``started`` is the row of a
-    presigned upload being completed, else a new row is made. Raises ImageRejected (the
-    error handler answers it) after recording a presigned upload as rejected.
+    door and the caller's place on its team already checked). ``site`` is
+    ``q.site_for_ingest``, when the caller looked it up already (one connection fewer).
+    ``started`` is the row of a presigned upload being completed, else a new row is made.
+    Raises ImageRejected (the error handler answers it) after recording a presigned upload
+    as rejected.
 
     No connection is held while the photo is checked or stored. ``photo`` stays the
     caller's (see upload.owned) unless handed to this process's queue worker.
     """
     settings = ctx.settings
     sha = bytes.fromhex(photo.sha256)
-    async with q.connection(pool) as db:
-        dup = await q.duplicate_in_visit(db, visit.id, sha)
-        if dup is not None:
+    if site is None:
+        async with q.connection(pool) as db:
+            site = await q.site_for_ingest(db, visit, sha)
+    if site.duplicate is not None:
+        async with q.connection(pool) as db:
             if started is not None:
-                detail = f"The same photo is already evidence {dup}."
+                detail = f"The same photo is already evidence {site.duplicate}."
                 await _refuse(db, ctx, user, started, "duplicate", detail, request_id)
-            return present(ctx, await q.evidence_by_id(db, dup), user, duplicate_of=dup)
-        service = await q.service_of(db, visit)
+            row = await q.evidence_by_id(db, site.duplicate)
+        return present(ctx, row, user, duplicate_of=site.duplicate)
+    service = site.service
     try:
         checked = await asyncio.to_thread(precheck, photo.path, settings.max_photo_pixels)
     except ImageRejected as exc:
@@ -84,7 +90,8 @@ async def ingest(
     fields = stored_fields(checked, photo, original_key, facts)
     async with q.connection(pool) as db, db.transaction():
         if started is None:
-            done = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields})
+            row = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields})
+            done = row is not None
         else:
             done = await q.update_queued(db, meta.evidence_id, fields)
         if not done and started is not None:  # a racing complete got there first
@@ -105,7 +112,8 @@ async def ingest(
             },
             request_id,
         )
-        row = await q.evidence_by_id(db, meta.evidence_id)
+        if started is not None:
+            row = await q.evidence_by_id(db, meta.evidence_id)
     if started is not None:
         # Committed: a failure here leaves the object to the sweeper, not the phone.
         with contextlib.suppress(Exception):
@@ -161,7 +169,7 @@ async def _twin(
     if row is not None:
         q.check_mine(row, user)
         return present(ctx, row, user)
-    dup = await q.duplicate_in_visit(db, visit.id, sha)
+    dup = (await q.site_for_ingest(db, visit, sha)).duplicate
     if dup is None:
         raise conflict("The same upload was being stored at the same moment; retry.")
     return present(ctx, await q.evidence_by_id(db, dup), user, duplicate_of=dup)

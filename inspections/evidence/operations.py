@@ -71,7 +71,8 @@ async def upload_evidence(
                 q.check_mine(existing, user)
                 return present(ctx, existing, user)
             visit = await q.visit_for_upload(db, user, meta)
-        return await ingest(pool, ctx, user, meta, visit, photo, request_id=request_id)
+            site = await q.site_for_ingest(db, visit, bytes.fromhex(photo.sha256))
+        return await ingest(pool, ctx, user, meta, visit, photo, site=site, request_id=request_id)
 
 
 async def complete_upload(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import asyncpg
@@ -72,10 +72,28 @@ async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: Eviden
     return visit
 
 
-async def service_of(db: asyncpg.Connection, visit: Visit) -> Any:
-    return await db.fetchrow(
-        "select lat, lon, geofence_m from services where id = $1", visit.service_id
+class Site(NamedTuple):
+    """What ingesting a photo needs to know of its visit's service, and of the visit."""
+
+    service: Any  # lat, lon, geofence_m of the visit's service
+    duplicate: UUID | None  # live evidence of the same visit with the same bytes
+
+
+async def site_for_ingest(db: asyncpg.Connection, visit: Visit, sha: bytes) -> Site:
+    """The service's place and any duplicate of these bytes in the visit: one round trip."""
+    row = await db.fetchrow(
+        """select s.lat, s.lon, s.geofence_m,
+                  (select e.id from evidence e
+                    where e.visit_id = $2 and e.sha256 = $3
+                      and e.status <> 'rejected' and e.deleted_at is null
+                    limit 1) as duplicate
+             from (values (1)) one left join services s on s.id = $1""",
+        visit.service_id,
+        visit.id,
+        sha,
     )
+    assert row is not None  # one row, always
+    return Site(row, row["duplicate"])
 
 
 def safeguarded(caller: str, privileged: str) -> str:
@@ -129,15 +147,6 @@ async def visit_evidence(db: asyncpg.Connection, user: Principal, visit_id: UUID
     )
 
 
-async def duplicate_in_visit(db: asyncpg.Connection, visit_id: UUID, sha: bytes) -> UUID | None:
-    return await db.fetchval(
-        """select id from evidence where visit_id = $1 and sha256 = $2
-              and status <> 'rejected' and deleted_at is null""",
-        visit_id,
-        sha,
-    )
-
-
 def _insert_sql(cols: list[str], tail: str = "") -> str:
     return f"""insert into evidence ({", ".join(cols)})
                values ({", ".join(f"${i}" for i in range(1, len(cols) + 1))}) {tail}"""
@@ -148,15 +157,15 @@ async def insert_uploading(db: asyncpg.Connection, row: dict[str, Any]) -> None:
     await db.execute(_insert_sql(list(row)), *row.values())
 
 
-async def insert_queued(db: asyncpg.Connection, row: dict[str, Any]) -> UUID | None:
-    """Insert the row and its job (call in a transaction); None when a racing twin (same
-    id or same bytes) won."""
-    inserted = await db.fetchval(
-        _insert_sql(list(row), "on conflict do nothing returning id"), *row.values()
+async def insert_queued(db: asyncpg.Connection, row: dict[str, Any]) -> Any:
+    """Insert the row and its job in one statement; the new row, or None when a racing twin
+    (same id or same bytes) won."""
+    return await db.fetchrow(
+        f"""with e as ({_insert_sql(list(row), "on conflict do nothing returning *")}),
+                 j as (insert into evidence_jobs (evidence_id) select id from e)
+            select * from e""",
+        *row.values(),
     )
-    if inserted is not None:
-        await db.execute("insert into evidence_jobs (evidence_id) values ($1)", inserted)
-    return inserted
 
 
 async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> bool:
