@@ -123,7 +123,8 @@ def make_derivatives(
             pixels = None
             if source_format == "heif":
                 edge = min(display_edge, DISPLAY_MIN_EDGE)
-                pixels = _hevc_pixels(src, img, reduce_factor(src_w, src_h, edge))
+                factor = reduce_factor(src_w, src_h, edge)
+                pixels = _hevc_pixels(src, img, factor, max_pixels)
             if pixels is None:
                 img.load()
             # After load: the header already had it for JPEG/WebP/HEIF, PNG may keep its
@@ -194,7 +195,9 @@ def _pillow_draft_scale(w: int, h: int, request: tuple[int, int]) -> int:
     return next(s for s in (8, 4, 2, 1) if scale >= s)
 
 
-def _hevc_pixels(src: Seekable, img: Image.Image, factor: int) -> Image.Image | None:
+def _hevc_pixels(
+    src: Seekable, img: Image.Image, factor: int, max_pixels: int
+) -> Image.Image | None:
     """A HEIC's RGB pixels from FFmpeg (``media.hevc``), already shrunk by ``factor`` where
     its tiles allow; None leaves the decode to libheif (alpha, 10-bit, unusual layouts).
 
@@ -204,7 +207,8 @@ def _hevc_pixels(src: Seekable, img: Image.Image, factor: int) -> Image.Image | 
     if img.mode != "RGB":
         return None
     try:
-        pixels, used = hevc.decode(_read_all(src), factor, pillow_heif.options.DECODE_THREADS)
+        threads = pillow_heif.options.DECODE_THREADS
+        pixels, used = hevc.decode(_read_all(src), factor, threads, max_pixels)
     except hevc.Unsupported:
         return None
     except FFmpegError as exc:  # damaged slice data (err_detect=explode)

@@ -67,6 +67,8 @@ class Layout(NamedTuple):
     hvcc: bytes  # the HEVC decoder configuration every tile shares (hvcC payload)
     tiles: list[bytes]  # each tile's length-prefixed NAL units, in raster order
     columns: int
+    tile_width: int  # every tile's size (ispe), which its decoded picture must have
+    tile_height: int
     width: int  # the grid's (or the single image's) size before transforms
     height: int
     transforms: list[tuple[bytes, bytes]]  # (box type, payload), in the file's order
@@ -128,12 +130,23 @@ def _layout(mv: memoryview) -> Layout:
             raise Unsupported("a grid whose tiles do not fill it")
     else:
         raise Unsupported(f"the primary item is {kind!r}")
+    tile_width, tile_height = _ispe(item_props(tiles[0]))
+    rows = len(tiles) // columns
+    # Tiles cover the grid and no more than a tile's edge past it (ISO/IEC 23008-12 6.6.2.3):
+    # what is decoded is then never much more than the pixels the header admitted.
+    if not (
+        (columns - 1) * tile_width < width <= columns * tile_width
+        and (rows - 1) * tile_height < height <= rows * tile_height
+    ):
+        raise Unsupported("tiles that do not cover the grid exactly")
     configs = set()
     for tile in tiles:
         if types.get(tile) != b"hvc1":
             raise Unsupported("a tile that is not HEVC")
         tile_props = item_props(tile)
         configs.update(payload for box, payload, _ in tile_props if box == b"hvcC")
+        if _ispe(tile_props) != (tile_width, tile_height):
+            raise Unsupported("tiles of different sizes")
         if kind == b"grid" and any(box in _TRANSFORMS for box, _, _ in tile_props):
             raise Unsupported("a tile with its own transform")
     if len(configs) != 1:
@@ -143,6 +156,8 @@ def _layout(mv: memoryview) -> Layout:
         hvcc=configs.pop(),
         tiles=[item_data(t) for t in tiles],
         columns=columns,
+        tile_width=tile_width,
+        tile_height=tile_height,
         width=width,
         height=height,
         transforms=[(box, payload) for box, payload, _ in own if box in _TRANSFORMS],
@@ -202,17 +217,26 @@ def _nclx(props: list[tuple[bytes, bytes, bool]]) -> tuple[Colorspace | None, bo
     return None
 
 
-def decode(data: bytes, factor: int, threads: int = 1) -> tuple[Image.Image, int]:
+def decode(
+    data: bytes, factor: int, threads: int = 1, max_pixels: int | None = None
+) -> tuple[Image.Image, int]:
     """The primary image as upright-by-its-transforms RGB, shrunk by ``factor`` when whole
     tiles allow it (by 1 otherwise); returns (image, the factor used).
 
-    Raises Unsupported (the caller falls back to libheif) or av.error.FFmpegError for
-    damaged data.
+    Raises Unsupported (the caller falls back to libheif, whose limits then apply) when
+    the grid holds more than ``max_pixels``, or av.error.FFmpegError for damaged data.
     """
     lay = layout(data)
+    if max_pixels is not None and lay.width * lay.height > max_pixels:
+        raise Unsupported("more pixels than allowed")
+    tw, th = lay.tile_width, lay.tile_height
     cc = av.CodecContext.create("hevc", "r")
     cc.extradata = lay.hvcc
-    cc.options = {"err_detect": "explode"}
+    # explode: damage raises instead of being concealed; max_pixels: a tile's stream
+    # cannot make FFmpeg allocate a bigger picture than its container declared (coded
+    # sizes are whole coding blocks, at most 64 px, before the stream's own cropping).
+    coded = -(-tw // 64) * 64 * (-(-th // 64) * 64)
+    cc.options = {"err_detect": "explode", "max_pixels": str(coded)}
     cc.thread_count = max(1, threads)
     cc.thread_type = "FRAME" if threads > 1 else "NONE"
     frames = []
@@ -221,14 +245,11 @@ def decode(data: bytes, factor: int, threads: int = 1) -> tuple[Image.Image, int
     frames += cc.decode(None)
     if len(frames) != len(lay.tiles):
         raise InvalidDataError(0, "a tile gave no picture")
-    tw, th = frames[0].width, frames[0].height
     if any((f.width, f.height) != (tw, th) for f in frames):
-        raise Unsupported("tiles of different sizes")
+        raise InvalidDataError(0, "a tile's picture is not the size its container declares")
     if frames[0].format.name not in _EIGHT_BIT:
         raise Unsupported(f"{frames[0].format.name} pixels")
     rows = len(frames) // lay.columns
-    if lay.columns * tw < lay.width or rows * th < lay.height:
-        raise InvalidDataError(0, "tiles smaller than the grid")
     clap = _clap_box(lay)
     if tw % factor or th % factor or any(v % factor for v in clap[:2]):
         factor = 1

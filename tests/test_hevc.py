@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pillow_heif
 import pytest
+from av.error import FFmpegError
 from PIL import Image
 
 from media import derive, hevc
@@ -180,3 +181,31 @@ def test_layout_of_a_single_image_and_a_grid() -> None:
 def test_not_heif_is_unsupported() -> None:
     with pytest.raises(hevc.Unsupported):
         hevc.layout(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
+
+
+def test_more_pixels_than_allowed_is_left_to_libheifs_limits() -> None:
+    data = _heic((1000, 700), 256)
+    with pytest.raises(hevc.Unsupported):
+        hevc.decode(data, 1, max_pixels=1000 * 700 - 1)
+    assert hevc.decode(data, 1, max_pixels=1000 * 700)[0].size == (1000, 700)
+
+
+def _patched(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) == 1
+    return data.replace(old, new)
+
+
+def test_a_tile_bigger_than_its_container_says_is_not_decoded() -> None:
+    """A stream whose pictures are larger than the tiles' ispe (a decompression bomb behind
+    a small header) is refused before FFmpeg allocates them."""
+    data = _heic((1024, 768), 256)  # 4 x 3 tiles of 256
+    ispe = b"ispe\x00\x00\x00\x00"
+    tile_ispe = ispe + (256).to_bytes(4) + (256).to_bytes(4)
+    data = _patched(data, tile_ispe, ispe + (128).to_bytes(4) + (128).to_bytes(4))
+    with pytest.raises(hevc.Unsupported):  # the grid is now bigger than its tiles cover
+        hevc.layout(data)
+    grid = (1024).to_bytes(2) + (768).to_bytes(2)  # the grid's own size, in its idat
+    data = _patched(data, grid, (512).to_bytes(2) + (384).to_bytes(2))
+    assert hevc.layout(data).tile_width == 128
+    with pytest.raises(FFmpegError):
+        hevc.decode(data, 1)
