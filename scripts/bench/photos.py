@@ -20,8 +20,9 @@ seeds a visit, then measures in one run:
   (f) HEIC: our derivatives against the naive pipeline on the same 12 MP HEIC (in (c)),
       made as an iPhone makes it (a grid of 512 px HEVC tiles, the rotation in the
       container; --heic-tile 0 for one HEVC image), with libheif's decode alone (what the
-      naive pipeline cannot avoid; ours decodes with FFmpeg) and each pipeline in 2 image worker processes kept busy (photos/s and CPU per
-      photo: what decode threads do to throughput, not only to one photo's wait).
+      naive pipeline cannot avoid; ours decodes with FFmpeg) and each pipeline in 2 image
+      worker processes kept busy (photos/s and CPU per photo: what decode threads do to
+      throughput, not only to one photo's wait).
 
 Every upload and PUT has its own bytes (the same bytes in the same visit are answered as a
 duplicate, early, which must not be measured): JPEG variants carry a unique COM segment
