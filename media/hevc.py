@@ -104,8 +104,9 @@ def _layout(mv: memoryview) -> Layout:
         method, extents = locations[item]
         if method not in (0, 1) or (method == 1 and idat is None):
             raise Unsupported(f"item {item} is built from other items")
-        base = idat[0] if method == 1 and idat is not None else 0
-        return b"".join(bytes(mv[base + o : base + o + n]) for o, n in extents)
+        base, end = (idat[0], idat[1]) if method == 1 and idat is not None else (0, len(mv))
+        # A length of 0 is "to the end" of the file (or of the idat box).
+        return b"".join(bytes(mv[base + o : base + o + n if n else end]) for o, n in extents)
 
     def item_props(item: int) -> list[tuple[bytes, bytes, bool]]:
         return [(*props[i - 1], essential) for i, essential in associations.get(item, [])]
@@ -230,6 +231,7 @@ def decode(
     if max_pixels is not None and lay.width * lay.height > max_pixels:
         raise Unsupported("more pixels than allowed")
     tw, th = lay.tile_width, lay.tile_height
+    clap = _clap_box(lay)  # before decoding: an aperture we cannot apply costs no decode
     cc = av.CodecContext.create("hevc", "r")
     cc.extradata = lay.hvcc
     # explode: damage raises instead of being concealed; max_pixels: a tile's stream
@@ -250,7 +252,6 @@ def decode(
     if frames[0].format.name not in _EIGHT_BIT:
         raise Unsupported(f"{frames[0].format.name} pixels")
     rows = len(frames) // lay.columns
-    clap = _clap_box(lay)
     if tw % factor or th % factor or any(v % factor for v in clap[:2]):
         factor = 1
     canvas = Image.new("RGB", (lay.columns * tw // factor, rows * th // factor))
