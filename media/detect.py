@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from typing import IO, Literal
 
 import pillow_heif
@@ -401,19 +402,25 @@ def _nal_length_sizes(data: memoryview, iprp: tuple[int, int] | None) -> dict[in
     for kind, start, end in boxes:
         if kind != b"ipma":
             continue
-        r = _Reader(data, start, end)
-        version = r.uint(1)
-        flags = r.uint(3)
-        for _ in range(r.uint(4)):
-            item = r.uint(2 if version < 1 else 4)
-            for _ in range(r.uint(1)):
-                index = r.uint(2) & 0x7FFF if flags & 1 else r.uint(1) & 0x7F
-                if 1 <= index <= len(props) and props[index - 1][0] == b"hvcC":
-                    _, p_start, p_end = props[index - 1]
-                    if p_end - p_start <= 21:
-                        raise _Broken(f"item {item}'s hvcC is too short")
-                    out[item] = (data[p_start + 21] & 3) + 1
+        for item, index, _essential in _associations(data, start, end):
+            if 1 <= index <= len(props) and props[index - 1][0] == b"hvcC":
+                _, p_start, p_end = props[index - 1]
+                if p_end - p_start <= 21:
+                    raise _Broken(f"item {item}'s hvcC is too short")
+                out[item] = (data[p_start + 21] & 3) + 1
     return out
+
+
+def _associations(data: memoryview, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    """(item id, 1-based property index or 0, essential) of each entry of an ipma box."""
+    r = _Reader(data, start, end)
+    version = r.uint(1)
+    wide = r.uint(3) & 1  # flags: 15-bit property indices
+    for _ in range(r.uint(4)):
+        item = r.uint(2 if version < 1 else 4)
+        for _ in range(r.uint(1)):
+            v = r.uint(2) if wide else r.uint(1)
+            yield item, v & (0x7FFF if wide else 0x7F), bool(v >> (15 if wide else 7))
 
 
 def _iloc(data: memoryview, start: int, end: int) -> list[tuple[int, int, list[tuple[int, int]]]]:

@@ -32,7 +32,7 @@ from av.video.plane import VideoPlane
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 from PIL import Image
 
-from media.detect import _boxes, _Broken, _iloc, _item_types, _Reader
+from media.detect import _associations, _boxes, _Broken, _iloc, _item_types, _Reader
 
 # ISO/IEC 23091-2 matrix coefficients -> swscale's colour spaces (0 = identity/GBR: left to
 # libheif; 2 = unspecified: the stream's, then the default).
@@ -178,19 +178,11 @@ def _properties(
     for kind, start, end in children:
         if kind != b"ipma":
             continue
-        r = _Reader(mv, start, end)
-        version = r.uint(1)
-        flags = r.uint(3)
-        for _ in range(r.uint(4)):
-            item = r.uint(2 if version < 1 else 4)
-            for _ in range(r.uint(1)):
-                v = r.uint(2) if flags & 1 else r.uint(1)
-                essential = bool(v >> (15 if flags & 1 else 7))
-                index = v & (0x7FFF if flags & 1 else 0x7F)
-                if index:
-                    if index > len(props):
-                        raise Unsupported("a property index past the property list")
-                    out.setdefault(item, []).append((index, essential))
+        for item, index, essential in _associations(mv, start, end):
+            if index > len(props):
+                raise Unsupported("a property index past the property list")
+            if index:
+                out.setdefault(item, []).append((index, essential))
     return props, out
 
 
