@@ -24,6 +24,7 @@ being concealed, and every tile must give exactly one frame of the grid's tile s
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import av
@@ -224,19 +225,18 @@ def decode(
         raise Unsupported("more pixels than allowed")
     tw, th = lay.tile_width, lay.tile_height
     clap = _clap_box(lay)  # before decoding: an aperture we cannot apply costs no decode
-    cc = av.CodecContext.create("hevc", "r")
-    cc.extradata = lay.hvcc
-    # explode: damage raises instead of being concealed; max_pixels: a tile's stream
-    # cannot make FFmpeg allocate a bigger picture than its container declared (coded
-    # sizes are whole coding blocks, at most 64 px, before the stream's own cropping).
-    coded = -(-tw // 64) * 64 * (-(-th // 64) * 64)
-    cc.options = {"err_detect": "explode", "max_pixels": str(coded)}
-    cc.thread_count = max(1, threads)
-    cc.thread_type = "FRAME" if threads > 1 else "NONE"
-    frames = []
-    for tile in lay.tiles:
-        frames += cc.decode(av.Packet(tile))
-    frames += cc.decode(None)
+    # Tiles are independent pictures: ``threads`` runs of them, each decoded on its own
+    # thread by its own single-threaded decoder (PyAV releases the GIL while FFmpeg
+    # decodes). Not FFmpeg's frame threads: freeing a frame-threaded decoder after a
+    # damaged tile deadlocks in avcodec_free_context (FFmpeg 8, err_detect=explode).
+    n = max(1, min(threads, len(lay.tiles)))
+    runs = [lay.tiles[i * len(lay.tiles) // n : (i + 1) * len(lay.tiles) // n] for i in range(n)]
+    if n == 1:
+        frames = _decode_run(lay.hvcc, runs[0], tw, th)
+    else:
+        with ThreadPoolExecutor(n, thread_name_prefix="hevc") as pool:
+            done = list(pool.map(lambda run: _decode_run(lay.hvcc, run, tw, th), runs))
+        frames = [frame for run in done for frame in run]
     if len(frames) != len(lay.tiles):
         raise InvalidDataError(0, "a tile gave no picture")
     if any((f.width, f.height) != (tw, th) for f in frames):
@@ -256,6 +256,26 @@ def decode(
     for box, payload in lay.transforms:
         image = _transform(image, box, payload, factor, lay)
     return image, factor
+
+
+def _decode_run(hvcc: bytes, tiles: list[bytes], tw: int, th: int) -> list[av.VideoFrame]:
+    """Decode consecutive tiles with one single-threaded FFmpeg HEVC decoder."""
+    cc = av.CodecContext.create("hevc", "r")
+    cc.extradata = hvcc
+    # explode: damage raises instead of being concealed; max_pixels: a tile's stream
+    # cannot make FFmpeg allocate a bigger picture than its container declared (coded
+    # sizes are whole coding blocks, at most 64 px, before the stream's own cropping).
+    coded = -(-tw // 64) * 64 * (-(-th // 64) * 64)
+    cc.options = {"err_detect": "explode", "max_pixels": str(coded)}
+    cc.thread_count = 1
+    cc.thread_type = "NONE"
+    frames: list[av.VideoFrame] = []
+    for tile in tiles:
+        frames += cc.decode(av.Packet(tile))
+    frames += cc.decode(None)
+    if len(frames) != len(tiles):
+        raise InvalidDataError(0, "a tile gave no picture")
+    return frames
 
 
 def _rgb(

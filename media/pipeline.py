@@ -111,7 +111,7 @@ def decode_threads(busy: int, cpus: int) -> int:
     """HEVC decoder threads for one photo while ``busy`` photos (this one included) decode.
 
     A grid HEIC's tiles (an iPhone photo has 48) are decoded in parallel with up to this
-    many threads (FFmpeg's frame threads, or libheif's); a single image decodes on one. A
+    many threads (media/hevc.py's runs of tiles, or libheif's); a single image on one. A
     photo alone gets every CPU (half the wait on 2 cores). When the workers already fill the
     CPUs, more threads cannot add photos per second, only switching: one each
     (scripts/bench_photos prints both).

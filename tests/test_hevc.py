@@ -4,7 +4,10 @@ same orientation, same colours, and damage FFmpeg notices is refused (issue 12).
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -209,3 +212,40 @@ def test_a_tile_bigger_than_its_container_says_is_not_decoded() -> None:
     assert hevc.layout(data).tile_width == 128
     with pytest.raises(FFmpegError):
         hevc.decode(data, 1)
+
+
+def test_a_damaged_tile_with_threads_never_hangs_the_worker() -> None:
+    """A damaged tile decoded on several threads, then the decoders freed: FFmpeg's own
+    frame threads deadlocked here (avcodec_free_context), so a subprocess must finish."""
+    script = (
+        "import gc, sys\n"
+        "from av.error import FFmpegError\n"
+        "from media import hevc\n"
+        "data = sys.stdin.buffer.read()\n"
+        "for _ in range(5):\n"
+        "    try:\n"
+        "        hevc.decode(data, 1, 4)\n"
+        "    except FFmpegError:\n"
+        "        pass\n"
+        "    gc.collect()\n"
+        "print('done')\n"
+    )
+    data = bytearray(_heic((1024, 768), 256))
+    tile = hevc.layout(bytes(data)).tiles[5]
+    at = bytes(data).find(tile)
+    data[at + 6 : at + 9] = b"\x7f\xff\xff"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=bytes(data),
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,  # a deadlock, not a slow machine: five decodes take well under 5 s
+    )
+    assert done.stdout.strip() == b"done", done.stderr[-2000:]
+
+
+def test_threads_give_the_same_picture() -> None:
+    data = _heic((1024, 768), 256)
+    one, _ = hevc.decode(data, 2, 1)
+    for threads in (2, 3, 5):
+        assert hevc.decode(data, 2, threads)[0].tobytes() == one.tobytes()
