@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,17 @@ FIXTURES = ROOT / "tests" / "fixtures"  # shipped with the project (licence in p
 PHOTOS = FIXTURES / "photos"
 TEMPLATE = "coassess_template"
 _counter = itertools.count()
+
+
+def _stop_like_ctrl_c(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A CI job cancelled (SIGTERM) stops like Ctrl-C: the session's fixtures are torn
+    # down, so its PostgreSQL and SeaweedFS (own process groups) do not outlive it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
 
 @pytest.fixture(scope="session")
