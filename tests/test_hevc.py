@@ -14,6 +14,8 @@ import numpy as np
 import pillow_heif
 import pytest
 from av.error import FFmpegError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from media import derive, hevc
@@ -249,3 +251,27 @@ def test_threads_give_the_same_picture() -> None:
     one, _ = hevc.decode(data, 2, 1)
     for threads in (2, 3, 5):
         assert hevc.decode(data, 2, threads)[0].tobytes() == one.tobytes()
+
+
+_SMALL_GRID = _heic((300, 200), 128, 6)  # 3 x 2 tiles, rotated by the container
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_SMALL_GRID) - 1), st.integers(0, 255)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_damaged_heic_gives_derivatives_or_a_clear_refusal(edits: list[tuple[int, int]]) -> None:
+    """Any bytes changed anywhere (boxes, properties, tiles): the photo is processed or
+    refused as ImageRejected (the phone is told why), never an unexpected exception."""
+    data = bytearray(_SMALL_GRID)
+    for at, value in edits:
+        data[at] = value
+    try:
+        d = derive.make_derivatives(bytes(data), MAX_PIXELS)
+    except ImageRejected:
+        return
+    assert d.display and d.thumb and min(d.display_size) >= 1
