@@ -1,12 +1,12 @@
 """HEIC pixels through FFmpeg's HEVC decoder, at the scale the derivatives need.
 
 Why: decoding is ~90% of a HEIC photo's CPU, and libheif's decoder (libde265, the one
-pillow-heif bundles) takes 1.85x the CPU of FFmpeg's on the same 12 MP grid
+pillow-heif bundles) takes about twice the CPU of FFmpeg's on the same 12 MP grid
 (scripts/bench_heic_decoders). Every iPhone photo pays it, so the image workers use FFmpeg
 (through PyAV) for the HEIC shapes phones write, and libheif for everything else.
 
-Only what this module fully understands is decoded here; ``decode`` returns None for the
-rest and the caller lets libheif decode it:
+Only what this module fully understands is decoded here; for the rest ``decode`` raises
+Unsupported and the caller lets libheif decode it:
 - the primary item is one HEVC image (``hvc1``) or a ``grid`` of HEVC tiles sharing one
   decoder configuration;
 - its transforms are clean aperture (``clap``, whole pixels), rotation (``irot``) and
@@ -19,7 +19,9 @@ from the HEVC stream (VUI), else BT.601 full range (libheif's defaults). The ICC
 (Display P3 on iPhones) is left to the caller, as for libheif's pixels.
 
 Integrity: FFmpeg runs with ``err_detect=explode``, so damaged slice data raises instead of
-being concealed, and every tile must give exactly one frame of the grid's tile size.
+being concealed, and every tile must give exactly one picture of its declared size.
+Threads: runs of tiles on our own threads, each with a single-threaded decoder (see
+``decode`` for why not FFmpeg's frame threads).
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ _MATRICES = {
 _EIGHT_BIT = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"}
 )
-# Properties that change no pixel this module makes (or that it reads itself).
 _420 = frozenset({"yuv420p", "yuvj420p"})
+# Properties that change no pixel this module makes (or that it reads itself).
 _UNDERSTOOD = frozenset({b"hvcC", b"ispe", b"colr", b"pixi", b"clap", b"irot", b"imir"})
 _TRANSFORMS = (b"clap", b"irot", b"imir")
 _I = Interpolation
