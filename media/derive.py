@@ -31,9 +31,7 @@ from PIL import Image, ImageCms
 from media import hevc
 from media.detect import (
     DECODE_ERRORS,
-    Seekable,
     Source,
-    _read_all,
     check_intact,
     corrupt_image,
     decode_error,
@@ -114,17 +112,17 @@ def make_derivatives(
         source_format = FORMAT_NAMES.get(img.format or "", (img.format or "").lower())
         src_w, src_h = img.size
         # Damage the decoders below would paint over (grey JPEG rows, green HEIF tiles).
-        check_intact(src, source_format, img.mode)
+        data = check_intact(src, source_format, img.mode)
+        edge = min(display_edge, DISPLAY_MIN_EDGE)
         if source_format == "jpeg":
-            request = draft_request(src_w, src_h, min(display_edge, DISPLAY_MIN_EDGE))
+            request = draft_request(src_w, src_h, edge)
             if request is not None:
                 img.draft("RGB", request)
         try:
             pixels = None
-            if source_format == "heif":
-                edge = min(display_edge, DISPLAY_MIN_EDGE)
+            if source_format == "heif" and data is not None:
                 factor = reduce_factor(src_w, src_h, edge)
-                pixels = _hevc_pixels(src, img, factor, max_pixels)
+                pixels = _hevc_pixels(data, img, factor, max_pixels)
             if pixels is None:
                 img.load()
             # After load: the header already had it for JPEG/WebP/HEIF, PNG may keep its
@@ -134,7 +132,7 @@ def make_derivatives(
             # What JPEG's DCT scaling does, for the formats that cannot decode small (HEIC,
             # PNG, WebP): an integer box reduction (a few ms) instead of a 12 MP Lanczos
             # (hundreds), when it keeps at least DISPLAY_MIN_EDGE on the long edge.
-            factor = reduce_factor(work.width, work.height, min(display_edge, DISPLAY_MIN_EDGE))
+            factor = reduce_factor(work.width, work.height, edge)
             if factor > 1:
                 work = work.reduce(factor)
             display_size = target_size(work.width, work.height, display_edge)
@@ -195,9 +193,7 @@ def _pillow_draft_scale(w: int, h: int, request: tuple[int, int]) -> int:
     return next(s for s in (8, 4, 2, 1) if scale >= s)
 
 
-def _hevc_pixels(
-    src: Seekable, img: Image.Image, factor: int, max_pixels: int
-) -> Image.Image | None:
+def _hevc_pixels(data: bytes, img: Image.Image, factor: int, max_pixels: int) -> Image.Image | None:
     """A HEIC's RGB pixels from FFmpeg (``media.hevc``), already shrunk by ``factor`` where
     its tiles allow; None leaves the decode to libheif (alpha, 10-bit, unusual layouts).
 
@@ -208,7 +204,7 @@ def _hevc_pixels(
         return None
     try:
         threads = pillow_heif.options.DECODE_THREADS
-        pixels, used = hevc.decode(_read_all(src), factor, threads, max_pixels)
+        pixels, used = hevc.decode(data, factor, threads, max_pixels)
     except hevc.Unsupported:
         return None
     except FFmpegError as exc:  # damaged slice data (err_detect=explode)

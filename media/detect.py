@@ -206,8 +206,9 @@ def _verify(src: Seekable, fmt: str, mode: str) -> None:
         raise corrupt_image() from exc
 
 
-def check_intact(src: Seekable, fmt: str, mode: str) -> None:
-    """Refuse damage that Pillow's decoders paint over instead of reporting.
+def check_intact(src: Seekable, fmt: str, mode: str) -> bytes | None:
+    """Refuse damage that Pillow's decoders paint over instead of reporting. Returns the
+    file's bytes when it read them (JPEG, HEIF), so a caller need not read them again.
 
     JPEG: Pillow silences libjpeg's warnings, so 16 KB of 0xFF in the scan data ("Corrupt
     JPEG data: premature end of data segment") or a cut file with an EOI glued on decode
@@ -218,7 +219,7 @@ def check_intact(src: Seekable, fmt: str, mode: str) -> None:
     colour and reports no error, so the container is checked first (``heif_problem``).
     """
     if fmt not in ("jpeg", "heif"):
-        return
+        return None
     data = _read_all(src)
     if fmt == "jpeg":
         try:
@@ -233,6 +234,7 @@ def check_intact(src: Seekable, fmt: str, mode: str) -> None:
             raise corrupt_image() from exc
     elif heif_problem(data) is not None:
         raise corrupt_image()
+    return data
 
 
 class _Broken(Exception):

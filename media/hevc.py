@@ -239,8 +239,6 @@ def decode(
         with ThreadPoolExecutor(n, thread_name_prefix="hevc") as pool:
             done = list(pool.map(lambda run: _decode_run(lay.hvcc, run, tw, th), runs))
         frames = [frame for run in done for frame in run]
-    if len(frames) != len(lay.tiles):
-        raise InvalidDataError(0, "a tile gave no picture")
     if any((f.width, f.height) != (tw, th) for f in frames):
         raise InvalidDataError(0, "a tile's picture is not the size its container declares")
     if frames[0].format.name not in _EIGHT_BIT:
@@ -256,7 +254,7 @@ def decode(
         canvas.paste(tile, (column * tw // factor, row * th // factor))
     image = canvas.crop(_scaled((0, 0, lay.width, lay.height), factor))
     for box, payload in lay.transforms:
-        image = _transform(image, box, payload, factor, lay)
+        image = _transform(image, box, payload, _scaled(clap, factor))
     return image, factor
 
 
@@ -342,10 +340,10 @@ def _clap_box(lay: Layout) -> tuple[int, int, int, int]:
 
 
 def _transform(
-    image: Image.Image, box: bytes, payload: bytes, factor: int, lay: Layout
+    image: Image.Image, box: bytes, payload: bytes, aperture: tuple[int, int, int, int]
 ) -> Image.Image:
     if box == b"clap":
-        return image.crop(_scaled(_clap_box(lay), factor))
+        return image.crop(aperture)
     if box == b"irot":
         turns = payload[0] & 3  # anticlockwise quarter turns, as Pillow's ROTATE_*
         rotate = (

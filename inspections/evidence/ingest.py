@@ -91,12 +91,11 @@ async def ingest(
     async with q.connection(pool) as db, db.transaction():
         if started is None:
             row = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields})
-            done = row is not None
         else:
-            done = await q.update_queued(db, meta.evidence_id, fields)
-        if not done and started is not None:  # a racing complete got there first
+            row = await q.update_queued(db, meta.evidence_id, fields)
+        if row is None and started is not None:  # a racing complete got there first
             return as_it_is(ctx, await q.evidence_by_id(db, meta.evidence_id), user)
-        if not done:  # a racing twin of this upload (same id or same bytes) got there first
+        if row is None:  # a racing twin of this upload (same id or same bytes) got there first
             return await _twin(db, ctx, user, meta, visit, sha)
         await record(
             db,
@@ -112,8 +111,6 @@ async def ingest(
             },
             request_id,
         )
-        if started is not None:
-            row = await q.evidence_by_id(db, meta.evidence_id)
     if started is not None:
         # Committed: a failure here leaves the object to the sweeper, not the phone.
         with contextlib.suppress(Exception):

@@ -168,22 +168,20 @@ async def insert_queued(db: asyncpg.Connection, row: dict[str, Any]) -> Any:
     )
 
 
-async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> bool:
-    """A presigned upload, completed: now stored and queued (call in a transaction). False
-    when it was no longer waiting for its bytes (a racing complete got there first)."""
+async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> Any:
+    """A presigned upload, completed: now stored and queued, in one statement (call in a
+    transaction); the row, or None when it was no longer waiting for its bytes (a racing
+    complete got there first)."""
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
-    done = await db.fetchval(
-        f"""update evidence set {sets}, upload_key = null, updated_at = now()
-             where id = $1 and status = 'uploading' returning id""",
+    return await db.fetchrow(
+        f"""with e as (update evidence set {sets}, upload_key = null, updated_at = now()
+                        where id = $1 and status = 'uploading' returning *),
+                 j as (insert into evidence_jobs (evidence_id) select id from e
+                       on conflict do nothing)
+            select * from e""",
         evidence_id,
         *fields.values(),
     )
-    if done is None:
-        return False
-    await db.execute(
-        "insert into evidence_jobs (evidence_id) values ($1) on conflict do nothing", evidence_id
-    )
-    return True
 
 
 async def reject_upload(db: asyncpg.Connection, evidence_id: UUID, kind: str, detail: str) -> bool:
