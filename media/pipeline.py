@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import io
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -80,14 +81,15 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     height: int
 
 
-def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
-    """The checks worth making before acknowledging an upload (CPU-light; run in a thread).
+def precheck(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Checked:
+    """The checks worth making before acknowledging an upload (CPU-light; run in a thread),
+    of a file or of its bytes.
 
     Raises ImageRejected: not JPEG/PNG/WebP/HEIC (415), too many pixels by the header
     (413), or a structure that cannot hold the whole picture (422): a JPEG's markers,
     a HEIF container's boxes, item extents and NAL units, a PNG's chunks and CRCs.
     """
-    data = Path(path).read_bytes()
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     fmt = detect_format(data[:HEAD_BYTES])
     if fmt is None:
         raise _unsupported()
@@ -99,7 +101,7 @@ def precheck(path: str | os.PathLike[str], max_pixels: int) -> Checked:
         problem = None
     if problem is not None:
         raise corrupt_image()
-    with open_image(path, max_pixels, verify=fmt == "png") as img:  # PNG: chunk CRCs only
+    with open_image(io.BytesIO(data), max_pixels, verify=fmt == "png") as img:  # PNG: CRCs
         meta = read_metadata(img)
         w, h = img.size
     if meta.orientation in (5, 6, 7, 8):

@@ -114,6 +114,21 @@ async def test_retries_never_duplicate_and_same_bytes_are_recognised(api: Api) -
     assert len(keys_after_first) == 3  # original, display, thumb
     listed = await api.client.get(f"/v1/visits/{p.visit['id']}/evidence", headers=ann)
     assert [e["id"] for e in listed.json()] == [evidence_id]
+    # The upload is in the audit log once, with what it was; retries added no line.
+    assert await upload_audit(api, p.scene.coord, evidence_id) == [
+        {
+            "visit_id": p.visit["id"],
+            "sha256": hashlib.sha256(GPS_PHOTO.read_bytes()).hexdigest(),
+            "location_check": "on_site",
+        }
+    ]
+
+
+async def upload_audit(api: Api, coord: dict[str, str], evidence_id: str) -> list[Any]:
+    """The summaries of the evidence.upload lines the audit log shows for this evidence."""
+    r = await api.client.get(f"/v1/audit?object_id={evidence_id}", headers=coord)
+    assert r.status_code == 200, r.text
+    return [e["summary"] for e in r.json()["items"] if e["action"] == "evidence.upload"]
 
 
 GRID_HEIC = FIXTURES / "heic" / "grid_tiles.heic"  # 4 x 3 HEVC tiles, as an iPhone writes
@@ -270,6 +285,8 @@ async def test_presigned_upload_round_trip(api: Api) -> None:
     assert ev["status"] == "ready" and ev["location"]["check"] == "on_site"
     again = await api.client.post(f"/v1/evidence/{evidence_id}/complete", headers=ann)
     assert again.status_code == 200 and again.json()["id"] == evidence_id
+    [line] = await upload_audit(api, p.scene.coord, evidence_id)
+    assert line["location_check"] == "on_site"
     keys = await bucket_keys(api, p.scene.org)
     assert len(keys) == 3 and not any("/incoming/" in k for k in keys)
     r = await api.client.post("/v1/evidence/uploads", headers=ann, json=body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -55,3 +55,28 @@ async def audit(
         summary,
         request.scope.get("state", {}).get("request_id"),
     )
+
+
+class Entry(NamedTuple):
+    """An audit line written by the same statement as the change it records (see
+    ``insert_from``): the object is the id of that statement's row."""
+
+    organisation_id: UUID
+    actor_id: UUID | None
+    action: str
+    object_type: str
+    summary: dict[str, Any]
+    request_id: str | None
+
+
+def insert_from(source: str, first: int) -> str:
+    """SQL for a CTE that audits each row of CTE ``source`` (by its ``id``), with
+    ``Entry``'s fields as parameters ``$first`` … ``$first+5``: one statement, so the
+    change and its audit line commit together without a transaction of their own."""
+    p = [f"${first + i}" for i in range(6)]
+    return f"""insert into audit_log
+                   (organisation_id, actor_id, action, object_type, object_id, summary,
+                    request_id)
+               select {p[0]}::uuid, {p[1]}::uuid, {p[2]}::text, {p[3]}::text, {source}.id::text,
+                      {p[4]}::jsonb, {p[5]}::text
+                 from {source}"""

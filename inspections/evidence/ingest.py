@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from inspections.audit.log import record
+from inspections.audit.log import Entry, record
 from inspections.evidence import keys
 from inspections.evidence import queries as q
 from inspections.evidence.context import EvidenceContext
@@ -77,40 +76,37 @@ async def ingest(
         return present(ctx, row, user, duplicate_of=site.duplicate)
     service = site.service
     try:
-        checked = await asyncio.to_thread(precheck, photo.path, settings.max_photo_pixels)
+        checked, original_key = await asyncio.to_thread(
+            check_and_store, ctx.store, user.organisation_id, photo, settings.max_photo_pixels
+        )
     except ImageRejected as exc:
         if started is not None:  # the phone reads why when it polls
             async with q.connection(pool) as db:
                 await _refuse(db, ctx, user, started, exc.kind, exc.detail, request_id)
         raise
-    original_key = await store_original(
-        ctx.store, user.organisation_id, photo.sha256, photo.path, checked.content_type
-    )
     facts = conclusions(settings, visit, service, meta, checked.meta)
     fields = stored_fields(checked, photo, original_key, facts)
-    async with q.connection(pool) as db, db.transaction():
+    entry = Entry(
+        user.organisation_id,
+        user.user_id,
+        "evidence.upload",
+        "evidence",
+        {
+            "visit_id": str(visit.id),
+            "sha256": photo.sha256,
+            "location_check": facts["location_check"],
+        },
+        request_id,
+    )
+    async with q.connection(pool) as db:  # one statement each: no transaction of its own
         if started is None:
-            row = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields})
+            row = await q.insert_queued(db, {**new_row(meta, user, "processing"), **fields}, entry)
         else:
-            row = await q.update_queued(db, meta.evidence_id, fields)
+            row = await q.update_queued(db, meta.evidence_id, fields, entry)
         if row is None and started is not None:  # a racing complete got there first
             return as_it_is(ctx, await q.evidence_by_id(db, meta.evidence_id), user)
         if row is None:  # a racing twin of this upload (same id or same bytes) got there first
             return await _twin(db, ctx, user, meta, visit, sha)
-        await record(
-            db,
-            user.organisation_id,
-            user.user_id,
-            "evidence.upload",
-            "evidence",
-            meta.evidence_id,
-            {
-                "visit_id": str(visit.id),
-                "sha256": photo.sha256,
-                "location_check": facts["location_check"],
-            },
-            request_id,
-        )
     if started is not None:
         # Committed: a failure here leaves the object to the sweeper, not the phone.
         with contextlib.suppress(Exception):
@@ -251,23 +247,23 @@ def conclusions(
     }
 
 
-async def store_original(
-    store: ObjectStore, org: UUID, sha256: str, path: str | os.PathLike[str], content_type: str
-) -> str:
-    """The original, byte for byte, under its content address; returns its key.
+def check_and_store(
+    store: ObjectStore, org: UUID, photo: Photo, max_pixels: int
+) -> tuple[Checked, str]:
+    """The checks before the acknowledgement (``precheck``: raises ImageRejected), then the
+    original, byte for byte, under its content address. Blocking (run it in a thread): the
+    file is read once for both, and an upload's answer waits on one thread hop, not two.
 
     No HEAD first: the same bytes under the same key are the same object, so writing them
     again is harmless, and one request instead of two is what an upload's answer waits for.
+    Returns what the checks learnt and the original's key.
     """
-    key = keys.original_key(org, sha256)
-
-    def put() -> None:
-        with open(path, "rb") as f:
-            digest = bytes.fromhex(sha256)
-            store.put(key, f, content_type, sha256=digest, metadata={"sha256": sha256})
-
-    await asyncio.to_thread(put)
-    return key
+    data = photo.path.read_bytes()
+    checked = precheck(data, max_pixels)
+    key = keys.original_key(org, photo.sha256)
+    digest = bytes.fromhex(photo.sha256)
+    store.put(key, data, checked.content_type, sha256=digest, metadata={"sha256": photo.sha256})
+    return checked, key
 
 
 async def store_derivatives(

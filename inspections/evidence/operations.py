@@ -70,8 +70,7 @@ async def upload_evidence(
             if existing is not None:
                 q.check_mine(existing, user)
                 return present(ctx, existing, user)
-            visit = await q.visit_for_upload(db, user, meta)
-            site = await q.site_for_ingest(db, visit, bytes.fromhex(photo.sha256))
+            visit, site = await q.upload_target(db, user, meta, bytes.fromhex(photo.sha256))
         return await ingest(pool, ctx, user, meta, visit, photo, site=site, request_id=request_id)
 
 

@@ -9,12 +9,14 @@ from uuid import UUID
 
 import asyncpg
 
+from inspections.audit.log import Entry, insert_from
 from inspections.checklists.queries import version_in_org
 from inspections.checklists.questions import questions
 from inspections.evidence.schemas import EvidenceMeta
-from inspections.visits.queries import visit_door, visit_in_org
+from inspections.visits.queries import VISIT_COLS, door_closed, visit_of
 from inspections.visits.schemas import Visit
 from service.auth import Principal
+from service.db import row_or_404
 from service.errors import FieldError, conflict, forbidden, not_found, unprocessable
 
 
@@ -46,10 +48,47 @@ def check_mine(row: Any, user: Principal) -> None:
 
 async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: EvidenceMeta) -> Visit:
     """Only team members add evidence, only while the visit's door is open (DOOR_RULE)."""
-    visit = await visit_in_org(db, user, meta.visit_id)
+    return (await upload_target(db, user, meta))[0]
+
+
+class Site(NamedTuple):
+    """What ingesting a photo needs to know of its visit's service, and of the visit."""
+
+    service: Any  # lat, lon, geofence_m of the visit's service
+    duplicate: UUID | None  # live evidence of the same visit with the same bytes
+
+
+def _duplicate(sha: str) -> str:
+    """SQL: live evidence of visit ``v`` with the bytes whose SHA-256 is parameter ``sha``
+    (none when it is null)."""
+    return f"""(select e.id from evidence e
+                 where e.visit_id = v.id and e.sha256 = {sha}
+                   and e.status <> 'rejected' and e.deleted_at is null
+                 limit 1)"""
+
+
+async def upload_target(
+    db: asyncpg.Connection, user: Principal, meta: EvidenceMeta, sha: bytes | None = None
+) -> tuple[Visit, Site]:
+    """The visit a photo is for, checked as ``visit_for_upload`` says, and its Site (the
+    duplicate only when ``sha`` is given): the visit, its door and its service's place in
+    one round trip, as a photo's answer waits on it."""
+    row = await row_or_404(
+        db,
+        "visit",
+        f"""select {VISIT_COLS},
+                   (select r.status from visit_reports r where r.visit_id = v.id) report_status,
+                   s.lat, s.lon, s.geofence_m, {_duplicate("$3")} duplicate
+              from visits v join services s on s.id = v.service_id
+             where v.id = $1 and v.organisation_id = $2""",
+        meta.visit_id,
+        user.organisation_id,
+        sha,
+    )
+    visit = visit_of(row)
     if visit.member(user.user_id) is None:
         raise forbidden("Only members of this visit's team can add evidence to it.")
-    closed = await visit_door(db, visit)
+    closed = door_closed(visit, row["report_status"])
     if closed is not None:
         raise conflict(closed, "visit-closed")
     errors = []
@@ -69,30 +108,18 @@ async def visit_for_upload(db: asyncpg.Connection, user: Principal, meta: Eviden
             errors.append(FieldError("$.question_key", "no such question in this checklist"))
     if errors:
         raise unprocessable("The evidence metadata does not fit this visit.", errors)
-    return visit
-
-
-class Site(NamedTuple):
-    """What ingesting a photo needs to know of its visit's service, and of the visit."""
-
-    service: Any  # lat, lon, geofence_m of the visit's service
-    duplicate: UUID | None  # live evidence of the same visit with the same bytes
+    return visit, Site(row, row["duplicate"])
 
 
 async def site_for_ingest(db: asyncpg.Connection, visit: Visit, sha: bytes) -> Site:
     """The service's place and any duplicate of these bytes in the visit: one round trip."""
     row = await db.fetchrow(
-        """select s.lat, s.lon, s.geofence_m,
-                  (select e.id from evidence e
-                    where e.visit_id = $2 and e.sha256 = $3
-                      and e.status <> 'rejected' and e.deleted_at is null
-                    limit 1) as duplicate
-             from (values (1)) one left join services s on s.id = $1""",
-        visit.service_id,
+        f"""select s.lat, s.lon, s.geofence_m, {_duplicate("$2")} duplicate
+              from visits v join services s on s.id = v.service_id where v.id = $1""",
         visit.id,
         sha,
     )
-    assert row is not None  # one row, always
+    assert row is not None  # the visit was loaded in this request
     return Site(row, row["duplicate"])
 
 
@@ -157,30 +184,37 @@ async def insert_uploading(db: asyncpg.Connection, row: dict[str, Any]) -> None:
     await db.execute(_insert_sql(list(row)), *row.values())
 
 
-async def insert_queued(db: asyncpg.Connection, row: dict[str, Any]) -> Any:
-    """Insert the row and its job in one statement; the new row, or None when a racing twin
-    (same id or same bytes) won."""
+async def insert_queued(db: asyncpg.Connection, row: dict[str, Any], entry: Entry) -> Any:
+    """Insert the row, its job and its audit line in one statement (atomic without a
+    transaction); the new row, or None when a racing twin (same id or same bytes) won."""
+    n = len(row)
     return await db.fetchrow(
         f"""with e as ({_insert_sql(list(row), "on conflict do nothing returning *")}),
-                 j as (insert into evidence_jobs (evidence_id) select id from e)
+                 j as (insert into evidence_jobs (evidence_id) select id from e),
+                 a as ({insert_from("e", n + 1)})
             select * from e""",
         *row.values(),
+        *entry,
     )
 
 
-async def update_queued(db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any]) -> Any:
-    """A presigned upload, completed: now stored and queued, in one statement (call in a
-    transaction); the row, or None when it was no longer waiting for its bytes (a racing
-    complete got there first)."""
+async def update_queued(
+    db: asyncpg.Connection, evidence_id: UUID, fields: dict[str, Any], entry: Entry
+) -> Any:
+    """A presigned upload, completed: now stored, queued and audited, in one statement; the
+    row, or None when it was no longer waiting for its bytes (a racing complete got there
+    first)."""
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
     return await db.fetchrow(
         f"""with e as (update evidence set {sets}, upload_key = null, updated_at = now()
                         where id = $1 and status = 'uploading' returning *),
                  j as (insert into evidence_jobs (evidence_id) select id from e
-                       on conflict do nothing)
+                       on conflict do nothing),
+                 a as ({insert_from("e", len(fields) + 2)})
             select * from e""",
         evidence_id,
         *fields.values(),
+        *entry,
     )
 
 

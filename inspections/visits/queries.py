@@ -130,7 +130,12 @@ async def visit_in_org(db: asyncpg.Connection, caller: Principal, visit_id: UUID
         visit_id,
         caller.organisation_id,
     )
-    return msgspec.convert(dict(row), Visit)
+    return visit_of(row)
+
+
+def visit_of(row: Any) -> Visit:
+    """The Visit of a row that selected VISIT_COLS (and perhaps columns of its own)."""
+    return msgspec.convert({f: row[f] for f in Visit.__struct_fields__ if f in row}, Visit)
 
 
 async def locked_visit(db: asyncpg.Connection, caller: Principal, visit_id: UUID) -> Visit:
