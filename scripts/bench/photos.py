@@ -14,9 +14,10 @@ seeds a visit, then measures in one run:
       make_derivatives / process_photo;
   (d) the offline bundle (200 and 304) without upload load and while 4 uploaders loop;
   (e) 16 phones at once sending ~1.6 MB 12 MP JPEGs: uploads acknowledged per second
-      against raw S3 PUTs per second of the same bytes to the same store, 16 at once
-      (each measured with the processing queue drained first; the time the queue then
-      takes to drain is printed too);
+      against raw S3 PUTs per second of the same bytes to the same store, 16 at once, in
+      rounds taking turns (3 by default; the median round's ratio is the goal figure, each
+      round is printed), each run with the processing queue drained first (the time the
+      queue takes to drain is printed too);
   (f) HEIC: our derivatives against the naive pipeline on the same 12 MP HEIC (in (c)),
       made as an iPhone makes it (a grid of 512 px HEVC tiles, the rotation in the
       container; --heic-tile 0 for one HEVC image), with libheif's decode alone (what the
@@ -1016,16 +1017,33 @@ def report(
             f"threads, {one.mean_ms:.0f} ms with 1 (naive / ours at 1 thread: "
             f"{ratio(naive_h, one):.2f}x)"
         )
-    ack, put16 = by.get(("ack16", "jpeg")), by.get(("put16", "jpeg"))
+    # Each round's pair (raw, acknowledged); the median round's ratio is the figure.
+    pairs = list(
+        zip(
+            (r for r in rows if r.key == "put16"),
+            (r for r in rows if r.key == "ack16"),
+            strict=True,
+        )
+    )
+    pairs.sort(key=lambda pa: pa[1].per_s / pa[0].per_s if pa[0].per_s else math.nan)
+    put16, ack = pairs[len(pairs) // 2] if pairs else (None, None)
     ack_ratio = ack.per_s / put16.per_s if ack and put16 and put16.per_s else math.nan
-    ok = ack_ratio >= ACK_RATIO_GOAL and not (ack and ack.errors)
+    ok = ack_ratio >= ACK_RATIO_GOAL and not any(a.errors for _, a in pairs)
     verdicts.append(ok)
     out(
         f"GOAL {ACK_CONCURRENCY} phones at once, {sample_ev.get('phone', {}).get('bytes', 0):,} B "
         f"12 MP JPEGs: acknowledged uploads/s / raw S3 PUTs/s = "
         f"{ack.per_s if ack else math.nan:.1f} / {put16.per_s if put16 else math.nan:.1f} = "
-        f"{ack_ratio:.2f}   goal >= {ACK_RATIO_GOAL:g}   {'PASS' if ok else 'FAIL'}"
+        f"{ack_ratio:.2f} (median of {len(pairs)} rounds)   goal >= {ACK_RATIO_GOAL:g}   "
+        f"{'PASS' if ok else 'FAIL'}"
     )
+    if pairs:
+        each = ", ".join(
+            f"{a.per_s:.1f} / {p.per_s:.1f} = {a.per_s / p.per_s:.2f}" for p, a in pairs
+        )
+        pooled = sum(a.n for _, a in pairs) / sum(a.wall for _, a in pairs)
+        pooled /= sum(p.n for p, _ in pairs) / sum(p.wall for p, _ in pairs)
+        out(f"     rounds, lowest ratio first: {each}; all rounds pooled {pooled:.2f}")
     recv16 = by.get(("recv16", "jpeg"))
     if ack and put16 and recv16:
         out(ack_bound(put16, recv16, ack))
@@ -1161,13 +1179,11 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
         }
     put_bodies = {p.fmt: [p.variant(f"put-{i}") for i in range(counts[p.fmt] + 1)] for p in photos}
     n16 = args.ack_n
-    ack_plan = [build_upload(phone, visit, auth, f"ack-{i}") for i in range(n16 + ACK_CONCURRENCY)]
     # The same bodies with their magic bytes spoiled: read to the end, then refused (415).
     recv_plan = [
         build_upload(phone, visit, auth, f"recv16-{i}", not_photo=True)
         for i in range(n16 + ACK_CONCURRENCY)
     ]
-    ack_puts = [phone.variant(f"put16-{i}") for i in range(n16 + ACK_CONCURRENCY)]
 
     # This process holds many long-lived objects (boto3, asyncpg, Pillow...): a full garbage
     # collection pass over them stalls the load client for tens of ms, so park them.
@@ -1295,31 +1311,41 @@ def bench(args: argparse.Namespace, tmp: Path, stack: bl.Stack) -> int:
         )
     plan.clear()
 
-    # (e) 16 phones at once, ~1.6 MB JPEGs: acknowledged uploads/s against raw PUTs/s.
+    # (e) 16 phones at once, ~1.6 MB JPEGs: acknowledged uploads/s against raw PUTs/s, in
+    # rounds taking turns (raw, then acknowledged), each after the queue has drained: one
+    # pair of 1-2 s runs moves with whatever else the machine does; the median round less.
     drains: dict[str, tuple[float, int, int]] = {}
-    drains["before (e)"] = asyncio.run(drain(target.dsn))
-    log(f"(e) {ACK_CONCURRENCY} at once, {len(phone.data):,} B JPEGs, {n16} each:")
+    log(
+        f"(e) {ACK_CONCURRENCY} at once, {len(phone.data):,} B JPEGs, {n16} each, "
+        f"{args.ack_rounds} rounds:"
+    )
     store = ObjectStore(
         st.s3_endpoint_url, st.s3_bucket, st.s3_region, st.s3_access_key, st.s3_secret_key
     )
     try:
-        add(
-            "put16",
-            f"(e) raw S3 put_object, {ACK_CONCURRENCY} threads",
-            "jpeg",
-            ACK_CONCURRENCY,
-            lambda: put_concurrent(store, ack_puts, ACK_CONCURRENCY, phone.content_type),
-        )
+        for r in range(1, args.ack_rounds + 1):
+            # Built before each round (not all at once: ~1.6 MB each), never while timing.
+            puts = [phone.variant(f"put16-{r}-{i}") for i in range(n16 + ACK_CONCURRENCY)]
+            acks = [build_upload(phone, visit, auth, f"ack-{r}-{i}") for i in range(n16 + 1)]
+            drains[f"before round {r} of (e)"] = asyncio.run(drain(target.dsn))
+            add(
+                "put16",
+                f"(e) raw S3 put_object, {ACK_CONCURRENCY} threads, round {r}",
+                "jpeg",
+                ACK_CONCURRENCY,
+                lambda puts=puts: put_concurrent(store, puts, ACK_CONCURRENCY, phone.content_type),
+            )
+            asyncio.run(first_upload(url, acks[0]))  # warm: connections, pool
+            add(
+                "ack16",
+                f"(e) POST /v1/evidence -> 202 stored, round {r}",
+                "jpeg",
+                ACK_CONCURRENCY,
+                lambda acks=acks: asyncio.run(http_concurrent(url, acks[1:], ACK_CONCURRENCY)),
+            )
+            del puts, acks
     finally:
         store.close()
-    asyncio.run(first_upload(url, ack_plan[0]))  # warm: connections, pool
-    add(
-        "ack16",
-        "(e) POST /v1/evidence -> 202 stored",
-        "jpeg",
-        ACK_CONCURRENCY,
-        lambda: asyncio.run(http_concurrent(url, ack_plan[1 : n16 + 1], ACK_CONCURRENCY)),
-    )
     log("    waiting for the processing queue to drain ...")
     drains["after (e)"] = asyncio.run(drain(target.dsn))
     # What receiving alone costs at the same concurrency (no store, no queue): with the
@@ -1394,7 +1420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         baseline_seconds=(5.0, "bundle without uploads (5)"),
         load_seconds=(10.0, "bundle while uploads run (10)"),
         load_warmup=(2.0, "uploads running before measuring (2)"),
-        ack_n=(96, "uploads (and PUTs) in the 16-at-once run (96)"),
+        ack_n=(96, "uploads (and PUTs) in each 16-at-once run (96)"),
+        ack_rounds=(3, "rounds of (e), raw then acknowledged; the median round is the goal (3)"),
     )
     p.add_argument(
         "--image-workers",
