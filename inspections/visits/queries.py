@@ -167,12 +167,6 @@ def door_closed(visit: Visit, report_status: str | None) -> str | None:
     return None
 
 
-async def visit_door(db: asyncpg.Connection, visit: Visit) -> str | None:
-    """door_closed for a loaded visit, with its report's status."""
-    report = await db.fetchval("select status from visit_reports where visit_id = $1", visit.id)
-    return door_closed(visit, report)
-
-
 def may_see_visit(caller: Principal, visit: Visit) -> None:
     """Team members and coordinators only."""
     if caller.has("coordinator") or visit.member(caller.user_id) is not None:
