@@ -1,4 +1,5 @@
-"""Writing to the append-only audit log, from any slice, in the caller's transaction."""
+"""Writing to the append-only audit log, from any slice: in the caller's transaction, or in
+the same statement as the change it records (``insert_from``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
+
+# One audit line's columns, in the order both writers below give them.
+_COLUMNS = "(organisation_id, actor_id, action, object_type, object_id, summary, request_id)"
 
 
 async def record(
@@ -19,9 +23,7 @@ async def record(
     request_id: str | None = None,
 ) -> None:
     await conn.execute(
-        """insert into audit_log
-               (organisation_id, actor_id, action, object_type, object_id, summary, request_id)
-           values ($1, $2, $3, $4, $5, $6, $7)""",
+        f"insert into audit_log {_COLUMNS} values ($1, $2, $3, $4, $5, $6, $7)",
         organisation_id,
         actor_id,
         action,
@@ -74,9 +76,7 @@ def insert_from(source: str, first: int) -> str:
     ``Entry``'s fields as parameters ``$first`` … ``$first+5``: one statement, so the
     change and its audit line commit together without a transaction of their own."""
     p = [f"${first + i}" for i in range(6)]
-    return f"""insert into audit_log
-                   (organisation_id, actor_id, action, object_type, object_id, summary,
-                    request_id)
+    return f"""insert into audit_log {_COLUMNS}
                select {p[0]}::uuid, {p[1]}::uuid, {p[2]}::text, {p[3]}::text, {source}.id::text,
                       {p[4]}::jsonb, {p[5]}::text
                  from {source}"""

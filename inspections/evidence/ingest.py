@@ -53,8 +53,8 @@ async def ingest(
     request_id: str | None = None,
 ) -> Evidence:
     """Check, store and queue ``photo`` as evidence ``meta.evidence_id`` of ``visit`` (its
-    door and the caller's place on its team already checked). ``site`` is
-    ``q.site_for_ingest``, when the caller looked it up already (one connection fewer).
+    door and the caller's place on its team already checked). ``site`` is the
+    visit's ``q.Site`` when the caller has it already (``q.upload_target``: one query fewer).
     ``started`` is the row of a presigned upload being completed, else a new row is made.
     Raises ImageRejected (the error handler answers it) after recording a presigned upload
     as rejected.

@@ -1452,8 +1452,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     bl.add_stack_options(p)
     args = p.parse_args(argv)
-    if min(args.n, args.heic_n, args.concurrency, args.bundle_clients) < 1:
-        p.error("--n, --heic-n, --concurrency and --bundle-clients must be >= 1")
+    if min(args.n, args.heic_n, args.concurrency, args.bundle_clients, args.ack_rounds) < 1:
+        p.error("--n, --heic-n, --concurrency, --bundle-clients and --ack-rounds must be >= 1")
     if args.bundle_rate < 0 or args.load_seconds <= 0 or args.baseline_seconds <= 0:
         p.error("--bundle-rate >= 0, --load-seconds and --baseline-seconds > 0")
     if not 1 <= args.quality <= 100:
