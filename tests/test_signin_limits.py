@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from inspections.accounts.limits import wait_text
 from scripts.bench.harness import children
 from service.settings import Settings
 from tests.conftest import make_settings, start_live_server, stop_live_server
@@ -105,3 +106,16 @@ async def test_one_account_guessed_from_many_addresses_is_limited_too(api: Api, 
     for source in sources[:2]:
         status, _, body, _ = await attempt(live, ken["email"], source, "correct horse battery")
         assert status == 200, body
+
+
+def test_the_wait_is_said_as_the_retry_after_header_says_it() -> None:
+    # The words agree with Retry-After: not "1 minute" when 8 s remain, and rounded up,
+    # so that someone who waits as long as they were told is let in.
+    assert [wait_text(s) for s in (1, 8, 59, 60, 61, 3600)] == [
+        "1 second",
+        "8 seconds",
+        "59 seconds",
+        "1 minute",
+        "2 minutes",
+        "60 minutes",
+    ]

@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 from litestar import Request
 
+from inspections.wording import plural
 from service.errors import Problem
 from service.settings import Settings
 from service.state import app_state
@@ -126,14 +127,21 @@ async def hit(db: asyncpg.Connection, limits: Sequence[Limit]) -> None:
         raise Exceeded(max(1, *waits))
 
 
+def wait_text(seconds: int) -> str:
+    """How long to wait, as the Retry-After header says it, in words: "8 seconds", "2
+    minutes" (rounded up: a person told a minute who comes back in 50 s is refused again)."""
+    if seconds < 60:
+        return plural(max(1, seconds), "second")
+    return plural(-(-seconds // 60), "minute")
+
+
 def too_many(exc: Exceeded, what: str) -> Problem:
     """429 problem+json with Retry-After; ``what`` completes "Too many ..."."""
-    minutes = max(1, round(exc.retry_after / 60))
     return Problem(
         429,
         "rate-limited",
         "Too many requests",
-        f"Too many {what}; please try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+        f"Too many {what}; please try again in {wait_text(exc.retry_after)}.",
         headers={"Retry-After": str(exc.retry_after)},
     )
 

@@ -28,7 +28,6 @@ from inspections.accounts import queries as q
 from inspections.accounts.routes import BAD_SIGN_IN, _verify, start_session
 from inspections.audit.log import audit
 from inspections.web.public import PAGES_TAG, public_form, public_page
-from inspections.wording import plural
 from service.auth import (
     PUBLIC_PAGE,
     Principal,
@@ -187,13 +186,12 @@ async def signout(request: Request, db: DB) -> Response[Any]:
 
 
 def _too_many(exc: limits.Exceeded) -> Template:
-    minutes = max(1, round(exc.retry_after / 60))
     return page(
         "accounts/message.html",
         status=429,
         headers={"Retry-After": str(exc.retry_after)},
         title="Too many sign-in attempts",
-        paragraphs=[f"Please wait {plural(minutes, 'minute')}, then try again."],
+        paragraphs=[f"Please wait {limits.wait_text(exc.retry_after)}, then try again."],
         links=[{"href": "/signin", "text": "Back to sign in"}],
     )
 
